@@ -1,0 +1,423 @@
+//! Broker configuration: Kafka's `server.properties` keys, parsed and validated.
+//!
+//! Contract: `BrokerConfig::from_properties` either returns a complete, validated
+//! config or a one-line error naming the key and the value. It never touches disk.
+//! Unknown keys are returned as warnings, as Kafka logs them.
+
+mod properties;
+pub mod topic;
+
+pub use properties::parse_properties;
+pub use topic::{TopicConfig, TopicConfigKey, TOPIC_CONFIG_KEYS};
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A config error: always names the key and the offending value.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("invalid value '{value}' for config '{key}': {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("missing required config '{0}'")]
+    Missing(String),
+    #[error("line {line}: {reason}")]
+    Syntax { line: usize, reason: String },
+}
+
+/// One listener: `PLAINTEXT://host:port`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            self.host.as_str()
+        };
+        let text = if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        };
+        text.parse().map_err(|_| ConfigError::InvalidValue {
+            key: "listeners".into(),
+            value: format!("{}://{}:{}", self.name, self.host, self.port),
+            reason: "host must be an IP address".into(),
+        })
+    }
+}
+
+/// The broker's validated configuration. Field names follow Kafka's keys, units last.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub cluster_id: Option<String>,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    pub max_in_flight_requests_per_connection: usize,
+    pub log_retention_check_interval_ms: u64,
+    pub log_flush_scheduler_interval_ms: u64,
+    pub log_flush_offset_checkpoint_interval_ms: u64,
+    /// Defaults for every topic config, derived from the broker's `log.*` keys.
+    pub topic_defaults: TopicConfig,
+    /// Keys Fjord accepted but did not recognise, in file order.
+    pub warnings: Vec<String>,
+}
+
+/// Keys Kafka has that Fjord accepts and has no use for (thread pools and buffers are
+/// sized by tokio); listed so they do not warn.
+const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
+    "num.network.threads",
+    "num.io.threads",
+    "num.recovery.threads.per.data.dir",
+    "num.replica.fetchers",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "queued.max.requests",
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
+    "group.initial.rebalance.delay.ms",
+    "offsets.topic.replication.factor",
+    "offsets.topic.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "zookeeper.connection.timeout.ms",
+];
+
+impl BrokerConfig {
+    /// Zero config: one node, `127.0.0.1:9092`, data in `./data`.
+    pub fn default_single_node() -> BrokerConfig {
+        match BrokerConfig::from_properties(&BTreeMap::new()) {
+            Ok(config) => config,
+            Err(e) => unreachable!("defaults are valid: {e}"),
+        }
+    }
+
+    /// Builds the config from parsed properties (later keys already override earlier).
+    pub fn from_properties(props: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        let mut warnings = Vec::new();
+        let get = |k: &str| props.get(k).map(|s| s.trim().to_string());
+        let node_id = match (get("node.id"), get("broker.id")) {
+            (Some(v), _) => parse_num::<i32>("node.id", &v, 0, i32::MAX as i64)?,
+            (None, Some(v)) => parse_num::<i32>("broker.id", &v, 0, i32::MAX as i64)?,
+            (None, None) => 1,
+        };
+        let listeners = listeners_from(props)?;
+        let advertised_listeners = advertised_from(props, &listeners)?;
+        let log_dirs: Vec<PathBuf> = match get("log.dirs").or_else(|| get("log.dir")) {
+            Some(v) => split_list(&v).into_iter().map(PathBuf::from).collect(),
+            None => vec![PathBuf::from("data")],
+        };
+        if log_dirs.is_empty() {
+            return Err(invalid(
+                "log.dirs",
+                "",
+                "at least one directory is required",
+            ));
+        }
+        if props.contains_key("zookeeper.connect") {
+            warnings.push("zookeeper.connect is ignored: Fjord keeps cluster metadata in its own Raft quorum and needs no ZooKeeper".to_string());
+        }
+        for key in props.keys() {
+            if !is_known_key(key) {
+                warnings.push(format!("unknown config '{key}' is ignored"));
+            }
+        }
+        Ok(BrokerConfig {
+            node_id,
+            cluster_id: get("cluster.id"),
+            listeners,
+            advertised_listeners,
+            log_dirs,
+            num_partitions: parse_opt(props, "num.partitions", 1, 1, 100_000)?,
+            default_replication_factor: parse_opt(
+                props,
+                "default.replication.factor",
+                1,
+                1,
+                i16::MAX as i64,
+            )?,
+            auto_create_topics_enable: parse_bool_opt(props, "auto.create.topics.enable", true)?,
+            delete_topic_enable: parse_bool_opt(props, "delete.topic.enable", true)?,
+            socket_request_max_bytes: parse_opt(
+                props,
+                "socket.request.max.bytes",
+                104_857_600,
+                1024,
+                i32::MAX as i64,
+            )?,
+            max_connections: parse_opt(props, "max.connections", 10_000, 1, 1_000_000)?,
+            max_in_flight_requests_per_connection: parse_opt(
+                props,
+                "fjord.max.in.flight.requests.per.connection",
+                64,
+                1,
+                10_000,
+            )?,
+            log_retention_check_interval_ms: parse_opt(
+                props,
+                "log.retention.check.interval.ms",
+                300_000,
+                1,
+                i64::MAX,
+            )?,
+            log_flush_scheduler_interval_ms: parse_opt(
+                props,
+                "log.flush.scheduler.interval.ms",
+                i64::MAX as u64,
+                1,
+                i64::MAX,
+            )?,
+            log_flush_offset_checkpoint_interval_ms: parse_opt(
+                props,
+                "log.flush.offset.checkpoint.interval.ms",
+                60_000,
+                1,
+                i64::MAX,
+            )?,
+            topic_defaults: TopicConfig::from_broker_properties(props)?,
+            warnings,
+        })
+    }
+}
+
+fn is_known_key(key: &str) -> bool {
+    const KNOWN: &[&str] = &[
+        "node.id",
+        "broker.id",
+        "cluster.id",
+        "listeners",
+        "advertised.listeners",
+        "port",
+        "host.name",
+        "advertised.host.name",
+        "advertised.port",
+        "log.dirs",
+        "log.dir",
+        "num.partitions",
+        "default.replication.factor",
+        "auto.create.topics.enable",
+        "delete.topic.enable",
+        "socket.request.max.bytes",
+        "max.connections",
+        "fjord.max.in.flight.requests.per.connection",
+        "log.retention.check.interval.ms",
+        "log.flush.scheduler.interval.ms",
+        "log.flush.offset.checkpoint.interval.ms",
+        "zookeeper.connect",
+    ];
+    KNOWN.contains(&key)
+        || ACCEPTED_WITHOUT_EFFECT.contains(&key)
+        || topic::is_broker_topic_key(key)
+}
+
+fn listeners_from(props: &BTreeMap<String, String>) -> Result<Vec<Listener>, ConfigError> {
+    if let Some(v) = props.get("listeners") {
+        return parse_listeners("listeners", v);
+    }
+    // The tutorial's keys: `port` and `host.name`.
+    let port: u16 = match props.get("port") {
+        Some(p) => parse_num("port", p.trim(), 0, u16::MAX as i64)?,
+        None => 9092,
+    };
+    let host = props
+        .get("host.name")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    Ok(vec![Listener {
+        name: "PLAINTEXT".into(),
+        host,
+        port,
+    }])
+}
+
+fn advertised_from(
+    props: &BTreeMap<String, String>,
+    listeners: &[Listener],
+) -> Result<Vec<Listener>, ConfigError> {
+    if let Some(v) = props.get("advertised.listeners") {
+        return parse_listeners("advertised.listeners", v);
+    }
+    let mut out = listeners.to_vec();
+    for l in &mut out {
+        if let Some(h) = props.get("advertised.host.name") {
+            l.host = h.trim().to_string();
+        }
+        if let Some(p) = props.get("advertised.port") {
+            l.port = parse_num("advertised.port", p.trim(), 1, u16::MAX as i64)?;
+        }
+        if l.host.is_empty() || l.host == "0.0.0.0" {
+            l.host = "127.0.0.1".into();
+        }
+    }
+    Ok(out)
+}
+
+/// `PLAINTEXT://127.0.0.1:9092,OTHER://:9093`.
+pub fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+    let mut out = Vec::new();
+    for item in split_list(value) {
+        let (name, rest) = item
+            .split_once("://")
+            .ok_or_else(|| invalid(key, value, "expected NAME://HOST:PORT"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, "expected NAME://HOST:PORT"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid(key, value, "port must be 0..65535"))?;
+        if name.is_empty() {
+            return Err(invalid(key, value, "listener name is empty"));
+        }
+        out.push(Listener {
+            name: name.to_string(),
+            host,
+            port,
+        });
+    }
+    if out.is_empty() {
+        return Err(invalid(key, value, "at least one listener is required"));
+    }
+    Ok(out)
+}
+
+pub fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+pub(crate) fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+pub(crate) fn parse_num<T: TryFrom<i64>>(
+    key: &str,
+    value: &str,
+    min: i64,
+    max: i64,
+) -> Result<T, ConfigError> {
+    let n: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "not a number"))?;
+    if n < min || n > max {
+        return Err(invalid(
+            key,
+            value,
+            &format!("must be between {min} and {max}"),
+        ));
+    }
+    T::try_from(n).map_err(|_| invalid(key, value, "out of range"))
+}
+
+fn parse_opt<T: TryFrom<i64>>(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    default: T,
+    min: i64,
+    max: i64,
+) -> Result<T, ConfigError> {
+    match props.get(key) {
+        Some(v) => parse_num(key, v, min, max),
+        None => Ok(default),
+    }
+}
+
+pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
+}
+
+fn parse_bool_opt(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    props
+        .get(key)
+        .map(|v| parse_bool(key, v))
+        .unwrap_or(Ok(default))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn tutorial_keys_make_a_listener() {
+        let c = BrokerConfig::from_properties(&props(&[
+            ("broker.id", "10"),
+            ("port", "9090"),
+            ("host.name", "127.0.0.2"),
+            ("advertised.host.name", "127.0.0.2"),
+            ("zookeeper.connect", "127.0.0.1:2181"),
+        ]))
+        .unwrap();
+        assert_eq!(c.node_id, 10);
+        assert_eq!(c.listeners[0].port, 9090);
+        assert_eq!(c.advertised_listeners[0].host, "127.0.0.2");
+        assert!(c.warnings.iter().any(|w| w.contains("ZooKeeper")));
+    }
+
+    #[test]
+    fn bad_value_names_key_and_value() {
+        let e = BrokerConfig::from_properties(&props(&[("num.partitions", "lots")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value 'lots' for config 'num.partitions': not a number"
+        );
+    }
+
+    #[test]
+    fn unknown_key_warns() {
+        let c = BrokerConfig::from_properties(&props(&[("no.such.key", "1")])).unwrap();
+        assert_eq!(
+            c.warnings,
+            vec!["unknown config 'no.such.key' is ignored".to_string()]
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! `LogManager`: every partition log in every `log.dirs` directory, their checkpoints,
+//! recovery at start-up and the clean-shutdown marker.
+//!
+//! Per log dir: `meta.properties`, `recovery-point-offset-checkpoint`,
+//! `log-start-offset-checkpoint`, `replication-offset-checkpoint`, and
+//! `.kafka_cleanshutdown` while the broker is stopped cleanly (removed at start-up, so a
+//! kill -9 leaves none and the next start recovers past the recovery points).
+//! Lock: `logs` is a `RwLock` over the map only; each log has its own lock.
+
+use super::checkpoint;
+use super::unified_log::LoadOffsets;
+use super::{LogError, TopicPartition, UnifiedLog};
+use crate::config::TopicConfig;
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
+const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+const REPLICATION_FILE: &str = "replication-offset-checkpoint";
+
+#[derive(Debug)]
+pub struct LogManager {
+    pub log_dirs: Vec<PathBuf>,
+    logs: RwLock<HashMap<TopicPartition, Arc<UnifiedLog>>>,
+    /// Which log dir holds each partition.
+    placement: RwLock<HashMap<TopicPartition, usize>>,
+}
+
+/// A partition directory found at start-up, before its topic's config is known.
+#[derive(Debug)]
+pub struct FoundLog {
+    pub tp: TopicPartition,
+    pub dir_index: usize,
+    pub topic_id: Option<uuid::Uuid>,
+}
+
+impl LogManager {
+    /// Creates the log dirs and `meta.properties`; refuses a dir that belongs to another node.
+    pub fn new(
+        log_dirs: Vec<PathBuf>,
+        cluster_id: &str,
+        node_id: i32,
+    ) -> Result<LogManager, LogError> {
+        if log_dirs.is_empty() {
+            return Err(LogError::NoLogDir);
+        }
+        for dir in &log_dirs {
+            fs::create_dir_all(dir)?;
+            let meta_path = dir.join("meta.properties");
+            match checkpoint::read_meta_properties(&meta_path)? {
+                Some(meta) => {
+                    let stored = meta
+                        .get("node.id")
+                        .or_else(|| meta.get("broker.id"))
+                        .cloned()
+                        .unwrap_or_default();
+                    if stored != node_id.to_string() {
+                        return Err(LogError::Corrupt(format!(
+                            "{} belongs to node.id {stored}, not {node_id}",
+                            meta_path.display()
+                        )));
+                    }
+                }
+                None => checkpoint::write_meta_properties(
+                    &meta_path,
+                    cluster_id,
+                    node_id,
+                    uuid::Uuid::new_v4(),
+                )?,
+            }
+        }
+        Ok(LogManager {
+            log_dirs,
+            logs: RwLock::new(HashMap::new()),
+            placement: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The cluster id stored in the first log dir, if any.
+    pub fn stored_cluster_id(log_dirs: &[PathBuf]) -> Option<String> {
+        let dir = log_dirs.first()?;
+        checkpoint::read_meta_properties(&dir.join("meta.properties"))
+            .ok()
+            .flatten()?
+            .get("cluster.id")
+            .cloned()
+    }
+
+    /// Partition directories present on disk.
+    pub fn scan(&self) -> Result<Vec<FoundLog>, LogError> {
+        let mut out = Vec::new();
+        for (i, dir) in self.log_dirs.iter().enumerate() {
+            for entry in fs::read_dir(dir)? {
+                let entry = entry?;
+                if !entry.file_type()?.is_dir() {
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.ends_with("-delete") {
+                    fs::remove_dir_all(entry.path())?;
+                    continue;
+                }
+                if let Some(tp) = TopicPartition::from_dir_name(&name) {
+                    let topic_id = checkpoint::read_partition_metadata(&entry.path())?;
+                    out.push(FoundLog {
+                        tp,
+                        dir_index: i,
+                        topic_id,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the previous run stopped cleanly (every dir has the marker). Removes the
+    /// markers: from here on a crash must be recovered from.
+    pub fn take_clean_shutdown(&self) -> Result<bool, LogError> {
+        let mut clean = true;
+        for dir in &self.log_dirs {
+            let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+            if marker.exists() {
+                fs::remove_file(&marker)?;
+            } else {
+                clean = false;
+            }
+        }
+        Ok(clean)
+    }
+
+    /// Loads one found log with its topic's config.
+    pub fn load(
+        &self,
+        found: &FoundLog,
+        topic_id: uuid::Uuid,
+        config: Arc<TopicConfig>,
+        clean_shutdown: bool,
+        now_ms: i64,
+    ) -> Result<Arc<UnifiedLog>, LogError> {
+        let dir = &self.log_dirs[found.dir_index];
+        let key = (found.tp.topic.clone(), found.tp.partition);
+        let recovery =
+            checkpoint::read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE)).unwrap_or_default();
+        let starts =
+            checkpoint::read_offset_checkpoint(&dir.join(LOG_START_FILE)).unwrap_or_default();
+        let hws =
+            checkpoint::read_offset_checkpoint(&dir.join(REPLICATION_FILE)).unwrap_or_default();
+        let offsets = LoadOffsets {
+            recovery_point: recovery.get(&key).copied().unwrap_or(0),
+            log_start_offset: starts.get(&key).copied().unwrap_or(0),
+            high_watermark: hws.get(&key).copied(),
+            clean_shutdown,
+        };
+        let path = dir.join(found.tp.dir_name());
+        let log = Arc::new(UnifiedLog::load(
+            &path,
+            found.tp.clone(),
+            config,
+            offsets,
+            now_ms,
+        )?);
+        if found.topic_id != Some(topic_id) {
+            checkpoint::write_partition_metadata(&path, topic_id)?;
+        }
+        self.insert(found.tp.clone(), found.dir_index, log.clone());
+        Ok(log)
+    }
+
+    fn insert(&self, tp: TopicPartition, dir_index: usize, log: Arc<UnifiedLog>) {
+        write_lock(&self.logs).insert(tp.clone(), log);
+        write_lock(&self.placement).insert(tp, dir_index);
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<UnifiedLog>> {
+        read_lock(&self.logs).get(tp).cloned()
+    }
+
+    /// The log of `tp`, created in the least-used log dir when it does not exist.
+    pub fn get_or_create(
+        &self,
+        tp: &TopicPartition,
+        topic_id: uuid::Uuid,
+        config: Arc<TopicConfig>,
+        now_ms: i64,
+    ) -> Result<Arc<UnifiedLog>, LogError> {
+        if let Some(log) = self.get(tp) {
+            return Ok(log);
+        }
+        let dir_index = {
+            let placement = read_lock(&self.placement);
+            (0..self.log_dirs.len())
+                .min_by_key(|i| placement.values().filter(|d| *d == i).count())
+                .unwrap_or(0)
+        };
+        let path = self.log_dirs[dir_index].join(tp.dir_name());
+        let log = Arc::new(UnifiedLog::load(
+            &path,
+            tp.clone(),
+            config,
+            LoadOffsets {
+                clean_shutdown: true,
+                ..Default::default()
+            },
+            now_ms,
+        )?);
+        checkpoint::write_partition_metadata(&path, topic_id)?;
+        self.insert(tp.clone(), dir_index, log.clone());
+        Ok(log)
+    }
+
+    pub fn all(&self) -> Vec<Arc<UnifiedLog>> {
+        read_lock(&self.logs).values().cloned().collect()
+    }
+
+    pub fn dir_of(&self, tp: &TopicPartition) -> Option<PathBuf> {
+        read_lock(&self.placement)
+            .get(tp)
+            .map(|i| self.log_dirs[*i].clone())
+    }
+
+    /// Deletes the partition's directory.
+    pub fn delete(&self, tp: &TopicPartition) -> Result<(), LogError> {
+        let log = write_lock(&self.logs).remove(tp);
+        write_lock(&self.placement).remove(tp);
+        if let Some(log) = log {
+            log.delete()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the three offset checkpoints of every log dir.
+    pub fn checkpoint(&self) -> Result<(), LogError> {
+        let logs = read_lock(&self.logs).clone();
+        let placement = read_lock(&self.placement).clone();
+        for (i, dir) in self.log_dirs.iter().enumerate() {
+            let mut recovery = BTreeMap::new();
+            let mut starts = BTreeMap::new();
+            let mut hws = BTreeMap::new();
+            for (tp, log) in logs.iter().filter(|(tp, _)| placement.get(*tp) == Some(&i)) {
+                let key = (tp.topic.clone(), tp.partition);
+                let (lso, hw, _) = log.offsets();
+                recovery.insert(key.clone(), log.recovery_point());
+                starts.insert(key.clone(), lso);
+                hws.insert(key, hw);
+            }
+            checkpoint::write_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE), &recovery)?;
+            checkpoint::write_offset_checkpoint(&dir.join(LOG_START_FILE), &starts)?;
+            checkpoint::write_offset_checkpoint(&dir.join(REPLICATION_FILE), &hws)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes every log, writes checkpoints and the clean-shutdown markers.
+    pub fn shutdown(&self, now_ms: i64) -> Result<(), LogError> {
+        for log in self.all() {
+            log.close(now_ms)?;
+        }
+        self.checkpoint()?;
+        for dir in &self.log_dirs {
+            fs::write(dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        }
+        Ok(())
+    }
+}
+
+fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    match l.read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    match l.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Kafka's partition directory path under `log_dir`.
+pub fn partition_dir(log_dir: &Path, tp: &TopicPartition) -> PathBuf {
+    log_dir.join(tp.dir_name())
+}

@@ -1,0 +1,82 @@
+//! Storage in Kafka's on-disk format.
+//!
+//! - `record_batch`: record batch v2 as raw bytes (validate, patch offsets, walk).
+//! - `index`: `OffsetIndex` and `TimeIndex`.
+//! - `segment`: `LogSegment`, one `.log` file with its indexes.
+//! - `producer_state`: `ProducerStateManager` for idempotent producers.
+//! - `checkpoint`: Kafka's checkpoint and metadata text files.
+//! - `unified_log`: `UnifiedLog`, one partition's log.
+//! - `log_manager`: `LogManager`, every log in every `log.dirs` directory.
+
+pub mod checkpoint;
+pub mod index;
+pub mod log_manager;
+pub mod producer_state;
+pub mod record_batch;
+pub mod segment;
+pub mod unified_log;
+
+pub use log_manager::LogManager;
+pub use unified_log::{AppendInfo, FetchDataInfo, FetchIsolation, UnifiedLog};
+
+use std::fmt;
+
+/// A topic name and partition index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    /// Kafka's directory name: `<topic>-<partition>`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    /// Parses a partition directory name; `None` for anything else.
+    pub fn from_dir_name(name: &str) -> Option<TopicPartition> {
+        let (topic, partition) = name.rsplit_once('-')?;
+        let partition: i32 = partition.parse().ok()?;
+        if topic.is_empty() || partition < 0 {
+            return None;
+        }
+        Some(TopicPartition::new(topic, partition))
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Storage errors. Mapped to Kafka error codes in `protocol::errors`.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Batch(#[from] record_batch::BatchError),
+    #[error(transparent)]
+    Producer(#[from] producer_state::ProducerError),
+    #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("corrupt log: {0}")]
+    Corrupt(String),
+    #[error("the log was deleted")]
+    Deleted,
+    #[error("no log directory is usable")]
+    NoLogDir,
+}

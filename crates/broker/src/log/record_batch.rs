@@ -1,0 +1,458 @@
+//! Record batch v2 (Kafka's `DefaultRecordBatch`), read and patched as raw bytes.
+//!
+//! On-disk and on-wire layout (big endian), offsets in bytes:
+//! ```text
+//!  0 base_offset i64          12 partition_leader_epoch i32   16 magic i8 (= 2)
+//!  8 batch_length i32         17 crc u32 (CRC-32C of bytes 21..end)
+//! 21 attributes i16           23 last_offset_delta i32        27 base_timestamp i64
+//! 35 max_timestamp i64        43 producer_id i64              51 producer_epoch i16
+//! 53 base_sequence i32        57 records_count i32            61 records ...
+//! ```
+//! `batch_length` counts the bytes after itself, so a batch takes `12 + batch_length`.
+//! The produce and fetch paths never decode records: they patch the fields above.
+
+use thiserror::Error;
+
+pub const BATCH_HEADER_BYTES: usize = 61;
+/// Bytes before `batch_length` is known: base_offset and batch_length.
+pub const LOG_OVERHEAD: usize = 12;
+pub const MAGIC_V2: i8 = 2;
+const CRC_START: usize = 21;
+
+pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
+pub const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
+pub const ATTR_CONTROL: i16 = 0x20;
+
+pub const NO_PRODUCER_ID: i64 = -1;
+
+/// Why a batch was refused; mapped to Kafka error codes in `protocol::errors`.
+#[derive(Debug, Error, PartialEq)]
+pub enum BatchError {
+    #[error("record batch is truncated: {0}")]
+    Truncated(String),
+    #[error("unsupported record batch magic {0}; Fjord accepts v2 only")]
+    UnsupportedMagic(i8),
+    #[error("record batch CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    CrcMismatch { stored: u32, computed: u32 },
+    #[error("invalid record batch: {0}")]
+    Invalid(String),
+    #[error("record batch of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge { size: usize, max: usize },
+    #[error("timestamp {timestamp} is out of range (now {now})")]
+    InvalidTimestamp { timestamp: i64, now: i64 },
+}
+
+/// The fixed header fields of one batch, copied out of its bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    i32::from_be_bytes(a)
+}
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+
+impl BatchHeader {
+    /// Parses the 61 header bytes. The caller checks the batch's length separately.
+    pub fn parse(b: &[u8]) -> Result<BatchHeader, BatchError> {
+        if b.len() < LOG_OVERHEAD + 5 {
+            return Err(BatchError::Truncated(format!(
+                "{} bytes, need at least 17",
+                b.len()
+            )));
+        }
+        let magic = b[16] as i8;
+        if magic != MAGIC_V2 {
+            return Err(BatchError::UnsupportedMagic(magic));
+        }
+        if b.len() < BATCH_HEADER_BYTES {
+            return Err(BatchError::Truncated(format!(
+                "{} bytes, need {BATCH_HEADER_BYTES}",
+                b.len()
+            )));
+        }
+        Ok(BatchHeader {
+            base_offset: be_i64(b, 0),
+            batch_length: be_i32(b, 8),
+            partition_leader_epoch: be_i32(b, 12),
+            magic,
+            crc: be_i32(b, 17) as u32,
+            attributes: be_i16(b, 21),
+            last_offset_delta: be_i32(b, 23),
+            base_timestamp: be_i64(b, 27),
+            max_timestamp: be_i64(b, 35),
+            producer_id: be_i64(b, 43),
+            producer_epoch: be_i16(b, 51),
+            base_sequence: be_i32(b, 53),
+            records_count: be_i32(b, 57),
+        })
+    }
+
+    /// Total bytes this batch takes, header included.
+    pub fn size_bytes(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length.max(0) as usize
+    }
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + self.last_offset_delta as i64
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset() + 1
+    }
+    pub fn compression(&self) -> i16 {
+        self.attributes & ATTR_COMPRESSION_MASK
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id != NO_PRODUCER_ID
+    }
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return -1;
+        }
+        // Sequences wrap at i32::MAX, as in Kafka's DefaultRecordBatch.incrementSequence.
+        let s = self.base_sequence as i64 + self.last_offset_delta as i64;
+        if s > i32::MAX as i64 {
+            (s - i32::MAX as i64 - 1) as i32
+        } else {
+            s as i32
+        }
+    }
+}
+
+/// Reads `base_offset` and `batch_length` only; enough to walk a log.
+pub fn peek_length(b: &[u8]) -> Option<(i64, usize)> {
+    if b.len() < LOG_OVERHEAD {
+        return None;
+    }
+    let len = be_i32(b, 8);
+    if len < 0 {
+        return Some((be_i64(b, 0), usize::MAX));
+    }
+    Some((be_i64(b, 0), LOG_OVERHEAD + len as usize))
+}
+
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(&batch[CRC_START..])
+}
+
+/// Checks the stored CRC against the bytes. `batch` is exactly one whole batch.
+pub fn verify_crc(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> {
+    let computed = compute_crc(batch);
+    if computed != header.crc {
+        return Err(BatchError::CrcMismatch {
+            stored: header.crc,
+            computed,
+        });
+    }
+    Ok(())
+}
+
+pub fn set_base_offset(batch: &mut [u8], offset: i64) {
+    batch[0..8].copy_from_slice(&offset.to_be_bytes());
+}
+
+pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    batch[12..16].copy_from_slice(&epoch.to_be_bytes());
+}
+
+/// Marks the batch LogAppendTime with `now` as its max timestamp and re-signs it,
+/// as Kafka's `setMaxTimestamp(LOG_APPEND_TIME, now)` does.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let attributes = be_i16(batch, 21) | ATTR_LOG_APPEND_TIME;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Reads a zig-zag varint; `None` when the bytes end first or it is over-long.
+fn read_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        value |= ((byte & 0x7f) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
+/// For an uncompressed batch, walks the records' length prefixes (without decoding them)
+/// and checks that exactly `records_count` records fill the batch.
+fn check_uncompressed_records(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> {
+    let mut pos = BATCH_HEADER_BYTES;
+    for i in 0..header.records_count {
+        let len = read_varint(batch, &mut pos)
+            .ok_or_else(|| BatchError::Invalid(format!("record {i} length is cut off")))?;
+        if len < 0 || (len as usize) > batch.len() - pos {
+            return Err(BatchError::Invalid(format!(
+                "record {i} length {len} overruns the batch"
+            )));
+        }
+        pos += len as usize;
+    }
+    if pos != batch.len() {
+        return Err(BatchError::Invalid(format!(
+            "{} bytes follow the last of {} records",
+            batch.len() - pos,
+            header.records_count
+        )));
+    }
+    Ok(())
+}
+
+/// What the append path needs to know of one validated batch in a produce request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidatedBatch {
+    pub position: usize,
+    pub header: BatchHeader,
+}
+
+/// Limits and clock a produce request's batches are validated against.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationRules {
+    pub max_message_bytes: usize,
+    pub now_ms: i64,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    pub log_append_time: bool,
+}
+
+/// Validates every batch of a produce request's `records` field, as Kafka's LogValidator:
+/// v2 only, whole batches, CRC, offsets and counts consistent, size and timestamps in range.
+pub fn validate_produce_records(
+    records: &[u8],
+    rules: &ValidationRules,
+) -> Result<Vec<ValidatedBatch>, BatchError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        let rest = &records[pos..];
+        let header = BatchHeader::parse(rest)?;
+        if header.batch_length < (BATCH_HEADER_BYTES - LOG_OVERHEAD) as i32 {
+            return Err(BatchError::Invalid(format!(
+                "batch length {} is below the header size",
+                header.batch_length
+            )));
+        }
+        let size = header.size_bytes();
+        if size > rest.len() {
+            return Err(BatchError::Truncated(format!(
+                "batch of {size} bytes, {} present",
+                rest.len()
+            )));
+        }
+        if size > rules.max_message_bytes {
+            return Err(BatchError::TooLarge {
+                size,
+                max: rules.max_message_bytes,
+            });
+        }
+        let batch = &rest[..size];
+        verify_crc(&header, batch)?;
+        if header.records_count <= 0 || header.last_offset_delta != header.records_count - 1 {
+            return Err(BatchError::Invalid(format!(
+                "records_count {} and last_offset_delta {} disagree",
+                header.records_count, header.last_offset_delta
+            )));
+        }
+        if header.compression() > 4 {
+            return Err(BatchError::Invalid(format!(
+                "unknown compression codec {}",
+                header.compression()
+            )));
+        }
+        if header.compression() == 0 {
+            check_uncompressed_records(&header, batch)?;
+        }
+        if !rules.log_append_time {
+            check_timestamp(header.max_timestamp, rules)?;
+        }
+        out.push(ValidatedBatch {
+            position: pos,
+            header,
+        });
+        pos += size;
+    }
+    if out.is_empty() {
+        return Err(BatchError::Invalid(
+            "no record batch in produce request".into(),
+        ));
+    }
+    Ok(out)
+}
+
+fn check_timestamp(ts: i64, rules: &ValidationRules) -> Result<(), BatchError> {
+    let too_old = rules.now_ms.saturating_sub(ts) > rules.timestamp_before_max_ms;
+    let too_new = ts.saturating_sub(rules.now_ms) > rules.timestamp_after_max_ms;
+    if ts >= 0 && (too_old || too_new) {
+        return Err(BatchError::InvalidTimestamp {
+            timestamp: ts,
+            now: rules.now_ms,
+        });
+    }
+    Ok(())
+}
+
+/// Walks whole batches in a buffer read from a log, yielding `(position, header)`.
+/// Stops at the first incomplete or unparsable batch; `valid_bytes` tells where.
+pub struct BatchIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BatchIter<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        BatchIter { buf, pos: 0 }
+    }
+    /// Bytes of whole batches yielded so far.
+    pub fn valid_bytes(&self) -> usize {
+        self.pos
+    }
+}
+
+impl Iterator for BatchIter<'_> {
+    type Item = (usize, BatchHeader);
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = &self.buf[self.pos..];
+        let (_, size) = peek_length(rest)?;
+        if size > rest.len() || size < BATCH_HEADER_BYTES {
+            return None;
+        }
+        let header = BatchHeader::parse(rest).ok()?;
+        let at = self.pos;
+        self.pos += size;
+        Some((at, header))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds an uncompressed v2 batch with `n` records of `value_len` bytes.
+    pub fn make_batch(n: i32, value_len: usize, timestamp: i64) -> Vec<u8> {
+        let mut records = Vec::new();
+        for i in 0..n {
+            let mut body = vec![0u8]; // attributes
+            body.push(0); // timestamp delta (varint 0)
+            body.push((i as u8) << 1); // offset delta (small)
+            body.push(1); // key length -1
+            let v = value_len as i64;
+            let mut z = ((v << 1) ^ (v >> 63)) as u64;
+            loop {
+                let b = (z & 0x7f) as u8;
+                z >>= 7;
+                if z == 0 {
+                    body.push(b);
+                    break;
+                }
+                body.push(b | 0x80);
+            }
+            body.extend(std::iter::repeat_n(b'x', value_len));
+            body.push(0); // headers count 0
+            let l = body.len() as i64;
+            records.push(((l << 1) ^ (l >> 63)) as u8);
+            records.extend(body);
+        }
+        let mut b = vec![0u8; BATCH_HEADER_BYTES];
+        b[8..12].copy_from_slice(
+            &((BATCH_HEADER_BYTES - LOG_OVERHEAD + records.len()) as i32).to_be_bytes(),
+        );
+        b[16] = 2;
+        b[23..27].copy_from_slice(&(n - 1).to_be_bytes());
+        b[27..35].copy_from_slice(&timestamp.to_be_bytes());
+        b[35..43].copy_from_slice(&timestamp.to_be_bytes());
+        b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
+        b[51..53].copy_from_slice(&(-1i16).to_be_bytes());
+        b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        b[57..61].copy_from_slice(&n.to_be_bytes());
+        b.extend(records);
+        let crc = compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn rules() -> ValidationRules {
+        ValidationRules {
+            max_message_bytes: 1 << 20,
+            now_ms: 1000,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+            log_append_time: false,
+        }
+    }
+
+    #[test]
+    fn valid_batch_passes_and_corrupt_crc_fails() {
+        let mut b = make_batch(3, 10, 1000);
+        assert_eq!(validate_produce_records(&b, &rules()).unwrap().len(), 1);
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        assert!(matches!(
+            validate_produce_records(&b, &rules()),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn wrong_count_is_invalid() {
+        let mut b = make_batch(3, 10, 1000);
+        b[57..61].copy_from_slice(&2i32.to_be_bytes());
+        b[23..27].copy_from_slice(&1i32.to_be_bytes());
+        let crc = compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_produce_records(&b, &rules()),
+            Err(BatchError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn log_append_time_resigns() {
+        let mut b = make_batch(1, 5, 1000);
+        set_log_append_time(&mut b, 5000);
+        let h = BatchHeader::parse(&b).unwrap();
+        assert_eq!(h.max_timestamp, 5000);
+        verify_crc(&h, &b).unwrap();
+    }
+
+    #[test]
+    fn future_timestamp_is_refused() {
+        let b = make_batch(1, 5, 1000 + 3_600_001);
+        assert!(matches!(
+            validate_produce_records(&b, &rules()),
+            Err(BatchError::InvalidTimestamp { .. })
+        ));
+    }
+}

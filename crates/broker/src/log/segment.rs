@@ -1,0 +1,372 @@
+//! `LogSegment`: one `<base_offset>.log` file of whole record batches with its
+//! `.index` and `.timeindex`.
+//!
+//! Contract: the file holds `size` bytes of whole, CRC-valid batches with increasing
+//! offsets starting at or after `base_offset`; bytes past `size` (a torn write) are
+//! ignored and cut off on recovery. Owned by a `UnifiedLog`, mutated under its lock;
+//! readers clone the `Arc<File>` and read positions below a `size` they saw.
+
+use super::index::{OffsetIndex, TimeIndex};
+use super::record_batch::{self, BatchHeader, BatchIter};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Bytes read at a time when scanning a segment (recovery, position lookups).
+pub const SCAN_CHUNK_BYTES: usize = 1 << 20;
+
+pub fn file_name(base_offset: i64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+#[derive(Debug)]
+pub struct LogSegment {
+    pub base_offset: i64,
+    dir: PathBuf,
+    file: Arc<File>,
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    index_interval_bytes: u64,
+    bytes_since_last_index_entry: u64,
+    /// Largest batch max_timestamp so far, and the last offset of that batch.
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    /// Next offset after the last batch; `base_offset` when empty.
+    next_offset: i64,
+    /// Timestamp of the first batch (for time-based roll), or the creation time.
+    rolling_base_ms: i64,
+    indexes_dirty: bool,
+}
+
+/// Where a read starts and how far it may go, taken under the log's lock.
+#[derive(Debug, Clone)]
+pub struct SegmentReadView {
+    pub file: Arc<File>,
+    pub start_position: u64,
+    pub end_position: u64,
+}
+
+impl LogSegment {
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<LogSegment> {
+        let path = dir.join(file_name(base_offset, ".log"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        Ok(LogSegment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: Arc::new(file),
+            size: 0,
+            offset_index: OffsetIndex::new(base_offset),
+            time_index: TimeIndex::new(base_offset),
+            index_interval_bytes,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            next_offset: base_offset,
+            rolling_base_ms: now_ms,
+            indexes_dirty: true,
+        })
+    }
+
+    /// Opens an existing segment. With `recover`, every batch is read and checked and the
+    /// indexes rebuilt; otherwise the index files are trusted (clean shutdown) and only
+    /// the tail after the last index entry is walked. Returns bytes truncated.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        recover: bool,
+        now_ms: i64,
+    ) -> io::Result<(LogSegment, u64)> {
+        let path = dir.join(file_name(base_offset, ".log"));
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let file_bytes = file.metadata()?.len();
+        let mut seg = LogSegment::create_from(dir, base_offset, file, index_interval_bytes, now_ms);
+        if !recover {
+            let oi = OffsetIndex::load(&seg.path(".index"), base_offset, file_bytes)?;
+            let ti = TimeIndex::load(&seg.path(".timeindex"), base_offset)?;
+            if let (Some(oi), Some(ti)) = (oi, ti) {
+                seg.offset_index = oi;
+                seg.time_index = ti;
+                seg.indexes_dirty = false;
+                if let Some((ts, off)) = seg.time_index.last_entry() {
+                    seg.max_timestamp = ts;
+                    seg.offset_of_max_timestamp = off;
+                }
+                let from = seg.offset_index.last_position() as u64;
+                let truncated = seg.scan_from(from, file_bytes, false)?;
+                return Ok((seg, truncated));
+            }
+        }
+        seg.offset_index = OffsetIndex::new(base_offset);
+        seg.time_index = TimeIndex::new(base_offset);
+        seg.indexes_dirty = true;
+        let truncated = seg.scan_from(0, file_bytes, true)?;
+        Ok((seg, truncated))
+    }
+
+    fn create_from(
+        dir: &Path,
+        base_offset: i64,
+        file: File,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> LogSegment {
+        LogSegment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: Arc::new(file),
+            size: 0,
+            offset_index: OffsetIndex::new(base_offset),
+            time_index: TimeIndex::new(base_offset),
+            index_interval_bytes,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            next_offset: base_offset,
+            rolling_base_ms: now_ms,
+            indexes_dirty: false,
+        }
+    }
+
+    /// Walks batches from `from` to `file_bytes`; with `check`, verifies CRCs and indexes
+    /// every batch. Cuts the file at the first bad or partial batch; returns bytes cut.
+    fn scan_from(&mut self, from: u64, file_bytes: u64, check: bool) -> io::Result<u64> {
+        let mut pos = from;
+        self.size = from;
+        'chunks: while pos < file_bytes {
+            let chunk_len = (file_bytes - pos).min(SCAN_CHUNK_BYTES as u64) as usize;
+            let chunk = read_exact_at(&self.file, pos, chunk_len)?;
+            let mut consumed = 0usize;
+            for (at, header) in BatchIter::new(&chunk) {
+                let batch = &chunk[at..at + header.size_bytes()];
+                let in_order = header.base_offset >= self.next_offset && header.batch_length > 0;
+                if !in_order || (check && record_batch::verify_crc(&header, batch).is_err()) {
+                    pos += consumed as u64;
+                    break 'chunks;
+                }
+                self.track_batch(&header, pos + at as u64, check);
+                consumed = at + header.size_bytes();
+            }
+            if consumed == 0 {
+                // A batch larger than the chunk, or a torn tail.
+                match self.read_one_large_batch(pos, file_bytes, check)? {
+                    Some(n) => pos += n,
+                    None => break,
+                }
+                continue;
+            }
+            pos += consumed as u64;
+        }
+        self.size = pos;
+        let truncated = file_bytes - pos;
+        if truncated > 0 {
+            self.file.set_len(pos)?;
+            self.indexes_dirty = true;
+        }
+        Ok(truncated)
+    }
+
+    fn read_one_large_batch(
+        &mut self,
+        pos: u64,
+        file_bytes: u64,
+        check: bool,
+    ) -> io::Result<Option<u64>> {
+        let head = read_exact_at(
+            &self.file,
+            pos,
+            (file_bytes - pos).min(record_batch::BATCH_HEADER_BYTES as u64) as usize,
+        )?;
+        let header = match BatchHeader::parse(&head) {
+            Ok(h)
+                if h.batch_length > 0
+                    && pos + h.size_bytes() as u64 <= file_bytes
+                    && h.base_offset >= self.next_offset =>
+            {
+                h
+            }
+            _ => return Ok(None),
+        };
+        if check {
+            let batch = read_exact_at(&self.file, pos, header.size_bytes())?;
+            if record_batch::verify_crc(&header, &batch).is_err() {
+                return Ok(None);
+            }
+        }
+        self.track_batch(&header, pos, check);
+        Ok(Some(header.size_bytes() as u64))
+    }
+
+    /// Updates size, offsets, timestamps and (when `index`) the indexes for a batch
+    /// that now sits at `position`.
+    fn track_batch(&mut self, header: &BatchHeader, position: u64, index: bool) {
+        let size = header.size_bytes() as u64;
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = header.last_offset();
+        }
+        if self.size == 0 && position == 0 && header.max_timestamp >= 0 {
+            self.rolling_base_ms = header.max_timestamp;
+        }
+        if index && self.bytes_since_last_index_entry > self.index_interval_bytes {
+            self.offset_index
+                .append(header.last_offset(), position as u32);
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+            self.bytes_since_last_index_entry = 0;
+            self.indexes_dirty = true;
+        }
+        self.bytes_since_last_index_entry += size;
+        self.next_offset = header.next_offset();
+        self.size = position + size;
+    }
+
+    /// Appends whole, offset-assigned batches. `headers` describe `bytes` in order.
+    pub fn append(&mut self, bytes: &[u8], headers: &[(usize, BatchHeader)]) -> io::Result<()> {
+        assert!(
+            self.size + bytes.len() as u64 <= u32::MAX as u64,
+            "segment position overflows the index"
+        );
+        self.file.write_all_at(bytes, self.size)?;
+        let start = self.size;
+        for (at, header) in headers {
+            assert!(
+                header.base_offset >= self.next_offset,
+                "offsets must increase within a segment"
+            );
+            self.track_batch(header, start + *at as u64, true);
+        }
+        assert_eq!(
+            self.size,
+            start + bytes.len() as u64,
+            "batch headers must cover the appended bytes"
+        );
+        Ok(())
+    }
+
+    /// The position of the first batch that holds `offset` or a later one, scanning
+    /// from the index entry below it; `None` when the segment ends first.
+    pub fn position_of(
+        &self,
+        offset: i64,
+        size_limit: u64,
+    ) -> io::Result<Option<(u64, BatchHeader)>> {
+        let mut pos = self.offset_index.lookup(offset) as u64;
+        let mut head = [0u8; record_batch::BATCH_HEADER_BYTES];
+        while pos + record_batch::BATCH_HEADER_BYTES as u64 <= size_limit {
+            self.file.read_exact_at(&mut head, pos)?;
+            let header = BatchHeader::parse(&head)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            if header.last_offset() >= offset {
+                return Ok(Some((pos, header)));
+            }
+            pos += header.size_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    pub fn read_view(&self, start_position: u64) -> SegmentReadView {
+        SegmentReadView {
+            file: self.file.clone(),
+            start_position,
+            end_position: self.size,
+        }
+    }
+
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    pub fn rolling_base_ms(&self) -> i64 {
+        self.rolling_base_ms
+    }
+    pub fn offset_index_entries(&self) -> usize {
+        self.offset_index.len()
+    }
+    pub fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+    pub fn path(&self, suffix: &str) -> PathBuf {
+        self.dir.join(file_name(self.base_offset, suffix))
+    }
+
+    /// fsyncs the data and writes the index files.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        if self.indexes_dirty {
+            self.offset_index.write(&self.path(".index"))?;
+            self.time_index.write(&self.path(".timeindex"))?;
+            self.indexes_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Removes every batch at or after `offset` (a batch straddling it goes too).
+    pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+        let cut = match self.position_of(offset, self.size)? {
+            Some((pos, header)) if header.base_offset >= offset => pos,
+            Some((pos, header)) => pos + header.size_bytes() as u64,
+            None => return Ok(()),
+        };
+        self.file.set_len(cut)?;
+        let file_bytes = cut;
+        self.offset_index.truncate_to_position(cut as u32);
+        self.time_index.truncate_to_offset(offset);
+        self.max_timestamp = -1;
+        self.next_offset = self.base_offset;
+        self.bytes_since_last_index_entry = 0;
+        self.indexes_dirty = true;
+        // Re-walk the tail after the last kept index entry to restore next_offset.
+        let from = self.offset_index.last_position() as u64;
+        if let Some((ts, off)) = self.time_index.last_entry() {
+            self.max_timestamp = ts;
+            self.offset_of_max_timestamp = off;
+        }
+        self.scan_from(from, file_bytes, false)?;
+        Ok(())
+    }
+
+    pub fn delete_files(&self) -> io::Result<()> {
+        for suffix in [".log", ".index", ".timeindex"] {
+            match fs::remove_file(self.path(suffix)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads `len` bytes at `pos`; `len` is bounded by the caller (a segment's size).
+pub fn read_exact_at(file: &File, pos: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, pos)?;
+    Ok(buf)
+}

@@ -1,0 +1,796 @@
+//! `UnifiedLog`: one partition's log: its segments, `log_start_offset`, `log_end_offset`,
+//! `high_watermark`, leader-epoch cache and producer state.
+//!
+//! Lock: one `Mutex<LocalLog>` per partition guards everything mutable. Appends hold it
+//! for the write to the page cache; reads hold it only to locate the start position and
+//! then read through a cloned file handle. Invariants (asserted):
+//! `log_start_offset <= high_watermark <= log_end_offset`, segments are contiguous and
+//! ascending, the last segment ends at `log_end_offset`.
+
+use super::checkpoint;
+use super::producer_state::{ProducerCheck, ProducerStateManager};
+use super::record_batch::{self, BatchHeader, BatchIter, ValidationRules};
+use super::segment::{self, LogSegment};
+use super::{LogError, TopicPartition};
+use crate::config::TopicConfig;
+use bytes::{Bytes, BytesMut};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker time stamped on the batch for LogAppendTime topics, else -1.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+    pub records: i64,
+}
+
+/// Records read for a fetch, with the offsets a FetchResponse reports.
+#[derive(Debug, Clone)]
+pub struct FetchDataInfo {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// Which offset bounds what a fetch may see.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FetchIsolation {
+    /// Consumers: up to the high watermark.
+    HighWatermark,
+    /// Followers: up to the log end offset.
+    LogEnd,
+}
+
+#[derive(Debug)]
+struct LocalLog {
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    high_watermark: i64,
+    recovery_point: i64,
+    leader_epoch_cache: Vec<(i32, i64)>,
+    producer_state: ProducerStateManager,
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+    deleted: bool,
+    /// Reused buffer for patching batches before the write.
+    scratch: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct UnifiedLog {
+    pub topic_partition: TopicPartition,
+    pub dir: PathBuf,
+    config: RwLock<Arc<TopicConfig>>,
+    inner: Mutex<LocalLog>,
+}
+
+/// Offsets a log starts from when loaded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOffsets {
+    pub recovery_point: i64,
+    pub log_start_offset: i64,
+    pub high_watermark: Option<i64>,
+    pub clean_shutdown: bool,
+}
+
+impl UnifiedLog {
+    /// Opens (or creates) the log in `dir`, recovering segments past the recovery point
+    /// unless the broker shut down cleanly.
+    pub fn load(
+        dir: &Path,
+        tp: TopicPartition,
+        config: Arc<TopicConfig>,
+        offsets: LoadOffsets,
+        now_ms: i64,
+    ) -> Result<UnifiedLog, LogError> {
+        fs::create_dir_all(dir)?;
+        let interval = config.index_interval_bytes as u64;
+        let mut bases = list_segment_bases(dir)?;
+        if bases.is_empty() {
+            bases.push(offsets.log_start_offset.max(0));
+            LogSegment::create(dir, bases[0], interval, now_ms)?;
+        }
+        let mut segments = BTreeMap::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            let recover = !offsets.clean_shutdown && next_base > offsets.recovery_point;
+            let (seg, truncated) = LogSegment::open(dir, base, interval, recover, now_ms)?;
+            segments.insert(base, seg);
+            if truncated > 0 {
+                tracing::warn!(partition = %tp, base_offset = base, truncated, "truncated a corrupt or torn tail");
+                for later in &bases[i + 1..] {
+                    let (s, _) = LogSegment::open(dir, *later, interval, false, now_ms)?;
+                    s.delete_files()?;
+                }
+                break;
+            }
+        }
+        let log_end_offset = segments
+            .values()
+            .next_back()
+            .map(|s| s.next_offset())
+            .unwrap_or(0);
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        let log_start_offset = offsets.log_start_offset.clamp(first_base, log_end_offset);
+        let mut epochs =
+            checkpoint::read_leader_epoch_checkpoint(&dir.join("leader-epoch-checkpoint"))
+                .unwrap_or_default();
+        epochs.retain(|(_, start)| *start <= log_end_offset);
+        let log = UnifiedLog {
+            topic_partition: tp,
+            dir: dir.to_path_buf(),
+            config: RwLock::new(config),
+            inner: Mutex::new(LocalLog {
+                segments,
+                log_start_offset,
+                log_end_offset,
+                high_watermark: offsets
+                    .high_watermark
+                    .unwrap_or(log_end_offset)
+                    .clamp(log_start_offset, log_end_offset),
+                recovery_point: log_end_offset,
+                leader_epoch_cache: epochs,
+                producer_state: ProducerStateManager::default(),
+                unflushed_messages: 0,
+                last_flush_ms: now_ms,
+                deleted: false,
+                scratch: Vec::new(),
+            }),
+        };
+        log.rebuild_producer_state()?;
+        Ok(log)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LocalLog> {
+        // A panic while holding the lock already broke an invariant; fail loudly.
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub fn config(&self) -> Arc<TopicConfig> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set_config(&self, config: Arc<TopicConfig>) {
+        match self.config.write() {
+            Ok(mut c) => *c = config,
+            Err(p) => *p.into_inner() = config,
+        }
+    }
+
+    /// Loads the newest producer snapshot and replays the batches after it.
+    fn rebuild_producer_state(&self) -> Result<(), LogError> {
+        let mut inner = self.lock();
+        let leo = inner.log_end_offset;
+        let mut state = ProducerStateManager::default();
+        let from = state
+            .load_latest(&self.dir, leo)?
+            .unwrap_or(inner.log_start_offset);
+        for seg in inner.segments.values() {
+            if seg.next_offset() <= from {
+                continue;
+            }
+            for_each_batch_from(seg, from, &mut |h| state.update(h))?;
+        }
+        inner.producer_state = state;
+        ProducerStateManager::clean_snapshots(&self.dir, leo)?;
+        Ok(())
+    }
+
+    /// Validates and appends a produce request's records as leader: assigns offsets,
+    /// stamps the leader epoch (and LogAppendTime when configured), and drops batches
+    /// an idempotent producer already wrote.
+    pub fn append_as_leader(
+        &self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let config = self.config();
+        let rules = ValidationRules {
+            max_message_bytes: config.max_message_bytes.max(0) as usize,
+            now_ms,
+            timestamp_before_max_ms: config.message_timestamp_before_max_ms,
+            timestamp_after_max_ms: config.message_timestamp_after_max_ms,
+            log_append_time: config.message_timestamp_log_append_time,
+        };
+        let batches = record_batch::validate_produce_records(records, &rules)?;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if inner.deleted {
+            return Err(LogError::Deleted);
+        }
+        let mut to_write: Vec<(usize, BatchHeader)> = Vec::with_capacity(batches.len());
+        for b in &batches {
+            if b.header.has_producer_id() && b.header.base_sequence >= 0 {
+                match inner.producer_state.check(&b.header)? {
+                    ProducerCheck::Append => to_write.push((b.position, b.header)),
+                    ProducerCheck::Duplicate(m) => {
+                        tracing::debug!(partition = %self.topic_partition, first_offset = m.first_offset(), "duplicate batch");
+                        if batches.len() == 1 {
+                            return Ok(AppendInfo {
+                                base_offset: m.first_offset(),
+                                last_offset: m.last_offset,
+                                log_append_time_ms: -1,
+                                log_start_offset: inner.log_start_offset,
+                                records: 0,
+                            });
+                        }
+                    }
+                }
+            } else {
+                to_write.push((b.position, b.header));
+            }
+        }
+        let append_time = if config.message_timestamp_log_append_time {
+            now_ms
+        } else {
+            -1
+        };
+        let mut scratch = std::mem::take(&mut inner.scratch);
+        scratch.clear();
+        let mut headers = Vec::with_capacity(to_write.len());
+        let base_offset = inner.log_end_offset;
+        let mut next = base_offset;
+        for (pos, h) in &to_write {
+            let at = scratch.len();
+            scratch.extend_from_slice(&records[*pos..*pos + h.size_bytes()]);
+            let batch = &mut scratch[at..];
+            record_batch::set_base_offset(batch, next);
+            record_batch::set_partition_leader_epoch(batch, leader_epoch);
+            if append_time >= 0 {
+                record_batch::set_log_append_time(batch, append_time);
+            }
+            let mut header = *h;
+            header.base_offset = next;
+            header.partition_leader_epoch = leader_epoch;
+            if append_time >= 0 {
+                header.max_timestamp = append_time;
+            }
+            next = header.next_offset();
+            headers.push((at, header));
+        }
+        let result =
+            inner.append_batches(&self.dir, &config, &scratch, &headers, leader_epoch, now_ms);
+        inner.scratch = scratch;
+        if inner.scratch.capacity() > 4 << 20 {
+            inner.scratch = Vec::new();
+        }
+        result?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time_ms: append_time,
+            log_start_offset: inner.log_start_offset,
+            records: next - base_offset,
+        })
+    }
+
+    /// Appends batches that already carry their offsets (a follower's fetch result).
+    pub fn append_as_follower(&self, records: &[u8], now_ms: i64) -> Result<(), LogError> {
+        let config = self.config();
+        let mut inner = self.lock();
+        let mut headers = Vec::new();
+        let mut iter = BatchIter::new(records);
+        for (at, h) in iter.by_ref() {
+            if h.base_offset < inner.log_end_offset {
+                return Err(LogError::Corrupt(format!(
+                    "follower append at {} below log end {}",
+                    h.base_offset, inner.log_end_offset
+                )));
+            }
+            headers.push((at, h));
+        }
+        let end = iter.valid_bytes();
+        let epoch = headers
+            .last()
+            .map(|(_, h)| h.partition_leader_epoch)
+            .unwrap_or(0);
+        if headers.is_empty() {
+            return Ok(());
+        }
+        let dir = self.dir.clone();
+        inner.append_batches(&dir, &config, &records[..end], &headers, epoch, now_ms)
+    }
+
+    /// Reads whole batches from `offset`, at most `max_bytes` unless the first batch alone
+    /// is larger and `min_one_batch` (fetch v3+ always sends at least one batch).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: FetchIsolation,
+        min_one_batch: bool,
+    ) -> Result<FetchDataInfo, LogError> {
+        let (view, limit, mut info) = {
+            let inner = self.lock();
+            let info = FetchDataInfo {
+                records: Bytes::new(),
+                high_watermark: inner.high_watermark,
+                log_start_offset: inner.log_start_offset,
+                log_end_offset: inner.log_end_offset,
+            };
+            if offset < inner.log_start_offset || offset > inner.log_end_offset {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: inner.log_start_offset,
+                    log_end_offset: inner.log_end_offset,
+                });
+            }
+            let limit = match isolation {
+                FetchIsolation::HighWatermark => inner.high_watermark,
+                FetchIsolation::LogEnd => inner.log_end_offset,
+            };
+            if offset >= limit {
+                return Ok(info);
+            }
+            let mut found = None;
+            for seg in inner
+                .segments
+                .range(..=offset)
+                .next_back()
+                .into_iter()
+                .chain(inner.segments.range(offset + 1..))
+            {
+                if let Some((pos, header)) = seg.1.position_of(offset, seg.1.size())? {
+                    found = Some((seg.1.read_view(pos), header));
+                    break;
+                }
+            }
+            let Some((view, first)) = found else {
+                return Ok(info);
+            };
+            let want = if min_one_batch {
+                max_bytes.max(first.size_bytes())
+            } else {
+                max_bytes
+            };
+            let end = view.end_position.min(view.start_position + want as u64);
+            (
+                segment::SegmentReadView {
+                    end_position: end,
+                    ..view
+                },
+                limit,
+                info,
+            )
+        };
+        let len = (view.end_position - view.start_position) as usize;
+        let mut buf = BytesMut::zeroed(len);
+        std::os::unix::fs::FileExt::read_exact_at(&*view.file, &mut buf, view.start_position)?;
+        let mut keep = 0;
+        for (at, h) in BatchIter::new(&buf) {
+            if h.base_offset >= limit {
+                break;
+            }
+            keep = at + h.size_bytes();
+        }
+        buf.truncate(keep);
+        info.records = buf.freeze();
+        Ok(info)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.lock().log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.lock().log_end_offset
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.lock().high_watermark
+    }
+    pub fn recovery_point(&self) -> i64 {
+        self.lock().recovery_point
+    }
+    /// `(log_start_offset, high_watermark, log_end_offset)` under one lock.
+    pub fn offsets(&self) -> (i64, i64, i64) {
+        let i = self.lock();
+        (i.log_start_offset, i.high_watermark, i.log_end_offset)
+    }
+
+    /// Raises the high watermark (never lowers it; never past the log end).
+    pub fn update_high_watermark(&self, hw: i64) -> i64 {
+        let mut inner = self.lock();
+        let hw = hw.min(inner.log_end_offset);
+        if hw > inner.high_watermark {
+            inner.high_watermark = hw;
+        }
+        inner.high_watermark
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.lock().leader_epoch_cache.last().map(|e| e.0)
+    }
+
+    /// The (epoch, start offset) pairs of the leader-epoch cache.
+    pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
+        self.lock().leader_epoch_cache.clone()
+    }
+
+    /// Total bytes in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.lock().segments.len()
+    }
+
+    /// First offset whose record timestamp is at least `timestamp`, with that timestamp.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let inner = self.lock();
+        for seg in inner.segments.values() {
+            if seg.max_timestamp() < timestamp {
+                continue;
+            }
+            let start = seg
+                .time_index()
+                .lookup(timestamp)
+                .max(inner.log_start_offset);
+            let mut found = None;
+            for_each_batch_from(seg, start, &mut |h| {
+                if found.is_none()
+                    && h.max_timestamp >= timestamp
+                    && h.last_offset() >= start
+                    && h.base_offset < inner.high_watermark
+                {
+                    found = Some(*h);
+                }
+            })?;
+            if let Some(h) = found {
+                return exact_record(seg, &h, |ts, off| ts >= timestamp && off >= start)
+                    .map(|r| r.or(Some((h.base_offset.max(start), h.max_timestamp))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let inner = self.lock();
+        let best = inner
+            .segments
+            .values()
+            .filter(|s| !s.is_empty())
+            .max_by_key(|s| s.max_timestamp());
+        let Some(seg) = best else { return Ok(None) };
+        let (ts, last_offset) = (seg.max_timestamp(), seg.offset_of_max_timestamp());
+        let mut batch = None;
+        for_each_batch_from(seg, last_offset, &mut |h| {
+            if batch.is_none() && h.last_offset() >= last_offset {
+                batch = Some(*h);
+            }
+        })?;
+        match batch {
+            Some(h) => exact_record(seg, &h, |t, _| t == ts).map(|r| r.or(Some((last_offset, ts)))),
+            None => Ok(Some((last_offset, ts))),
+        }
+    }
+
+    /// Deletes segments past retention (time, size) or wholly below `log_start_offset`.
+    /// Returns the number of segments deleted.
+    pub fn delete_old_segments(&self, now_ms: i64) -> Result<usize, LogError> {
+        let config = self.config();
+        let mut inner = self.lock();
+        let mut deletable = Vec::new();
+        let total: u64 = inner.segments.values().map(|s| s.size()).sum();
+        let mut excess = if config.retention_bytes >= 0 {
+            total.saturating_sub(config.retention_bytes as u64)
+        } else {
+            0
+        };
+        let bases: Vec<i64> = inner.segments.keys().copied().collect();
+        for (i, base) in bases.iter().enumerate() {
+            let Some(next_base) = bases.get(i + 1) else {
+                break;
+            };
+            let seg = &inner.segments[base];
+            let below_start = *next_base <= inner.log_start_offset;
+            let expired = config.cleanup_policy_delete
+                && config.retention_ms >= 0
+                && seg.max_timestamp() >= 0
+                && now_ms - seg.max_timestamp() > config.retention_ms;
+            let too_big = config.cleanup_policy_delete && excess >= seg.size() && excess > 0;
+            if !(below_start || expired || too_big) || *next_base > inner.high_watermark {
+                break;
+            }
+            excess = excess.saturating_sub(seg.size());
+            deletable.push(*base);
+        }
+        for base in &deletable {
+            if let Some(seg) = inner.segments.remove(base) {
+                seg.delete_files()?;
+            }
+        }
+        if let Some(first) = inner.segments.keys().next().copied() {
+            inner.log_start_offset = inner.log_start_offset.max(first);
+        }
+        Ok(deletable.len())
+    }
+
+    /// DeleteRecords: moves `log_start_offset` up to `offset` (at most the high watermark).
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        let mut inner = self.lock();
+        if offset > inner.high_watermark || offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: inner.log_start_offset,
+                log_end_offset: inner.log_end_offset,
+            });
+        }
+        inner.log_start_offset = inner.log_start_offset.max(offset);
+        let lso = inner.log_start_offset;
+        drop(inner);
+        let _ = self.delete_old_segments(i64::MIN);
+        Ok(lso)
+    }
+
+    /// fsyncs everything written and moves the recovery point to the log end.
+    pub fn flush(&self, now_ms: i64) -> Result<(), LogError> {
+        let mut inner = self.lock();
+        inner.flush(now_ms)
+    }
+
+    /// Flushes when `flush.ms` has passed since the last flush.
+    pub fn maybe_flush_by_time(&self, now_ms: i64) -> Result<(), LogError> {
+        let flush_ms = self.config().flush_ms;
+        let mut inner = self.lock();
+        if inner.unflushed_messages > 0 && now_ms - inner.last_flush_ms >= flush_ms {
+            inner.flush(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: flush, write indexes, checkpoints and a producer snapshot.
+    pub fn close(&self, now_ms: i64) -> Result<(), LogError> {
+        let mut inner = self.lock();
+        inner.flush(now_ms)?;
+        inner
+            .producer_state
+            .write_snapshot(&self.dir, inner.log_end_offset)?;
+        checkpoint::write_leader_epoch_checkpoint(
+            &self.dir.join("leader-epoch-checkpoint"),
+            &inner.leader_epoch_cache,
+        )?;
+        Ok(())
+    }
+
+    /// Removes the log's directory (DeleteTopics). Appends after this fail.
+    pub fn delete(&self) -> Result<(), LogError> {
+        let mut inner = self.lock();
+        inner.deleted = true;
+        inner.segments.clear();
+        fs::remove_dir_all(&self.dir)?;
+        Ok(())
+    }
+
+    /// Cuts the log back to `offset` (a follower diverging from its leader).
+    pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        let mut inner = self.lock();
+        if offset >= inner.log_end_offset {
+            return Ok(());
+        }
+        let later: Vec<i64> = inner
+            .segments
+            .range(offset + 1..)
+            .map(|(b, _)| *b)
+            .collect();
+        for b in later {
+            if inner.segments.len() > 1 {
+                if let Some(s) = inner.segments.remove(&b) {
+                    s.delete_files()?;
+                }
+            }
+        }
+        if let Some((_, seg)) = inner.segments.iter_mut().next_back() {
+            seg.truncate_to(offset)?;
+        }
+        let leo = inner
+            .segments
+            .values()
+            .next_back()
+            .map(|s| s.next_offset())
+            .unwrap_or(offset);
+        inner.log_end_offset = leo;
+        inner.high_watermark = inner.high_watermark.min(leo);
+        inner.recovery_point = inner.recovery_point.min(leo);
+        inner.producer_state.truncate_to(leo);
+        inner
+            .leader_epoch_cache
+            .retain(|(_, start)| *start < leo.max(1));
+        Ok(())
+    }
+}
+
+impl LocalLog {
+    fn active(&mut self) -> &mut LogSegment {
+        match self.segments.values_mut().next_back() {
+            Some(s) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    fn append_batches(
+        &mut self,
+        dir: &Path,
+        config: &TopicConfig,
+        bytes: &[u8],
+        headers: &[(usize, BatchHeader)],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let Some((_, first)) = headers.first() else {
+            return Ok(());
+        };
+        let last = headers[headers.len() - 1].1;
+        self.maybe_roll(
+            dir,
+            config,
+            bytes.len(),
+            first.base_offset,
+            last.last_offset(),
+            now_ms,
+        )?;
+        self.active().append(bytes, headers)?;
+        for (_, h) in headers {
+            self.producer_state.update(h);
+        }
+        if self
+            .leader_epoch_cache
+            .last()
+            .is_none_or(|(e, _)| leader_epoch > *e)
+        {
+            self.leader_epoch_cache
+                .push((leader_epoch, first.base_offset));
+            checkpoint::write_leader_epoch_checkpoint(
+                &dir.join("leader-epoch-checkpoint"),
+                &self.leader_epoch_cache,
+            )?;
+        }
+        assert!(
+            last.next_offset() > self.log_end_offset,
+            "log end offset must grow"
+        );
+        self.log_end_offset = last.next_offset();
+        self.unflushed_messages += last.next_offset() - first.base_offset;
+        if self.unflushed_messages >= config.flush_messages {
+            self.flush(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Rolls to a new segment when the batch would not fit, the segment is older than
+    /// `segment.ms`, the offset index is full, or relative offsets would overflow.
+    fn maybe_roll(
+        &mut self,
+        dir: &Path,
+        config: &TopicConfig,
+        bytes: usize,
+        first_offset: i64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let seg = self.active();
+        if seg.is_empty() {
+            return Ok(());
+        }
+        let full = seg.size() + bytes as u64 > config.segment_bytes as u64;
+        let aged = now_ms - seg.rolling_base_ms() > config.segment_ms.saturating_sub(0);
+        let index_full = (seg.offset_index_entries() + 1) * super::index::OFFSET_ENTRY_BYTES
+            >= config.segment_index_bytes as usize;
+        let overflow = last_offset - seg.base_offset > u32::MAX as i64 / 2;
+        if !(full || aged || index_full || overflow) {
+            return Ok(());
+        }
+        seg.flush()?;
+        let new = LogSegment::create(
+            dir,
+            first_offset,
+            config.index_interval_bytes as u64,
+            now_ms,
+        )?;
+        self.segments.insert(first_offset, new);
+        self.producer_state.write_snapshot(dir, first_offset)?;
+        ProducerStateManager::clean_snapshots(dir, first_offset)?;
+        Ok(())
+    }
+
+    fn flush(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let recovery_point = self.recovery_point;
+        for seg in self.segments.values_mut() {
+            if seg.next_offset() > recovery_point || seg.is_empty() {
+                seg.flush()?;
+            }
+        }
+        self.recovery_point = self.log_end_offset;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Ok(())
+    }
+}
+
+fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".tmp")
+            || name.ends_with(".deleted")
+            || name.ends_with(".cleaned")
+            || name.ends_with(".swap")
+        {
+            fs::remove_file(entry.path())?;
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(".log") {
+            if let Ok(b) = stem.parse::<i64>() {
+                bases.push(b);
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// Calls `f` with the header of every batch in `seg` that ends at or after `from`.
+pub(crate) fn for_each_batch_from(
+    seg: &LogSegment,
+    from: i64,
+    f: &mut dyn FnMut(&BatchHeader),
+) -> Result<(), LogError> {
+    let Some((mut pos, _)) = seg.position_of(from, seg.size())? else {
+        return Ok(());
+    };
+    while pos < seg.size() {
+        let len = (seg.size() - pos).min(segment::SCAN_CHUNK_BYTES as u64) as usize;
+        let chunk = segment::read_exact_at(seg.file(), pos, len)?;
+        let mut consumed = 0;
+        for (at, h) in BatchIter::new(&chunk) {
+            f(&h);
+            consumed = at + h.size_bytes();
+        }
+        if consumed == 0 {
+            let head =
+                segment::read_exact_at(seg.file(), pos, record_batch::BATCH_HEADER_BYTES.min(len))?;
+            let h = BatchHeader::parse(&head)?;
+            f(&h);
+            consumed = h.size_bytes();
+        }
+        pos += consumed as u64;
+    }
+    Ok(())
+}
+
+/// Decodes one batch to find the first record matching `pred(timestamp, offset)`.
+fn exact_record(
+    seg: &LogSegment,
+    h: &BatchHeader,
+    pred: impl Fn(i64, i64) -> bool,
+) -> Result<Option<(i64, i64)>, LogError> {
+    let Some((pos, _)) = seg.position_of(h.base_offset, seg.size())? else {
+        return Ok(None);
+    };
+    let bytes = segment::read_exact_at(seg.file(), pos, h.size_bytes())?;
+    let mut buf = Bytes::from(bytes);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
+        .map_err(|e| LogError::Corrupt(e.to_string()))?;
+    Ok(set
+        .records
+        .iter()
+        .find(|r| pred(r.timestamp, r.offset))
+        .map(|r| (r.offset, r.timestamp)))
+}

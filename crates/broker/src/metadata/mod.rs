@@ -1,0 +1,235 @@
+//! Cluster metadata: the topics this broker knows, their ids, partition counts,
+//! replication factors and config overrides.
+//!
+//! Contract: every change is written (atomically, fsynced) before it is visible, so a
+//! topic a client saw created survives a crash. Stored as JSON in
+//! `<first log dir>/fjord-metadata.json` on a single node; the Raft quorum of the
+//! cluster replaces this file as the source of truth.
+
+use crate::log::checkpoint;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// Limits on what one request may create.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
+pub const TOPICS_MAX: usize = 100_000;
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// Producer ids are handed out in blocks; the next block's start is stored first.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopicMetadata {
+    pub name: String,
+    pub topic_id: uuid::Uuid,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Stored {
+    topics: BTreeMap<String, TopicMetadata>,
+    next_producer_id_block: i64,
+    #[serde(default)]
+    broker_configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("unknown topic '{0}'")]
+    UnknownTopic(String),
+    #[error("invalid topic name '{0}': {1}")]
+    InvalidTopic(String, String),
+    #[error("invalid partitions: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor: {0}")]
+    InvalidReplicationFactor(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("metadata I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("metadata file is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug)]
+pub struct TopicRegistry {
+    path: PathBuf,
+    state: RwLock<Stored>,
+    /// `(next, end)` of the producer id block in use.
+    producer_ids: std::sync::Mutex<(i64, i64)>,
+}
+
+/// Kafka's rule: 1..249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    let bad = |why: &str| {
+        Err(MetadataError::InvalidTopic(
+            name.to_string(),
+            why.to_string(),
+        ))
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not allowed");
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return bad("longer than 249 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return bad("only ASCII alphanumerics, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+impl TopicRegistry {
+    pub fn open(log_dir: &Path) -> Result<TopicRegistry, MetadataError> {
+        let path = log_dir.join("fjord-metadata.json");
+        let stored: Stored = match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| MetadataError::Corrupt(e.to_string()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::default(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(TopicRegistry {
+            path,
+            state: RwLock::new(stored),
+            producer_ids: std::sync::Mutex::new((0, 0)),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Stored> {
+        match self.state.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Stored> {
+        match self.state.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn persist(&self, stored: &Stored) -> Result<(), MetadataError> {
+        let bytes =
+            serde_json::to_vec_pretty(stored).map_err(|e| MetadataError::Corrupt(e.to_string()))?;
+        checkpoint::write_atomically(&self.path, &bytes)?;
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<TopicMetadata> {
+        self.read().topics.get(name).cloned()
+    }
+
+    pub fn by_id(&self, id: uuid::Uuid) -> Option<TopicMetadata> {
+        self.read()
+            .topics
+            .values()
+            .find(|t| t.topic_id == id)
+            .cloned()
+    }
+
+    pub fn list(&self) -> Vec<TopicMetadata> {
+        self.read().topics.values().cloned().collect()
+    }
+
+    /// Registers a new topic. `validate_only` checks everything and changes nothing.
+    pub fn create(
+        &self,
+        topic: TopicMetadata,
+        validate_only: bool,
+    ) -> Result<TopicMetadata, MetadataError> {
+        validate_topic_name(&topic.name)?;
+        if topic.partitions < 1 || topic.partitions > PARTITIONS_PER_TOPIC_MAX {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "{} is not in 1..={PARTITIONS_PER_TOPIC_MAX}",
+                topic.partitions
+            )));
+        }
+        let mut state = self.write();
+        if state.topics.contains_key(&topic.name) {
+            return Err(MetadataError::TopicExists(topic.name));
+        }
+        if state.topics.len() >= TOPICS_MAX {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "the broker holds {TOPICS_MAX} topics already"
+            )));
+        }
+        if validate_only {
+            return Ok(topic);
+        }
+        state.topics.insert(topic.name.clone(), topic.clone());
+        if let Err(e) = self.persist(&state) {
+            state.topics.remove(&topic.name);
+            return Err(e);
+        }
+        Ok(topic)
+    }
+
+    pub fn delete(&self, name: &str) -> Result<TopicMetadata, MetadataError> {
+        let mut state = self.write();
+        let removed = state
+            .topics
+            .remove(name)
+            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        self.persist(&state)?;
+        Ok(removed)
+    }
+
+    /// Replaces a topic's entry (partition count or configs changed).
+    pub fn update(&self, topic: TopicMetadata) -> Result<(), MetadataError> {
+        let mut state = self.write();
+        if !state.topics.contains_key(&topic.name) {
+            return Err(MetadataError::UnknownTopic(topic.name));
+        }
+        state.topics.insert(topic.name.clone(), topic);
+        self.persist(&state)
+    }
+
+    /// Dynamic broker config overrides.
+    pub fn broker_configs(&self) -> BTreeMap<String, String> {
+        self.read().broker_configs.clone()
+    }
+
+    pub fn set_broker_configs(
+        &self,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), MetadataError> {
+        let mut state = self.write();
+        let old = std::mem::replace(&mut state.broker_configs, configs);
+        if let Err(e) = self.persist(&state) {
+            state.broker_configs = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A producer id never handed out before, even across restarts.
+    pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
+        let mut ids = match self.producer_ids.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if ids.0 >= ids.1 {
+            let mut state = self.write();
+            let start = state.next_producer_id_block;
+            state.next_producer_id_block = start + PRODUCER_ID_BLOCK;
+            self.persist(&state)?;
+            *ids = (start, start + PRODUCER_ID_BLOCK);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+}

@@ -1,0 +1,96 @@
+//! DescribeCluster, DescribeLogDirs, InitProducerId.
+
+use super::{s, topic_name};
+use crate::log::TopicPartition;
+use crate::protocol::errors;
+use crate::server::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::{
+    DescribeClusterBroker, DescribeClusterResponse,
+};
+use kafka_protocol::messages::describe_log_dirs_request::DescribeLogDirsRequest;
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResponse, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+use kafka_protocol::messages::{BrokerId, ProducerId};
+use std::collections::BTreeMap;
+
+pub fn describe_cluster(broker: &Broker) -> DescribeClusterResponse {
+    let (host, port) = broker.advertised();
+    DescribeClusterResponse::default()
+        .with_cluster_id(s(broker.cluster_id.clone()))
+        .with_controller_id(BrokerId(broker.node_id()))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(broker.node_id()))
+            .with_host(s(host))
+            .with_port(port)])
+}
+
+pub fn describe_log_dirs(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+    let wanted: Option<Vec<TopicPartition>> = req.topics.map(|ts| {
+        ts.iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| TopicPartition::new(t.topic.to_string(), *p))
+            })
+            .collect()
+    });
+    let mut results = Vec::new();
+    for dir in &broker.logs.log_dirs {
+        let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
+        for log in broker.logs.all() {
+            let tp = &log.topic_partition;
+            if broker.logs.dir_of(tp).as_ref() != Some(dir)
+                || wanted.as_ref().is_some_and(|w| !w.contains(tp))
+            {
+                continue;
+            }
+            let (_, hw, leo) = log.offsets();
+            by_topic.entry(tp.topic.clone()).or_default().push(
+                DescribeLogDirsPartition::default()
+                    .with_partition_index(tp.partition)
+                    .with_partition_size(log.size_bytes() as i64)
+                    .with_offset_lag((leo - hw).max(0)),
+            );
+        }
+        let topics = by_topic
+            .into_iter()
+            .map(|(t, ps)| {
+                DescribeLogDirsTopic::default()
+                    .with_name(topic_name(t))
+                    .with_partitions(ps)
+            })
+            .collect();
+        results.push(
+            DescribeLogDirsResult::default()
+                .with_log_dir(s(dir.display().to_string()))
+                .with_topics(topics)
+                .with_total_bytes(-1)
+                .with_usable_bytes(-1),
+        );
+    }
+    DescribeLogDirsResponse::default().with_results(results)
+}
+
+pub fn init_producer_id(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    let resp = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if req.transactional_id.is_some() {
+        // Transactions need a transaction coordinator, which Fjord does not have yet.
+        return resp.with_error_code(errors::code(ResponseError::InvalidRequest));
+    }
+    // An idempotent producer bumping its epoch (KIP-360) keeps its id.
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX {
+        return resp
+            .with_producer_id(req.producer_id)
+            .with_producer_epoch(req.producer_epoch + 1);
+    }
+    match broker.topics.next_producer_id() {
+        Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Err(e) => resp.with_error_code(errors::metadata_error_code(&e)),
+    }
+}

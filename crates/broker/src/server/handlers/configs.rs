@@ -1,0 +1,409 @@
+//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs for topics (resource type 2)
+//! and brokers (4). Every topic config is dynamic; of the broker's, the `log.*` topic
+//! defaults are dynamic and the rest (listeners, log.dirs, ...) read-only, as in Kafka.
+
+use super::s;
+use crate::config::{ConfigError, TOPIC_CONFIG_KEYS};
+use crate::metadata::MetadataError;
+use crate::protocol::errors;
+use crate::server::{read_lock, topics, write_lock, Broker};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_configs_request::AlterConfigsRequest;
+use kafka_protocol::messages::alter_configs_response::{
+    AlterConfigsResourceResponse, AlterConfigsResponse,
+};
+use kafka_protocol::messages::describe_configs_request::{
+    DescribeConfigsRequest, DescribeConfigsResource,
+};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
+};
+use kafka_protocol::messages::incremental_alter_configs_request::IncrementalAlterConfigsRequest;
+use kafka_protocol::messages::incremental_alter_configs_response::{
+    self as inc, IncrementalAlterConfigsResponse,
+};
+use std::collections::BTreeMap;
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// One described config: name, value, source, read-only, Kafka type id.
+type Entry = (String, String, i8, bool, i8);
+
+fn type_id(t: crate::config::topic::ConfigType) -> i8 {
+    use crate::config::topic::ConfigType::*;
+    match t {
+        Boolean => 1,
+        String => 2,
+        Int => 3,
+        Long => 5,
+        Double => 6,
+        List => 7,
+    }
+}
+
+pub fn describe(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .iter()
+        .map(|r| describe_one(broker, r))
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn describe_one(broker: &Broker, r: &DescribeConfigsResource) -> DescribeConfigsResult {
+    let mut out = DescribeConfigsResult::default()
+        .with_resource_type(r.resource_type)
+        .with_resource_name(r.resource_name.clone());
+    let entries = match r.resource_type {
+        TOPIC => topic_entries(broker, r.resource_name.as_str()),
+        BROKER => broker_entries(broker, r.resource_name.as_str()),
+        _ => Err((
+            errors::code(ResponseError::InvalidRequest),
+            format!("unsupported resource type {}", r.resource_type),
+        )),
+    };
+    match entries {
+        Ok(entries) => {
+            let wanted = r
+                .configuration_keys
+                .as_ref()
+                .map(|k| k.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+            out.configs = entries
+                .into_iter()
+                .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(&e.0)))
+                .map(|(name, value, source, read_only, ty)| {
+                    DescribeConfigsResourceResult::default()
+                        .with_name(s(name))
+                        .with_value(Some(s(value)))
+                        .with_config_source(source)
+                        .with_read_only(read_only)
+                        .with_config_type(ty)
+                })
+                .collect();
+        }
+        Err((code, msg)) => {
+            out.error_code = code;
+            out.error_message = Some(s(msg));
+        }
+    }
+    out
+}
+
+fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String)> {
+    let topic = broker.topics.get(name).ok_or((
+        errors::code(ResponseError::UnknownTopicOrPartition),
+        format!("unknown topic '{name}'"),
+    ))?;
+    let defaults = broker
+        .topic_defaults()
+        .map_err(|e| (errors::code(ResponseError::InvalidConfig), e.to_string()))?;
+    let config = defaults
+        .with_overrides(&topic.configs)
+        .map_err(|e| (errors::code(ResponseError::InvalidConfig), e.to_string()))?;
+    let dynamic = read_lock(&broker.dynamic_configs).clone();
+    Ok(TOPIC_CONFIG_KEYS
+        .iter()
+        .map(|k| {
+            let source = if topic.configs.contains_key(k.name) {
+                SOURCE_DYNAMIC_TOPIC
+            } else if dynamic.contains_key(k.broker_key) {
+                SOURCE_DYNAMIC_BROKER
+            } else if config.broker_set.contains(k.name) {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            };
+            (
+                k.name.to_string(),
+                config.get(k.name).unwrap_or_default(),
+                source,
+                false,
+                type_id(k.config_type),
+            )
+        })
+        .collect())
+}
+
+fn check_broker_name(broker: &Broker, name: &str) -> Result<(), (i16, String)> {
+    if name.is_empty() || name == broker.node_id().to_string() {
+        return Ok(());
+    }
+    Err((
+        errors::code(ResponseError::InvalidRequest),
+        format!("unknown broker '{name}'"),
+    ))
+}
+
+fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String)> {
+    check_broker_name(broker, name)?;
+    let c = &broker.config;
+    let listeners = |ls: &[crate::config::Listener]| {
+        ls.iter()
+            .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut out: Vec<Entry> = vec![
+        (
+            "node.id".into(),
+            c.node_id.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            3,
+        ),
+        (
+            "broker.id".into(),
+            c.node_id.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            3,
+        ),
+        (
+            "listeners".into(),
+            listeners(&c.listeners),
+            SOURCE_STATIC_BROKER,
+            true,
+            2,
+        ),
+        (
+            "advertised.listeners".into(),
+            listeners(&c.advertised_listeners),
+            SOURCE_STATIC_BROKER,
+            true,
+            2,
+        ),
+        (
+            "log.dirs".into(),
+            c.log_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            SOURCE_STATIC_BROKER,
+            true,
+            2,
+        ),
+        (
+            "num.partitions".into(),
+            c.num_partitions.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            3,
+        ),
+        (
+            "default.replication.factor".into(),
+            c.default_replication_factor.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            3,
+        ),
+        (
+            "auto.create.topics.enable".into(),
+            c.auto_create_topics_enable.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            1,
+        ),
+        (
+            "delete.topic.enable".into(),
+            c.delete_topic_enable.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            1,
+        ),
+        (
+            "socket.request.max.bytes".into(),
+            c.socket_request_max_bytes.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            3,
+        ),
+        (
+            "max.connections".into(),
+            c.max_connections.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            3,
+        ),
+        (
+            "log.retention.check.interval.ms".into(),
+            c.log_retention_check_interval_ms.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            5,
+        ),
+    ];
+    let defaults = broker
+        .topic_defaults()
+        .map_err(|e| (errors::code(ResponseError::InvalidConfig), e.to_string()))?;
+    let dynamic = read_lock(&broker.dynamic_configs).clone();
+    for k in TOPIC_CONFIG_KEYS {
+        let source = if dynamic.contains_key(k.broker_key) {
+            SOURCE_DYNAMIC_BROKER
+        } else if defaults.broker_set.contains(k.name) {
+            SOURCE_STATIC_BROKER
+        } else {
+            SOURCE_DEFAULT
+        };
+        out.push((
+            k.broker_key.to_string(),
+            defaults.get(k.name).unwrap_or_default(),
+            source,
+            false,
+            type_id(k.config_type),
+        ));
+    }
+    Ok(out)
+}
+
+/// Applies a full set of overrides to a resource.
+fn apply(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let err = |e: MetadataError| (errors::metadata_error_code(&e), e.to_string());
+    match resource_type {
+        TOPIC => topics::set_topic_configs(broker, name, configs, validate_only).map_err(err),
+        BROKER => {
+            check_broker_name(broker, name)?;
+            let mut trial = broker.config.topic_defaults.clone();
+            for (k, v) in &configs {
+                let spec = TOPIC_CONFIG_KEYS
+                    .iter()
+                    .find(|s| s.broker_key == k)
+                    .ok_or((
+                        errors::code(ResponseError::InvalidRequest),
+                        format!(
+                            "cannot update config '{k}' dynamically; set it in server.properties"
+                        ),
+                    ))?;
+                trial.apply(spec.name, v).map_err(|e: ConfigError| {
+                    (errors::code(ResponseError::InvalidConfig), e.to_string())
+                })?;
+            }
+            if validate_only {
+                return Ok(());
+            }
+            broker
+                .topics
+                .set_broker_configs(configs.clone())
+                .map_err(err)?;
+            *write_lock(&broker.dynamic_configs) = configs;
+            topics::refresh_all_configs(broker)
+                .map_err(|e| (errors::code(ResponseError::InvalidConfig), e.to_string()))
+        }
+        other => Err((
+            errors::code(ResponseError::InvalidRequest),
+            format!("unsupported resource type {other}"),
+        )),
+    }
+}
+
+fn current_overrides(broker: &Broker, resource_type: i8, name: &str) -> BTreeMap<String, String> {
+    match resource_type {
+        TOPIC => broker
+            .topics
+            .get(name)
+            .map(|t| t.configs)
+            .unwrap_or_default(),
+        _ => read_lock(&broker.dynamic_configs).clone(),
+    }
+}
+
+pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = req
+        .resources
+        .iter()
+        .map(|r| {
+            let configs = r
+                .configs
+                .iter()
+                .filter_map(|c| {
+                    c.value
+                        .as_ref()
+                        .map(|v| (c.name.to_string(), v.to_string()))
+                })
+                .collect();
+            let mut out = AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            if let Err((code, msg)) = apply(
+                broker,
+                r.resource_type,
+                r.resource_name.as_str(),
+                configs,
+                req.validate_only,
+            ) {
+                out.error_code = code;
+                out.error_message = Some(s(msg));
+            }
+            out
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+pub fn incremental_alter(
+    broker: &Broker,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = req
+        .resources
+        .iter()
+        .map(|r| {
+            let name = r.resource_name.as_str();
+            let mut configs = current_overrides(broker, r.resource_type, name);
+            let mut result = Ok(());
+            for c in &r.configs {
+                let key = c.name.to_string();
+                let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                match c.config_operation {
+                    0 => {
+                        configs.insert(key, value);
+                    }
+                    1 => {
+                        configs.remove(&key);
+                    }
+                    2 | 3 if key == "cleanup.policy" => {
+                        let mut items: Vec<String> = configs
+                            .get(&key)
+                            .map(|v| crate::config::split_list(v))
+                            .unwrap_or_else(|| vec!["delete".into()]);
+                        for v in crate::config::split_list(&value) {
+                            items.retain(|x| *x != v);
+                            if c.config_operation == 2 {
+                                items.push(v);
+                            }
+                        }
+                        configs.insert(key, items.join(","));
+                    }
+                    op => {
+                        result = Err((
+                            errors::code(ResponseError::InvalidConfig),
+                            format!("operation {op} is not valid for config '{key}'"),
+                        ));
+                    }
+                }
+            }
+            let result = result
+                .and_then(|_| apply(broker, r.resource_type, name, configs, req.validate_only));
+            let mut out = inc::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            if let Err((code, msg)) = result {
+                out.error_code = code;
+                out.error_message = Some(s(msg));
+            }
+            out
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,120 @@
+//! Metadata: brokers, cluster id, controller, and topics with their partitions.
+//! Unknown topics are created when `auto.create.topics.enable` and the client allows it.
+
+use super::{s, topic_name};
+use crate::metadata::TopicMetadata;
+use crate::protocol::errors;
+use crate::server::topics::{self, NewTopic};
+use crate::server::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_request::MetadataRequest;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::BrokerId;
+use std::collections::BTreeMap;
+
+pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let node = broker.node_id();
+    let (host, port) = broker.advertised();
+    let brokers = vec![MetadataResponseBroker::default()
+        .with_node_id(BrokerId(node))
+        .with_host(s(host))
+        .with_port(port)];
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && version == 0,
+    };
+    let topics = if all {
+        broker
+            .topics
+            .list()
+            .iter()
+            .map(|t| topic_entry(broker, t))
+            .collect()
+    } else {
+        let allow_create = req.allow_auto_topic_creation || version < 4;
+        req.topics
+            .unwrap_or_default()
+            .iter()
+            .map(|t| {
+                requested_topic(
+                    broker,
+                    t.name.as_ref().map(|n| n.to_string()),
+                    t.topic_id,
+                    allow_create,
+                )
+            })
+            .collect()
+    };
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(s(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(node))
+        .with_topics(topics)
+}
+
+fn requested_topic(
+    broker: &Broker,
+    name: Option<String>,
+    id: uuid::Uuid,
+    allow_create: bool,
+) -> MetadataResponseTopic {
+    let Some(name) = name else {
+        return match broker.topics.by_id(id) {
+            Some(t) => topic_entry(broker, &t),
+            None => MetadataResponseTopic::default()
+                .with_topic_id(id)
+                .with_error_code(errors::code(ResponseError::UnknownTopicId)),
+        };
+    };
+    if let Some(t) = broker.topics.get(&name) {
+        return topic_entry(broker, &t);
+    }
+    let error = |code: i16| {
+        MetadataResponseTopic::default()
+            .with_name(Some(topic_name(name.clone())))
+            .with_error_code(code)
+    };
+    if let Err(e) = crate::metadata::validate_topic_name(&name) {
+        return error(errors::metadata_error_code(&e));
+    }
+    if !(allow_create && broker.config.auto_create_topics_enable) {
+        return error(errors::code(ResponseError::UnknownTopicOrPartition));
+    }
+    let req = NewTopic {
+        name: name.clone(),
+        partitions: -1,
+        replication_factor: -1,
+        configs: BTreeMap::new(),
+    };
+    match topics::create_topic(broker, req, false) {
+        Ok(t) => topic_entry(broker, &t),
+        // Another request created it first.
+        Err(crate::metadata::MetadataError::TopicExists(_)) => match broker.topics.get(&name) {
+            Some(t) => topic_entry(broker, &t),
+            None => error(errors::code(ResponseError::LeaderNotAvailable)),
+        },
+        Err(e) => error(errors::metadata_error_code(&e)),
+    }
+}
+
+fn topic_entry(broker: &Broker, t: &TopicMetadata) -> MetadataResponseTopic {
+    let node = BrokerId(broker.node_id());
+    let partitions = (0..t.partitions)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(t.name.clone())))
+        .with_topic_id(t.topic_id)
+        .with_is_internal(t.name.starts_with("__"))
+        .with_partitions(partitions)
+}

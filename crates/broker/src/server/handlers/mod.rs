@@ -1,0 +1,124 @@
+//! One module per group of Kafka APIs. `dispatch` decodes the body with the codec
+//! crate, calls the handler with the decoded request, and frames the response.
+//! Handlers turn wire structs into domain calls (`server::topics`, `log`) and back.
+
+mod admin;
+mod api_versions;
+mod cluster;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use super::Broker;
+use crate::protocol::{self, DecodeError, EncodeError, RawRequest};
+use bytes::BytesMut;
+use kafka_protocol::messages::{ApiKey, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// Kafka closes an acks=0 producer's connection on error, so it notices.
+    #[error("acks=0 produce failed with error code {0}")]
+    AcksZeroFailure(i16),
+}
+
+/// Handles one request; `None` when no response is sent (acks=0 produce).
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    mut raw: RawRequest,
+) -> Result<Option<BytesMut>, HandlerError> {
+    let mut version = raw.header.request_api_version;
+    let correlation_id = raw.header.correlation_id;
+    let key = raw.api_key;
+    let response = match key {
+        ApiKey::ApiVersions => {
+            let (resp, v) = api_versions::handle(version);
+            version = v;
+            ResponseKind::ApiVersions(resp)
+        }
+        ApiKey::Metadata => ResponseKind::Metadata(metadata::handle(
+            broker,
+            protocol::decode_body(&mut raw)?,
+            version,
+        )),
+        ApiKey::Produce => {
+            match produce::handle(broker, protocol::decode_body(&mut raw)?, version)? {
+                Some(r) => ResponseKind::Produce(r),
+                None => return Ok(None),
+            }
+        }
+        ApiKey::Fetch => ResponseKind::Fetch(
+            fetch::handle(broker, protocol::decode_body(&mut raw)?, version).await,
+        ),
+        ApiKey::ListOffsets => ResponseKind::ListOffsets(list_offsets::handle(
+            broker,
+            protocol::decode_body(&mut raw)?,
+            version,
+        )),
+        ApiKey::CreateTopics => ResponseKind::CreateTopics(admin::create_topics(
+            broker,
+            protocol::decode_body(&mut raw)?,
+            version,
+        )),
+        ApiKey::DeleteTopics => ResponseKind::DeleteTopics(admin::delete_topics(
+            broker,
+            protocol::decode_body(&mut raw)?,
+        )),
+        ApiKey::CreatePartitions => ResponseKind::CreatePartitions(admin::create_partitions(
+            broker,
+            protocol::decode_body(&mut raw)?,
+        )),
+        ApiKey::DeleteRecords => ResponseKind::DeleteRecords(admin::delete_records(
+            broker,
+            protocol::decode_body(&mut raw)?,
+        )),
+        ApiKey::DescribeConfigs => ResponseKind::DescribeConfigs(configs::describe(
+            broker,
+            protocol::decode_body(&mut raw)?,
+        )),
+        ApiKey::AlterConfigs => {
+            ResponseKind::AlterConfigs(configs::alter(broker, protocol::decode_body(&mut raw)?))
+        }
+        ApiKey::IncrementalAlterConfigs => ResponseKind::IncrementalAlterConfigs(
+            configs::incremental_alter(broker, protocol::decode_body(&mut raw)?),
+        ),
+        ApiKey::DescribeCluster => ResponseKind::DescribeCluster(cluster::describe_cluster(broker)),
+        ApiKey::DescribeLogDirs => ResponseKind::DescribeLogDirs(cluster::describe_log_dirs(
+            broker,
+            protocol::decode_body(&mut raw)?,
+        )),
+        ApiKey::InitProducerId => ResponseKind::InitProducerId(cluster::init_producer_id(
+            broker,
+            protocol::decode_body(&mut raw)?,
+        )),
+        other => {
+            return Err(DecodeError::UnsupportedVersion {
+                api: other,
+                version,
+                correlation_id,
+            }
+            .into());
+        }
+    };
+    Ok(Some(protocol::encode_response(
+        key,
+        version,
+        correlation_id,
+        &response,
+    )?))
+}
+
+pub(crate) fn s(x: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(x.into())
+}
+
+pub(crate) fn topic_name(x: impl Into<String>) -> TopicName {
+    TopicName(s(x))
+}

@@ -1,0 +1,110 @@
+//! Produce: validate and append each partition's record batches (raw bytes, never
+//! decoded record by record), then answer with base offsets. acks=0 gets no response.
+
+use super::{s, HandlerError};
+use crate::protocol::errors;
+use crate::server::topics;
+use crate::server::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::ProduceRequest;
+use kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+
+/// The leader epoch of every partition on a single node.
+pub const LEADER_EPOCH: i32 = 0;
+
+pub fn handle(
+    broker: &Broker,
+    req: ProduceRequest,
+    _version: i16,
+) -> Result<Option<ProduceResponse>, HandlerError> {
+    let acks = req.acks;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut first_error = None;
+    let mut appended = false;
+    for topic in req.topic_data {
+        let name = topic.name.to_string();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for p in topic.partition_data {
+            let mut resp = PartitionProduceResponse::default()
+                .with_index(p.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let code = if req.transactional_id.is_some() {
+                resp.error_message = Some(s("transactions are not supported by this broker yet"));
+                errors::code(ResponseError::InvalidRequest)
+            } else if !matches!(acks, 0 | 1 | -1) {
+                errors::code(ResponseError::InvalidRequiredAcks)
+            } else {
+                append_partition(
+                    broker,
+                    &name,
+                    p.index,
+                    p.records.as_deref().unwrap_or(&[]),
+                    acks,
+                    &mut resp,
+                    &mut appended,
+                )
+            };
+            resp.error_code = code;
+            if code != errors::NONE && first_error.is_none() {
+                first_error = Some(code);
+            }
+            partitions.push(resp);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+    if appended {
+        broker.log_appended.notify_waiters();
+    }
+    if acks == 0 {
+        return match first_error {
+            Some(code) => Err(HandlerError::AcksZeroFailure(code)),
+            None => Ok(None),
+        };
+    }
+    Ok(Some(ProduceResponse::default().with_responses(responses)))
+}
+
+fn append_partition(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+    acks: i16,
+    resp: &mut PartitionProduceResponse,
+    appended: &mut bool,
+) -> i16 {
+    let log = match topics::partition_log(broker, topic, partition) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    // A single node is the whole ISR: acks=all fails only if min.insync.replicas > 1.
+    if acks == -1 && log.config().min_insync_replicas > 1 {
+        return errors::code(ResponseError::NotEnoughReplicas);
+    }
+    match log.append_as_leader(records, LEADER_EPOCH, broker.time.now_ms()) {
+        Ok(info) => {
+            if info.records > 0 {
+                log.update_high_watermark(info.last_offset + 1);
+                *appended = true;
+            }
+            resp.base_offset = info.base_offset;
+            resp.log_append_time_ms = info.log_append_time_ms;
+            resp.log_start_offset = info.log_start_offset;
+            errors::NONE
+        }
+        Err(e) => {
+            tracing::debug!(topic, partition, error = %e, "produce refused");
+            resp.error_message = Some(s(e.to_string()));
+            errors::log_error_code(&e)
+        }
+    }
+}

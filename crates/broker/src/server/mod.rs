@@ -1,0 +1,227 @@
+//! The broker process: shared state (`Broker`), the listener and its connection limit,
+//! background tasks (retention, flush, checkpoints) and clean shutdown.
+//!
+//! - `connection`: one task pair per client connection (read and dispatch, write).
+//! - `handlers`: one module per group of Kafka APIs.
+//! - `topics`: creating, growing, deleting topics and their logs.
+
+pub mod connection;
+pub mod handlers;
+pub mod topics;
+
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::log::{LogError, LogManager};
+use crate::metadata::{MetadataError, TopicRegistry};
+use crate::time::Time;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify, Semaphore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Everything a request handler may touch. One per process, shared by `Arc`.
+#[derive(Debug)]
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub time: Time,
+    pub logs: LogManager,
+    pub topics: TopicRegistry,
+    /// Broker-level config overrides set with (Incremental)AlterConfigs.
+    pub dynamic_configs: RwLock<BTreeMap<String, String>>,
+    /// Woken after every append, for fetches waiting on `min_bytes`.
+    pub log_appended: Notify,
+    /// The address the listener actually bound (port 0 resolved).
+    pub bound_addr: RwLock<Option<SocketAddr>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Broker {
+    /// Opens the log dirs, loads (and if needed recovers) every partition.
+    pub fn open(config: BrokerConfig, time: Time) -> Result<Arc<Broker>, BrokerError> {
+        let cluster_id = LogManager::stored_cluster_id(&config.log_dirs)
+            .or_else(|| config.cluster_id.clone())
+            .unwrap_or_else(|| crate::log::checkpoint::topic_id_to_string(uuid::Uuid::new_v4()));
+        let logs = LogManager::new(config.log_dirs.clone(), &cluster_id, config.node_id)?;
+        let topics = TopicRegistry::open(&config.log_dirs[0])?;
+        let dynamic = topics.broker_configs();
+        let (shutdown, _) = watch::channel(false);
+        let broker = Arc::new(Broker {
+            config,
+            cluster_id,
+            time,
+            logs,
+            topics,
+            dynamic_configs: RwLock::new(dynamic),
+            log_appended: Notify::new(),
+            bound_addr: RwLock::new(None),
+            shutdown,
+        });
+        let started = std::time::Instant::now();
+        let count = topics::load_all(&broker)?;
+        tracing::info!(
+            partitions = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "logs loaded"
+        );
+        Ok(broker)
+    }
+
+    /// Topic defaults: the static `log.*` keys with dynamic broker overrides on top.
+    pub fn topic_defaults(&self) -> Result<TopicConfig, crate::config::ConfigError> {
+        let dynamic = read_lock(&self.dynamic_configs).clone();
+        let mut defaults = self.config.topic_defaults.clone();
+        for (k, v) in &dynamic {
+            if let Some(spec) = crate::config::TOPIC_CONFIG_KEYS
+                .iter()
+                .find(|s| s.broker_key == k)
+            {
+                defaults.apply(spec.name, v)?;
+            }
+        }
+        Ok(defaults)
+    }
+
+    pub fn advertised(&self) -> (String, i32) {
+        let l = &self.config.advertised_listeners[0];
+        let port = if l.port == 0 {
+            read_lock(&self.bound_addr).map(|a| a.port()).unwrap_or(0)
+        } else {
+            l.port
+        };
+        (l.host.clone(), port as i32)
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Binds the first listener. Returns the bound address.
+    pub async fn bind(&self) -> Result<TcpListener, BrokerError> {
+        let addr = self.config.listeners[0].socket_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        if let Ok(a) = listener.local_addr() {
+            *write_lock(&self.bound_addr) = Some(a);
+        }
+        Ok(listener)
+    }
+
+    /// Accepts connections until shutdown; at most `max.connections` at once.
+    pub async fn serve(self: &Arc<Self>, listener: TcpListener) {
+        let limit = Arc::new(Semaphore::new(self.config.max_connections));
+        let mut shutdown = self.shutdown.subscribe();
+        let tasks = tokio::spawn(background_tasks(self.clone()));
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, max = self.config.max_connections, "max.connections reached; closing new connection");
+                drop(stream);
+                continue;
+            };
+            let broker = self.clone();
+            tokio::spawn(async move {
+                connection::serve(broker, stream, peer).await;
+                drop(permit);
+            });
+        }
+        tasks.abort();
+    }
+
+    /// Flushes every log and writes checkpoints and the clean-shutdown markers.
+    pub fn shutdown_logs(&self) -> Result<(), BrokerError> {
+        self.logs.shutdown(self.time.now_ms())?;
+        Ok(())
+    }
+}
+
+/// Retention, time-based flush and checkpoints, each on its own interval.
+async fn background_tasks(broker: Arc<Broker>) {
+    let tick_ms = 200u64;
+    let mut since_retention = 0u64;
+    let mut since_checkpoint = 0u64;
+    let mut interval = tokio::time::interval(std::time::Duration::from_millis(tick_ms));
+    loop {
+        interval.tick().await;
+        since_retention += tick_ms;
+        since_checkpoint += tick_ms;
+        let now = broker.time.now_ms();
+        for log in broker.logs.all() {
+            if let Err(e) = log.maybe_flush_by_time(now) {
+                tracing::error!(partition = %log.topic_partition, error = %e, "flush failed");
+            }
+        }
+        if since_retention >= broker.config.log_retention_check_interval_ms {
+            since_retention = 0;
+            for log in broker.logs.all() {
+                match log.delete_old_segments(now) {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(partition = %log.topic_partition, segments = n, "deleted segments past retention")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(partition = %log.topic_partition, error = %e, "retention failed")
+                    }
+                }
+            }
+        }
+        if since_checkpoint >= broker.config.log_flush_offset_checkpoint_interval_ms {
+            since_checkpoint = 0;
+            if let Err(e) = broker.logs.checkpoint() {
+                tracing::error!(error = %e, "checkpoint failed");
+            }
+        }
+    }
+}
+
+pub(crate) fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    match l.read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+pub(crate) fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    match l.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}

@@ -1,0 +1,225 @@
+//! Topic lifecycle on this broker: loading at start-up, creating (with their partition
+//! logs), adding partitions, changing configs, deleting. Metadata is written first, then
+//! logs, so a crash in between leaves a topic whose missing logs are created at start-up.
+
+use super::{Broker, BrokerError};
+use crate::config::{ConfigError, TopicConfig};
+use crate::log::{LogError, TopicPartition, UnifiedLog};
+use crate::metadata::{MetadataError, TopicMetadata};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Loads every partition found on disk and creates logs the metadata names but the
+/// disk lacks. Returns the number of partitions loaded.
+pub fn load_all(broker: &Broker) -> Result<usize, BrokerError> {
+    let clean = broker.logs.take_clean_shutdown()?;
+    let found = broker.logs.scan()?;
+    let now = broker.time.now_ms();
+    let defaults = broker.topic_defaults()?;
+    // Partitions on disk whose topic the metadata lacks (metadata file lost): re-register.
+    let mut orphans: HashMap<String, (i32, Option<uuid::Uuid>)> = HashMap::new();
+    for f in &found {
+        if broker.topics.get(&f.tp.topic).is_none() {
+            let e = orphans.entry(f.tp.topic.clone()).or_insert((0, f.topic_id));
+            e.0 = e.0.max(f.tp.partition + 1);
+        }
+    }
+    for (name, (partitions, id)) in orphans {
+        tracing::warn!(topic = %name, "topic found on disk but not in metadata; re-registering");
+        let t = TopicMetadata {
+            name,
+            topic_id: id.unwrap_or_else(uuid::Uuid::new_v4),
+            partitions,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        broker.topics.create(t, false)?;
+    }
+    let mut count = 0;
+    for f in &found {
+        let Some(topic) = broker.topics.get(&f.tp.topic) else {
+            continue;
+        };
+        let config = Arc::new(defaults.with_overrides(&topic.configs)?);
+        broker.logs.load(f, topic.topic_id, config, clean, now)?;
+        count += 1;
+    }
+    for topic in broker.topics.list() {
+        count += ensure_logs(broker, &topic, &defaults)?;
+    }
+    broker.logs.checkpoint()?;
+    Ok(count)
+}
+
+/// Creates the logs of `topic` that do not exist yet; returns how many it created.
+fn ensure_logs(
+    broker: &Broker,
+    topic: &TopicMetadata,
+    defaults: &TopicConfig,
+) -> Result<usize, BrokerError> {
+    let config = Arc::new(defaults.with_overrides(&topic.configs)?);
+    let mut created = 0;
+    for p in 0..topic.partitions {
+        let tp = TopicPartition::new(topic.name.clone(), p);
+        if broker.logs.get(&tp).is_none() {
+            broker
+                .logs
+                .get_or_create(&tp, topic.topic_id, config.clone(), broker.time.now_ms())?;
+            created += 1;
+        }
+    }
+    Ok(created)
+}
+
+/// A request to create one topic, as CreateTopics or auto-creation asks it.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: `num.partitions`.
+    pub partitions: i32,
+    /// -1: `default.replication.factor`.
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+pub fn create_topic(
+    broker: &Broker,
+    req: NewTopic,
+    validate_only: bool,
+) -> Result<TopicMetadata, MetadataError> {
+    let partitions = if req.partitions == -1 {
+        broker.config.num_partitions
+    } else {
+        req.partitions
+    };
+    let rf = if req.replication_factor == -1 {
+        broker.config.default_replication_factor
+    } else {
+        req.replication_factor
+    };
+    let brokers = 1;
+    if rf < 1 || rf as i32 > brokers {
+        return Err(MetadataError::InvalidReplicationFactor(format!(
+            "replication factor {rf} is larger than the {brokers} available broker(s)"
+        )));
+    }
+    let defaults = broker.topic_defaults()?;
+    defaults.with_overrides(&req.configs)?;
+    let topic = TopicMetadata {
+        name: req.name,
+        topic_id: uuid::Uuid::new_v4(),
+        partitions,
+        replication_factor: rf,
+        configs: req.configs,
+    };
+    let topic = broker.topics.create(topic, validate_only)?;
+    if !validate_only {
+        ensure_logs(broker, &topic, &defaults).map_err(to_metadata_error)?;
+        tracing::info!(topic = %topic.name, partitions, "created topic");
+    }
+    Ok(topic)
+}
+
+pub fn delete_topic(broker: &Broker, name: &str) -> Result<TopicMetadata, MetadataError> {
+    let topic = broker.topics.delete(name)?;
+    for p in 0..topic.partitions {
+        if let Err(e) = broker.logs.delete(&TopicPartition::new(name, p)) {
+            tracing::error!(topic = name, partition = p, error = %e, "deleting log failed");
+        }
+    }
+    broker
+        .logs
+        .checkpoint()
+        .map_err(|e| MetadataError::Corrupt(e.to_string()))?;
+    tracing::info!(topic = name, "deleted topic");
+    Ok(topic)
+}
+
+pub fn create_partitions(
+    broker: &Broker,
+    name: &str,
+    count: i32,
+    validate_only: bool,
+) -> Result<(), MetadataError> {
+    let mut topic = broker
+        .topics
+        .get(name)
+        .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+    if count <= topic.partitions {
+        return Err(MetadataError::InvalidPartitions(format!(
+            "topic currently has {} partitions, which is higher than the requested {count}",
+            topic.partitions
+        )));
+    }
+    if count > crate::metadata::PARTITIONS_PER_TOPIC_MAX {
+        return Err(MetadataError::InvalidPartitions(format!(
+            "{count} exceeds the limit"
+        )));
+    }
+    if validate_only {
+        return Ok(());
+    }
+    topic.partitions = count;
+    broker.topics.update(topic.clone())?;
+    let defaults = broker.topic_defaults()?;
+    ensure_logs(broker, &topic, &defaults).map_err(to_metadata_error)?;
+    Ok(())
+}
+
+/// Replaces a topic's config overrides and applies them to its logs.
+pub fn set_topic_configs(
+    broker: &Broker,
+    name: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), MetadataError> {
+    let mut topic = broker
+        .topics
+        .get(name)
+        .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+    let config = Arc::new(broker.topic_defaults()?.with_overrides(&configs)?);
+    if validate_only {
+        return Ok(());
+    }
+    topic.configs = configs;
+    broker.topics.update(topic.clone())?;
+    for p in 0..topic.partitions {
+        if let Some(log) = broker.logs.get(&TopicPartition::new(name, p)) {
+            log.set_config(config.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Re-applies topic configs to every log after a broker default changed.
+pub fn refresh_all_configs(broker: &Broker) -> Result<(), ConfigError> {
+    let defaults = broker.topic_defaults()?;
+    for topic in broker.topics.list() {
+        let config = Arc::new(defaults.with_overrides(&topic.configs)?);
+        for p in 0..topic.partitions {
+            if let Some(log) = broker.logs.get(&TopicPartition::new(topic.name.clone(), p)) {
+                log.set_config(config.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The log of a partition this broker leads, or Kafka's error code for why not.
+pub fn partition_log(broker: &Broker, topic: &str, partition: i32) -> Result<Arc<UnifiedLog>, i16> {
+    broker
+        .logs
+        .get(&TopicPartition::new(topic, partition))
+        .ok_or(crate::protocol::errors::code(
+            kafka_protocol::error::ResponseError::UnknownTopicOrPartition,
+        ))
+}
+
+fn to_metadata_error(e: BrokerError) -> MetadataError {
+    match e {
+        BrokerError::Metadata(m) => m,
+        BrokerError::Config(c) => MetadataError::Config(c),
+        BrokerError::Log(LogError::Io(io)) => MetadataError::Io(io),
+        other => MetadataError::Corrupt(other.to_string()),
+    }
+}

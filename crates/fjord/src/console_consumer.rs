@@ -1,0 +1,234 @@
+//! `fjord console-consumer`: prints messages (kafka-console-consumer.sh). Without a
+//! group it reads every partition (or `--partition N`) from `--offset` or, with
+//! `--from-beginning`, from the earliest offset. Ctrl-C stops it cleanly.
+
+use crate::client::{parse_bool, parse_pairs, unescape, Connect};
+use anyhow::{bail, Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub connect: Connect,
+    #[arg(long)]
+    pub topic: String,
+    #[arg(long = "from-beginning")]
+    pub from_beginning: bool,
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// earliest, latest, or an offset (needs --partition).
+    #[arg(long)]
+    pub offset: Option<String>,
+    #[arg(long = "max-messages")]
+    pub max_messages: Option<u64>,
+    /// Exit when no message arrives for this long.
+    #[arg(long = "timeout-ms")]
+    pub timeout_ms: Option<u64>,
+    /// print.key, print.timestamp, print.partition, print.offset, print.headers,
+    /// key.separator, line.separator (KEY=VALUE, repeatable).
+    #[arg(long = "property")]
+    pub properties: Vec<String>,
+    /// librdkafka consumer properties (KEY=VALUE, repeatable).
+    #[arg(long = "consumer-property")]
+    pub consumer_properties: Vec<String>,
+}
+
+struct Format {
+    key: bool,
+    timestamp: bool,
+    partition: bool,
+    offset: bool,
+    headers: bool,
+    key_separator: String,
+    line_separator: String,
+}
+
+fn format(props: &std::collections::BTreeMap<String, String>) -> Result<Format> {
+    let flag = |k: &str| props.get(k).map(|v| parse_bool(k, v)).unwrap_or(Ok(false));
+    Ok(Format {
+        key: flag("print.key")?,
+        timestamp: flag("print.timestamp")?,
+        partition: flag("print.partition")?,
+        offset: flag("print.offset")?,
+        headers: flag("print.headers")?,
+        key_separator: unescape(
+            props
+                .get("key.separator")
+                .map(String::as_str)
+                .unwrap_or("\t"),
+        ),
+        line_separator: unescape(
+            props
+                .get("line.separator")
+                .map(String::as_str)
+                .unwrap_or("\n"),
+        ),
+    })
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let fmt = format(&parse_pairs(&args.properties, "--property")?)?;
+    let start = start_offset(&args)?;
+    let mut config = args.connect.client_config()?;
+    config
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    for (k, v) in parse_pairs(&args.consumer_properties, "--consumer-property")? {
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config.create().context("creating consumer")?;
+    let md = consumer
+        .fetch_metadata(Some(&args.topic), Duration::from_secs(30))
+        .context("fetching metadata")?;
+    let topic = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == args.topic)
+        .filter(|t| t.error().is_none());
+    let Some(topic) = topic else {
+        bail!("topic '{}' does not exist", args.topic)
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in topic.partitions() {
+        if args.partition.is_none_or(|want| want == p.id()) {
+            tpl.add_partition_offset(&args.topic, p.id(), start)?;
+        }
+    }
+    if tpl.count() == 0 {
+        bail!(
+            "topic '{}' has no partition {}",
+            args.topic,
+            args.partition.unwrap_or(-1)
+        );
+    }
+    consumer.assign(&tpl)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_stop(stop.clone());
+    let count = consume(&consumer, &args, &fmt, &stop)?;
+    eprintln!("Processed a total of {count} messages");
+    Ok(())
+}
+
+fn start_offset(args: &Args) -> Result<Offset> {
+    Ok(match args.offset.as_deref() {
+        None if args.from_beginning => Offset::Beginning,
+        None | Some("latest") => Offset::End,
+        Some("earliest") => Offset::Beginning,
+        Some(n) => {
+            if args.partition.is_none() {
+                bail!("--offset needs --partition");
+            }
+            let n: i64 = n.parse().with_context(|| {
+                format!("--offset expects earliest, latest or a number, got '{n}'")
+            })?;
+            if n < 0 {
+                bail!("--offset must not be negative");
+            }
+            Offset::Offset(n)
+        }
+    })
+}
+
+fn consume(consumer: &BaseConsumer, args: &Args, fmt: &Format, stop: &AtomicBool) -> Result<u64> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut count = 0u64;
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) && args.max_messages.is_none_or(|m| count < m) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                write_message(&mut out, &m, fmt)?;
+                count += 1;
+                last = Instant::now();
+            }
+            Some(Err(e)) => bail!("consume failed: {e}"),
+            None => {
+                out.flush()?;
+                if args
+                    .timeout_ms
+                    .is_some_and(|t| last.elapsed() >= Duration::from_millis(t))
+                {
+                    break;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(count)
+}
+
+fn write_message(
+    out: &mut impl Write,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+    fmt: &Format,
+) -> Result<()> {
+    let sep = fmt.key_separator.as_bytes();
+    if fmt.timestamp {
+        match m.timestamp() {
+            rdkafka::Timestamp::CreateTime(t) => write!(out, "CreateTime:{t}")?,
+            rdkafka::Timestamp::LogAppendTime(t) => write!(out, "LogAppendTime:{t}")?,
+            rdkafka::Timestamp::NotAvailable => write!(out, "NO_TIMESTAMP")?,
+        }
+        out.write_all(sep)?;
+    }
+    if fmt.partition {
+        write!(out, "Partition:{}", m.partition())?;
+        out.write_all(sep)?;
+    }
+    if fmt.offset {
+        write!(out, "Offset:{}", m.offset())?;
+        out.write_all(sep)?;
+    }
+    if fmt.headers {
+        let mut first = true;
+        if let Some(h) = m.headers() {
+            for hdr in h.iter() {
+                if !first {
+                    out.write_all(b",")?;
+                }
+                first = false;
+                write!(out, "{}:", hdr.key)?;
+                out.write_all(hdr.value.unwrap_or(b"null"))?;
+            }
+        }
+        if first {
+            out.write_all(b"NO_HEADERS")?;
+        }
+        out.write_all(sep)?;
+    }
+    if fmt.key {
+        out.write_all(m.key().unwrap_or(b"null"))?;
+        out.write_all(sep)?;
+    }
+    out.write_all(m.payload().unwrap_or(b"null"))?;
+    out.write_all(fmt.line_separator.as_bytes())?;
+    Ok(())
+}
+
+/// Ctrl-C and SIGTERM set `stop`; the loop then ends and the count is printed.
+fn signal_stop(stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        });
+        stop.store(true, Ordering::Relaxed);
+    });
+}

@@ -1,0 +1,93 @@
+//! `fjord get-offsets`: prints `topic:partition:offset` per partition for `--time`
+//! -1 (latest), -2 (earliest) or a timestamp in ms (kafka-get-offsets.sh).
+
+use crate::client::Connect;
+use anyhow::{bail, Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub connect: Connect,
+    #[arg(long)]
+    pub topic: String,
+    /// Comma-separated partition ids (default: all).
+    #[arg(long)]
+    pub partitions: Option<String>,
+    /// -1 or latest, -2 or earliest, or a timestamp in ms.
+    #[arg(long, default_value = "-1", allow_hyphen_values = true)]
+    pub time: String,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let consumer: BaseConsumer = args
+        .connect
+        .client_config()?
+        .create()
+        .context("creating client")?;
+    let timeout = Duration::from_secs(30);
+    let md = consumer.fetch_metadata(Some(&args.topic), timeout)?;
+    let Some(topic) = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == args.topic && t.error().is_none())
+    else {
+        bail!("topic '{}' does not exist", args.topic);
+    };
+    let wanted: Option<Vec<i32>> = match &args.partitions {
+        Some(p) => Some(
+            p.split(',')
+                .map(|x| {
+                    x.trim()
+                        .parse()
+                        .with_context(|| format!("--partitions: bad id '{x}'"))
+                })
+                .collect::<Result<_>>()?,
+        ),
+        None => None,
+    };
+    let mut ids: Vec<i32> = topic
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .filter(|id| wanted.as_ref().is_none_or(|w| w.contains(id)))
+        .collect();
+    ids.sort_unstable();
+    let time = match args.time.as_str() {
+        "latest" => -1,
+        "earliest" => -2,
+        t => t.parse::<i64>().with_context(|| {
+            format!("--time expects -1, -2, latest, earliest or a timestamp, got '{t}'")
+        })?,
+    };
+    if time < -2 {
+        bail!("--time {time} is not supported; use -1, -2 or a timestamp");
+    }
+    if time >= 0 {
+        let mut tpl = TopicPartitionList::new();
+        for id in &ids {
+            tpl.add_partition_offset(&args.topic, *id, Offset::Offset(time))?;
+        }
+        let result = consumer.offsets_for_times(tpl, timeout)?;
+        for e in result.elements() {
+            let offset = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => -1,
+            };
+            println!("{}:{}:{}", e.topic(), e.partition(), offset);
+        }
+        return Ok(());
+    }
+    for id in ids {
+        let (low, high) = consumer.fetch_watermarks(&args.topic, id, timeout)?;
+        println!(
+            "{}:{}:{}",
+            args.topic,
+            id,
+            if time == -2 { low } else { high }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! `fjord`: the broker and Kafka's command-line tools in one binary.
+//!
+//! Layout: `server` starts a broker; `topics`, `console_producer`, `console_consumer`,
+//! `get_offsets`, `dump_log` and `perf` are the tools, built on librdkafka (`client`).
+
+mod client;
+mod console_consumer;
+mod console_producer;
+mod dump_log;
+mod get_offsets;
+mod perf;
+mod server;
+mod topics;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fjord",
+    version,
+    about = "Fjord: a Kafka-compatible publish/subscribe log"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a broker (kafka-server-start.sh).
+    Server(server::ServerArgs),
+    /// Create, list, describe, alter and delete topics (kafka-topics.sh).
+    Topics(topics::TopicsArgs),
+    /// Send lines from stdin as messages (kafka-console-producer.sh).
+    ConsoleProducer(console_producer::Args),
+    /// Print messages to stdout (kafka-console-consumer.sh).
+    ConsoleConsumer(console_consumer::Args),
+    /// Earliest, latest or by-time offsets per partition (kafka-get-offsets.sh).
+    GetOffsets(get_offsets::Args),
+    /// Print the batches of a segment file (kafka-dump-log.sh).
+    DumpLog(dump_log::Args),
+    /// Producer and consumer benchmarks (kafka-*-perf-test.sh).
+    Perf(perf::Args),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FJORD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.command {
+        Command::Server(a) => server::run(a),
+        Command::Topics(a) => topics::run(a),
+        Command::ConsoleProducer(a) => console_producer::run(a),
+        Command::ConsoleConsumer(a) => console_consumer::run(a),
+        Command::GetOffsets(a) => get_offsets::run(a),
+        Command::DumpLog(a) => dump_log::run(a),
+        Command::Perf(a) => perf::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("fjord: error: {e:#}");
+        std::process::exit(1);
+    }
+}

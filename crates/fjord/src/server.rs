@@ -1,0 +1,76 @@
+//! `fjord server [config/server.properties] [--override key=value ...]`.
+
+use anyhow::{bail, Context, Result};
+use broker::config::{parse_properties, BrokerConfig};
+use broker::server::Broker;
+use broker::time::Time;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// A Kafka-style server.properties file; without it, zero config: 127.0.0.1:9092, ./data.
+    pub config: Option<PathBuf>,
+    /// Overrides a key of the file, as kafka-server-start.sh's --override.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// Reads the file and overrides into one validated config. Touches nothing on disk.
+pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig> {
+    let mut props = BTreeMap::new();
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        props = parse_properties(&text).with_context(|| format!("in {}", path.display()))?;
+    }
+    for o in &args.overrides {
+        let Some((k, v)) = o.split_once('=') else {
+            bail!("--override expects KEY=VALUE, got '{o}'");
+        };
+        props.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(BrokerConfig::from_properties(&props)?)
+}
+
+pub fn run(args: ServerArgs) -> Result<()> {
+    let config = load_config(&args)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("fjord")
+        .build()?;
+    runtime.block_on(async move {
+        let broker = Broker::open(config, Time::System)?;
+        let listener = broker.bind().await?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, node_id = broker.node_id(), cluster_id = %broker.cluster_id, "Fjord broker started");
+        // Tests and scripts wait for this line to learn the bound port.
+        println!("fjord: listening on {addr}");
+        let serve = {
+            let broker = broker.clone();
+            tokio::spawn(async move { broker.serve(listener).await })
+        };
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        broker.begin_shutdown();
+        let _ = serve.await;
+        broker.shutdown_logs()?;
+        tracing::info!("shut down cleanly");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
