@@ -9,11 +9,7 @@ use std::collections::BTreeMap;
 #[derive(clap::Args, Debug, Clone)]
 pub struct Connect {
     /// HOST:PORT of one or more brokers.
-    #[arg(
-        long = "bootstrap-server",
-        visible_alias = "broker-list",
-        value_name = "HOST:PORT"
-    )]
+    #[arg(long = "bootstrap-server", visible_alias = "broker-list", value_name = "HOST:PORT")]
     pub bootstrap_server: Option<String>,
     /// The tutorial's ZooKeeper flag; Fjord has no ZooKeeper and says so.
     #[arg(long, hide = true)]

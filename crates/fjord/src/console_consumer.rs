@@ -57,18 +57,8 @@ fn format(props: &std::collections::BTreeMap<String, String>) -> Result<Format> 
         partition: flag("print.partition")?,
         offset: flag("print.offset")?,
         headers: flag("print.headers")?,
-        key_separator: unescape(
-            props
-                .get("key.separator")
-                .map(String::as_str)
-                .unwrap_or("\t"),
-        ),
-        line_separator: unescape(
-            props
-                .get("line.separator")
-                .map(String::as_str)
-                .unwrap_or("\n"),
-        ),
+        key_separator: unescape(props.get("key.separator").map(String::as_str).unwrap_or("\t")),
+        line_separator: unescape(props.get("line.separator").map(String::as_str).unwrap_or("\n")),
     })
 }
 
@@ -76,9 +66,13 @@ pub fn run(args: Args) -> Result<()> {
     let fmt = format(&parse_pairs(&args.properties, "--property")?)?;
     let start = start_offset(&args)?;
     let mut config = args.connect.client_config()?;
+    // librdkafka's assign() needs a group id; without --group, Kafka's console consumer
+    // makes one up the same way.
+    let group = format!("console-consumer-{}", std::process::id() % 100_000);
     config
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("group.id", group);
     for (k, v) in parse_pairs(&args.consumer_properties, "--consumer-property")? {
         config.set(k, v);
     }
@@ -124,9 +118,9 @@ fn start_offset(args: &Args) -> Result<Offset> {
             if args.partition.is_none() {
                 bail!("--offset needs --partition");
             }
-            let n: i64 = n.parse().with_context(|| {
-                format!("--offset expects earliest, latest or a number, got '{n}'")
-            })?;
+            let n: i64 = n
+                .parse()
+                .with_context(|| format!("--offset expects earliest, latest or a number, got '{n}'"))?;
             if n < 0 {
                 bail!("--offset must not be negative");
             }
@@ -162,11 +156,7 @@ fn consume(consumer: &BaseConsumer, args: &Args, fmt: &Format, stop: &AtomicBool
     Ok(count)
 }
 
-fn write_message(
-    out: &mut impl Write,
-    m: &rdkafka::message::BorrowedMessage<'_>,
-    fmt: &Format,
-) -> Result<()> {
+fn write_message(out: &mut impl Write, m: &rdkafka::message::BorrowedMessage<'_>, fmt: &Format) -> Result<()> {
     let sep = fmt.key_separator.as_bytes();
     if fmt.timestamp {
         match m.timestamp() {
@@ -213,10 +203,7 @@ fn write_message(
 /// Ctrl-C and SIGTERM set `stop`; the loop then ends and the count is printed.
 fn signal_stop(stop: Arc<AtomicBool>) {
     std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return;
         };
         rt.block_on(async {

@@ -37,12 +37,7 @@ pub fn run(args: Args) -> Result<()> {
         Some(v) => parse_bool("parse.key", v)?,
         None => false,
     };
-    let separator = unescape(
-        props
-            .get("key.separator")
-            .map(String::as_str)
-            .unwrap_or("\t"),
-    );
+    let separator = unescape(props.get("key.separator").map(String::as_str).unwrap_or("\t"));
     if separator.is_empty() {
         bail!("property key.separator must not be empty");
     }
@@ -63,8 +58,7 @@ pub fn run(args: Args) -> Result<()> {
     for (k, v) in parse_pairs(&args.producer_properties, "--producer-property")? {
         config.set(k, v);
     }
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        config.create().context("creating producer")?;
+    let producer: ThreadedProducer<DefaultProducerContext> = config.create().context("creating producer")?;
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let line = line.context("reading stdin")?;
@@ -83,9 +77,7 @@ pub fn run(args: Args) -> Result<()> {
                 .context("waiting for acknowledgement")?;
         }
     }
-    producer
-        .flush(Duration::from_secs(30))
-        .context("flushing messages")?;
+    producer.flush(Duration::from_secs(30)).context("flushing messages")?;
     Ok(())
 }
 
@@ -103,12 +95,7 @@ fn send(
     loop {
         match producer.send(pending) {
             Ok(()) => return Ok(()),
-            Err((
-                rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ),
-                r,
-            )) => {
+            Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
                 pending = r;
                 std::thread::sleep(Duration::from_millis(10));
             }

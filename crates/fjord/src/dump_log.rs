@@ -58,14 +58,15 @@ fn dump_segment(bytes: &[u8], print_data: bool) {
         let header = match BatchHeader::parse(rest) {
             Ok(h) if h.size_bytes() <= rest.len() && h.batch_length > 0 => h,
             Ok(h) => {
-                println!("Found {} bytes at the end of the segment: a partial batch of {} bytes (torn write)", rest.len(), h.size_bytes());
+                println!(
+                    "Found {} bytes at the end of the segment: a partial batch of {} bytes (torn write)",
+                    rest.len(),
+                    h.size_bytes()
+                );
                 return;
             }
             Err(e) => {
-                println!(
-                    "Found {} bytes at position {pos} that are not a batch: {e}",
-                    rest.len()
-                );
+                println!("Found {} bytes at position {pos} that are not a batch: {e}", rest.len());
                 return;
             }
         };
@@ -103,9 +104,16 @@ fn print_records(batch: &[u8]) {
                         .map(|v| String::from_utf8_lossy(v).to_string())
                         .unwrap_or_else(|| "null".into())
                 };
-                println!("| offset: {} CreateTime: {} keySize: {} valueSize: {} headerKeys: [{}] key: {} payload: {}",
-                    r.offset, r.timestamp, r.key.as_ref().map(|k| k.len() as i64).unwrap_or(-1), r.value.as_ref().map(|v| v.len() as i64).unwrap_or(-1),
-                    r.headers.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(","), show(&r.key), show(&r.value));
+                println!(
+                    "| offset: {} CreateTime: {} keySize: {} valueSize: {} headerKeys: [{}] key: {} payload: {}",
+                    r.offset,
+                    r.timestamp,
+                    r.key.as_ref().map(|k| k.len() as i64).unwrap_or(-1),
+                    r.value.as_ref().map(|v| v.len() as i64).unwrap_or(-1),
+                    r.headers.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(","),
+                    show(&r.key),
+                    show(&r.value)
+                );
             }
         }
         Err(e) => println!("| cannot decode records: {e}"),

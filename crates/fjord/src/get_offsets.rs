@@ -22,11 +22,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let consumer: BaseConsumer = args
-        .connect
-        .client_config()?
-        .create()
-        .context("creating client")?;
+    let consumer: BaseConsumer = args.connect.client_config()?.create().context("creating client")?;
     let timeout = Duration::from_secs(30);
     let md = consumer.fetch_metadata(Some(&args.topic), timeout)?;
     let Some(topic) = md
@@ -39,11 +35,7 @@ pub fn run(args: Args) -> Result<()> {
     let wanted: Option<Vec<i32>> = match &args.partitions {
         Some(p) => Some(
             p.split(',')
-                .map(|x| {
-                    x.trim()
-                        .parse()
-                        .with_context(|| format!("--partitions: bad id '{x}'"))
-                })
+                .map(|x| x.trim().parse().with_context(|| format!("--partitions: bad id '{x}'")))
                 .collect::<Result<_>>()?,
         ),
         None => None,
@@ -58,9 +50,9 @@ pub fn run(args: Args) -> Result<()> {
     let time = match args.time.as_str() {
         "latest" => -1,
         "earliest" => -2,
-        t => t.parse::<i64>().with_context(|| {
-            format!("--time expects -1, -2, latest, earliest or a timestamp, got '{t}'")
-        })?,
+        t => t
+            .parse::<i64>()
+            .with_context(|| format!("--time expects -1, -2, latest, earliest or a timestamp, got '{t}'"))?,
     };
     if time < -2 {
         bail!("--time {time} is not supported; use -1, -2 or a timestamp");
@@ -82,12 +74,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     for id in ids {
         let (low, high) = consumer.fetch_watermarks(&args.topic, id, timeout)?;
-        println!(
-            "{}:{}:{}",
-            args.topic,
-            id,
-            if time == -2 { low } else { high }
-        );
+        println!("{}:{}:{}", args.topic, id, if time == -2 { low } else { high });
     }
     Ok(())
 }

@@ -16,11 +16,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "fjord",
-    version,
-    about = "Fjord: a Kafka-compatible publish/subscribe log"
-)]
+#[command(name = "fjord", version, about = "Fjord: a Kafka-compatible publish/subscribe log")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

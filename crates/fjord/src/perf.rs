@@ -132,9 +132,7 @@ fn produce(a: ProduceArgs) -> Result<()> {
         sample_every: (a.num_records / LATENCY_SAMPLES_MAX).max(1),
         stats: Mutex::new(Stats::default()),
     };
-    let producer: ThreadedProducer<PerfContext> = config
-        .create_with_context(ctx)
-        .context("creating producer")?;
+    let producer: ThreadedProducer<PerfContext> = config.create_with_context(ctx).context("creating producer")?;
     let payload: Vec<u8> = (0..a.record_size).map(|i| b'a' + (i % 26) as u8).collect();
     let started = Instant::now();
     for i in 0..a.num_records {
@@ -151,9 +149,7 @@ fn produce(a: ProduceArgs) -> Result<()> {
             match producer.send(record) {
                 Ok(()) => break,
                 Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
+                    rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
                     r,
                 )) => {
                     record = r;
@@ -163,9 +159,7 @@ fn produce(a: ProduceArgs) -> Result<()> {
             }
         }
     }
-    producer
-        .flush(Duration::from_secs(120))
-        .context("flushing")?;
+    producer.flush(Duration::from_secs(120)).context("flushing")?;
     let elapsed = started.elapsed().as_secs_f64();
     let mut s = match producer.context().stats.lock() {
         Ok(mut s) => std::mem::take(&mut *s),
@@ -173,11 +167,7 @@ fn produce(a: ProduceArgs) -> Result<()> {
     };
     report_produce(&a, &mut s, elapsed);
     if s.errors > 0 {
-        bail!(
-            "{} records failed: {}",
-            s.errors,
-            s.first_error.unwrap_or_default()
-        );
+        bail!("{} records failed: {}", s.errors, s.first_error.unwrap_or_default());
     }
     Ok(())
 }
@@ -214,17 +204,14 @@ fn consume(a: ConsumeArgs) -> Result<()> {
     let mut config = a.connect.client_config()?;
     config
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("group.id", "fjord-perf-consumer");
     for (k, v) in parse_pairs(&a.consumer_props, "--consumer-props")? {
         config.set(k, v);
     }
     let consumer: BaseConsumer = config.create().context("creating consumer")?;
     let md = consumer.fetch_metadata(Some(&a.topic), Duration::from_secs(30))?;
-    let Some(topic) = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == a.topic && t.error().is_none())
-    else {
+    let Some(topic) = md.topics().iter().find(|t| t.name() == a.topic && t.error().is_none()) else {
         bail!("topic '{}' does not exist", a.topic);
     };
     let mut tpl = TopicPartitionList::new();
@@ -257,10 +244,7 @@ fn consume(a: ConsumeArgs) -> Result<()> {
         count as f64 / elapsed
     );
     if count < a.messages {
-        bail!(
-            "consumed {count} of {} messages before the timeout",
-            a.messages
-        );
+        bail!("consumed {count} of {} messages before the timeout", a.messages);
     }
     Ok(())
 }

@@ -20,8 +20,7 @@ pub struct ServerArgs {
 pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig> {
     let mut props = BTreeMap::new();
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         props = parse_properties(&text).with_context(|| format!("in {}", path.display()))?;
     }
     for o in &args.overrides {

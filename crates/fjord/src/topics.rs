@@ -3,8 +3,7 @@
 use crate::client::{parse_pairs, Connect};
 use anyhow::{anyhow, bail, Context, Result};
 use rdkafka::admin::{
-    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic,
-    ResourceSpecifier, TopicReplication,
+    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -48,20 +47,14 @@ pub struct TopicsArgs {
 pub fn run(args: TopicsArgs) -> Result<()> {
     let bootstrap = args.connect.bootstrap()?;
     let config = args.connect.client_config()?;
-    let admin: AdminClient<DefaultClientContext> =
-        config.create().context("creating admin client")?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let admin: AdminClient<DefaultClientContext> = config.create().context("creating admin client")?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let timeout = Duration::from_millis(args.timeout_ms);
     let opts = AdminOptions::new()
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout));
     if args.create {
-        let topic = args
-            .topic
-            .as_deref()
-            .ok_or_else(|| anyhow!("--create needs --topic"))?;
+        let topic = args.topic.as_deref().ok_or_else(|| anyhow!("--create needs --topic"))?;
         let configs = parse_pairs(&args.configs, "--config")?;
         let partitions = args.partitions.unwrap_or(-1);
         let rf = args.replication_factor.unwrap_or(-1);
@@ -73,23 +66,18 @@ pub fn run(args: TopicsArgs) -> Result<()> {
         for r in results {
             match r {
                 Ok(name) => println!("Created topic {name}."),
-                Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))
-                    if args.if_not_exists => {}
+                Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) if args.if_not_exists => {}
                 Err((name, code)) => bail!("cannot create topic {name}: {code}"),
             }
         }
         return Ok(());
     }
     if args.delete {
-        let topic = args
-            .topic
-            .as_deref()
-            .ok_or_else(|| anyhow!("--delete needs --topic"))?;
+        let topic = args.topic.as_deref().ok_or_else(|| anyhow!("--delete needs --topic"))?;
         for r in rt.block_on(admin.delete_topics(&[topic], &opts))? {
             match r {
                 Ok(_) => {}
-                Err((_, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition))
-                    if args.if_exists => {}
+                Err((_, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)) if args.if_exists => {}
                 Err((name, code)) => bail!("cannot delete topic {name}: {code}"),
             }
         }
@@ -126,14 +114,9 @@ fn alter(
     opts: &AdminOptions,
     args: &TopicsArgs,
 ) -> Result<()> {
-    let topic = args
-        .topic
-        .as_deref()
-        .ok_or_else(|| anyhow!("--alter needs --topic"))?;
+    let topic = args.topic.as_deref().ok_or_else(|| anyhow!("--alter needs --topic"))?;
     if let Some(p) = args.partitions {
-        for r in
-            rt.block_on(admin.create_partitions([&NewPartitions::new(topic, p as usize)], opts))?
-        {
+        for r in rt.block_on(admin.create_partitions([&NewPartitions::new(topic, p as usize)], opts))? {
             if let Err((name, code)) = r {
                 bail!("cannot change partitions of {name}: {code}");
             }
@@ -191,19 +174,11 @@ fn describe(
         if let Some(Ok(res)) = configs.first() {
             for e in &res.entries {
                 if matches!(e.source, ConfigSource::DynamicTopic) {
-                    set.push(format!(
-                        "{}={}",
-                        e.name,
-                        e.value.clone().unwrap_or_default()
-                    ));
+                    set.push(format!("{}={}", e.name, e.value.clone().unwrap_or_default()));
                 }
             }
         }
-        let rf = t
-            .partitions()
-            .first()
-            .map(|p| p.replicas().len())
-            .unwrap_or(0);
+        let rf = t.partitions().first().map(|p| p.replicas().len()).unwrap_or(0);
         println!(
             "Topic: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
             t.name(),
@@ -211,12 +186,7 @@ fn describe(
             rf,
             set.join(",")
         );
-        let join = |v: &[i32]| {
-            v.iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let join = |v: &[i32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
         for p in t.partitions() {
             println!(
                 "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",

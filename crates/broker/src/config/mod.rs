@@ -18,11 +18,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
     #[error("invalid value '{value}' for config '{key}': {reason}")]
-    InvalidValue {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    InvalidValue { key: String, value: String, reason: String },
     #[error("missing required config '{0}'")]
     Missing(String),
     #[error("line {line}: {reason}")]
@@ -132,11 +128,7 @@ impl BrokerConfig {
             None => vec![PathBuf::from("data")],
         };
         if log_dirs.is_empty() {
-            return Err(invalid(
-                "log.dirs",
-                "",
-                "at least one directory is required",
-            ));
+            return Err(invalid("log.dirs", "", "at least one directory is required"));
         }
         if props.contains_key("zookeeper.connect") {
             warnings.push("zookeeper.connect is ignored: Fjord keeps cluster metadata in its own Raft quorum and needs no ZooKeeper".to_string());
@@ -153,22 +145,10 @@ impl BrokerConfig {
             advertised_listeners,
             log_dirs,
             num_partitions: parse_opt(props, "num.partitions", 1, 1, 100_000)?,
-            default_replication_factor: parse_opt(
-                props,
-                "default.replication.factor",
-                1,
-                1,
-                i16::MAX as i64,
-            )?,
+            default_replication_factor: parse_opt(props, "default.replication.factor", 1, 1, i16::MAX as i64)?,
             auto_create_topics_enable: parse_bool_opt(props, "auto.create.topics.enable", true)?,
             delete_topic_enable: parse_bool_opt(props, "delete.topic.enable", true)?,
-            socket_request_max_bytes: parse_opt(
-                props,
-                "socket.request.max.bytes",
-                104_857_600,
-                1024,
-                i32::MAX as i64,
-            )?,
+            socket_request_max_bytes: parse_opt(props, "socket.request.max.bytes", 104_857_600, 1024, i32::MAX as i64)?,
             max_connections: parse_opt(props, "max.connections", 10_000, 1, 1_000_000)?,
             max_in_flight_requests_per_connection: parse_opt(
                 props,
@@ -177,13 +157,7 @@ impl BrokerConfig {
                 1,
                 10_000,
             )?,
-            log_retention_check_interval_ms: parse_opt(
-                props,
-                "log.retention.check.interval.ms",
-                300_000,
-                1,
-                i64::MAX,
-            )?,
+            log_retention_check_interval_ms: parse_opt(props, "log.retention.check.interval.ms", 300_000, 1, i64::MAX)?,
             log_flush_scheduler_interval_ms: parse_opt(
                 props,
                 "log.flush.scheduler.interval.ms",
@@ -229,9 +203,7 @@ fn is_known_key(key: &str) -> bool {
         "log.flush.offset.checkpoint.interval.ms",
         "zookeeper.connect",
     ];
-    KNOWN.contains(&key)
-        || ACCEPTED_WITHOUT_EFFECT.contains(&key)
-        || topic::is_broker_topic_key(key)
+    KNOWN.contains(&key) || ACCEPTED_WITHOUT_EFFECT.contains(&key) || topic::is_broker_topic_key(key)
 }
 
 fn listeners_from(props: &BTreeMap<String, String>) -> Result<Vec<Listener>, ConfigError> {
@@ -254,10 +226,7 @@ fn listeners_from(props: &BTreeMap<String, String>) -> Result<Vec<Listener>, Con
     }])
 }
 
-fn advertised_from(
-    props: &BTreeMap<String, String>,
-    listeners: &[Listener],
-) -> Result<Vec<Listener>, ConfigError> {
+fn advertised_from(props: &BTreeMap<String, String>, listeners: &[Listener]) -> Result<Vec<Listener>, ConfigError> {
     if let Some(v) = props.get("advertised.listeners") {
         return parse_listeners("advertised.listeners", v);
     }
@@ -286,13 +255,8 @@ pub fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigEr
         let (host, port) = rest
             .rsplit_once(':')
             .ok_or_else(|| invalid(key, value, "expected NAME://HOST:PORT"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port: u16 = port
-            .parse()
-            .map_err(|_| invalid(key, value, "port must be 0..65535"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port: u16 = port.parse().map_err(|_| invalid(key, value, "port must be 0..65535"))?;
         if name.is_empty() {
             return Err(invalid(key, value, "listener name is empty"));
         }
@@ -324,22 +288,10 @@ pub(crate) fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     }
 }
 
-pub(crate) fn parse_num<T: TryFrom<i64>>(
-    key: &str,
-    value: &str,
-    min: i64,
-    max: i64,
-) -> Result<T, ConfigError> {
-    let n: i64 = value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, value, "not a number"))?;
+pub(crate) fn parse_num<T: TryFrom<i64>>(key: &str, value: &str, min: i64, max: i64) -> Result<T, ConfigError> {
+    let n: i64 = value.trim().parse().map_err(|_| invalid(key, value, "not a number"))?;
     if n < min || n > max {
-        return Err(invalid(
-            key,
-            value,
-            &format!("must be between {min} and {max}"),
-        ));
+        return Err(invalid(key, value, &format!("must be between {min} and {max}")));
     }
     T::try_from(n).map_err(|_| invalid(key, value, "out of range"))
 }
@@ -365,15 +317,8 @@ pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-fn parse_bool_opt(
-    props: &BTreeMap<String, String>,
-    key: &str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    props
-        .get(key)
-        .map(|v| parse_bool(key, v))
-        .unwrap_or(Ok(default))
+fn parse_bool_opt(props: &BTreeMap<String, String>, key: &str, default: bool) -> Result<bool, ConfigError> {
+    props.get(key).map(|v| parse_bool(key, v)).unwrap_or(Ok(default))
 }
 
 #[cfg(test)]
@@ -381,10 +326,7 @@ mod tests {
     use super::*;
 
     fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -415,9 +357,6 @@ mod tests {
     #[test]
     fn unknown_key_warns() {
         let c = BrokerConfig::from_properties(&props(&[("no.such.key", "1")])).unwrap();
-        assert_eq!(
-            c.warnings,
-            vec!["unknown config 'no.such.key' is ignored".to_string()]
-        );
+        assert_eq!(c.warnings, vec!["unknown config 'no.such.key' is ignored".to_string()]);
     }
 }

@@ -30,11 +30,7 @@ pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, ConfigEr
             }
         }
         let continued = line.ends_with('\\') && !line.ends_with("\\\\");
-        pending.push_str(if continued {
-            &line[..line.len() - 1]
-        } else {
-            line
-        });
+        pending.push_str(if continued { &line[..line.len() - 1] } else { line });
         if continued {
             continue;
         }
@@ -94,7 +90,10 @@ mod tests {
 
     #[test]
     fn kafka_style_file() {
-        let p = parse_properties("# comment\nbroker.id=0\nlog.dirs = /tmp/a,\\\n  /tmp/b\nlisteners: PLAINTEXT://:9092\n! bang\nempty=\n").unwrap();
+        let p = parse_properties(
+            "# comment\nbroker.id=0\nlog.dirs = /tmp/a,\\\n  /tmp/b\nlisteners: PLAINTEXT://:9092\n! bang\nempty=\n",
+        )
+        .unwrap();
         assert_eq!(p["broker.id"], "0");
         assert_eq!(p["log.dirs"], "/tmp/a,/tmp/b");
         assert_eq!(p["listeners"], "PLAINTEXT://:9092");

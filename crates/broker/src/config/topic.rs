@@ -25,11 +25,7 @@ pub struct TopicConfigKey {
     pub config_type: ConfigType,
 }
 
-const fn key(
-    name: &'static str,
-    broker_key: &'static str,
-    config_type: ConfigType,
-) -> TopicConfigKey {
+const fn key(name: &'static str, broker_key: &'static str, config_type: ConfigType) -> TopicConfigKey {
     TopicConfigKey {
         name,
         broker_key,
@@ -46,22 +42,10 @@ pub const TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
         "log.cleaner.delete.retention.ms",
         ConfigType::Long,
     ),
-    key(
-        "file.delete.delay.ms",
-        "log.segment.delete.delay.ms",
-        ConfigType::Long,
-    ),
-    key(
-        "flush.messages",
-        "log.flush.interval.messages",
-        ConfigType::Long,
-    ),
+    key("file.delete.delay.ms", "log.segment.delete.delay.ms", ConfigType::Long),
+    key("flush.messages", "log.flush.interval.messages", ConfigType::Long),
     key("flush.ms", "log.flush.interval.ms", ConfigType::Long),
-    key(
-        "index.interval.bytes",
-        "log.index.interval.bytes",
-        ConfigType::Int,
-    ),
+    key("index.interval.bytes", "log.index.interval.bytes", ConfigType::Int),
     key(
         "max.compaction.lag.ms",
         "log.cleaner.max.compaction.lag.ms",
@@ -93,20 +77,12 @@ pub const TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
         "log.cleaner.min.compaction.lag.ms",
         ConfigType::Long,
     ),
-    key(
-        "min.insync.replicas",
-        "min.insync.replicas",
-        ConfigType::Int,
-    ),
+    key("min.insync.replicas", "min.insync.replicas", ConfigType::Int),
     key("preallocate", "log.preallocate", ConfigType::Boolean),
     key("retention.bytes", "log.retention.bytes", ConfigType::Long),
     key("retention.ms", "log.retention.ms", ConfigType::Long),
     key("segment.bytes", "log.segment.bytes", ConfigType::Int),
-    key(
-        "segment.index.bytes",
-        "log.index.size.max.bytes",
-        ConfigType::Int,
-    ),
+    key("segment.index.bytes", "log.index.size.max.bytes", ConfigType::Int),
     key("segment.jitter.ms", "log.roll.jitter.ms", ConfigType::Long),
     key("segment.ms", "log.roll.ms", ConfigType::Long),
     key(
@@ -125,8 +101,7 @@ const BROKER_UNIT_SYNONYMS: &[(&str, &str, i64)] = &[
 ];
 
 pub(crate) fn is_broker_topic_key(key: &str) -> bool {
-    TOPIC_CONFIG_KEYS.iter().any(|k| k.broker_key == key)
-        || BROKER_UNIT_SYNONYMS.iter().any(|(b, _, _)| *b == key)
+    TOPIC_CONFIG_KEYS.iter().any(|k| k.broker_key == key) || BROKER_UNIT_SYNONYMS.iter().any(|(b, _, _)| *b == key)
 }
 
 pub fn topic_key(name: &str) -> Option<&'static TopicConfigKey> {
@@ -199,9 +174,7 @@ impl Default for TopicConfig {
 impl TopicConfig {
     /// Defaults from the broker's `log.*` keys. The more precise unit wins, as in Kafka
     /// (`log.retention.ms` over `.minutes` over `.hours`).
-    pub fn from_broker_properties(
-        props: &BTreeMap<String, String>,
-    ) -> Result<TopicConfig, ConfigError> {
+    pub fn from_broker_properties(props: &BTreeMap<String, String>) -> Result<TopicConfig, ConfigError> {
         let mut config = TopicConfig::default();
         for (broker_key, topic_name, factor) in BROKER_UNIT_SYNONYMS.iter().rev() {
             if let Some(v) = props.get(*broker_key) {
@@ -219,10 +192,7 @@ impl TopicConfig {
     }
 
     /// Applies topic-level overrides; the error names the first bad one.
-    pub fn with_overrides(
-        &self,
-        overrides: &BTreeMap<String, String>,
-    ) -> Result<TopicConfig, ConfigError> {
+    pub fn with_overrides(&self, overrides: &BTreeMap<String, String>) -> Result<TopicConfig, ConfigError> {
         let mut config = self.clone();
         for (k, v) in overrides {
             config.apply(k, v)?;
@@ -253,8 +223,7 @@ impl TopicConfig {
                 self.cleanup_policy_compact = compact;
             }
             "compression.type" => {
-                const CODECS: &[&str] =
-                    &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
+                const CODECS: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
                 if !CODECS.contains(&value) {
                     return Err(invalid(
                         shown,
@@ -277,13 +246,7 @@ impl TopicConfig {
                 self.message_timestamp_log_append_time = match value {
                     "CreateTime" => false,
                     "LogAppendTime" => true,
-                    _ => {
-                        return Err(invalid(
-                            shown,
-                            value,
-                            "expected CreateTime or LogAppendTime",
-                        ))
-                    }
+                    _ => return Err(invalid(shown, value, "expected CreateTime or LogAppendTime")),
                 }
             }
             "min.cleanable.dirty.ratio" => {
@@ -305,9 +268,7 @@ impl TopicConfig {
             "segment.index.bytes" => self.segment_index_bytes = int(4)?,
             "segment.jitter.ms" => self.segment_jitter_ms = long(0)?,
             "segment.ms" => self.segment_ms = long(1)?,
-            "unclean.leader.election.enable" => {
-                self.unclean_leader_election_enable = parse_bool(shown, value)?
-            }
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable = parse_bool(shown, value)?,
             _ => return Err(invalid(shown, value, "unknown topic config")),
         }
         if shown != name {
@@ -377,16 +338,10 @@ mod tests {
 
     #[test]
     fn hours_convert_and_ms_wins() {
-        let props: BTreeMap<String, String> =
-            [("log.retention.hours", "1"), ("log.retention.ms", "5000")]
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect();
-        assert_eq!(
-            TopicConfig::from_broker_properties(&props)
-                .unwrap()
-                .retention_ms,
-            5000
-        );
+        let props: BTreeMap<String, String> = [("log.retention.hours", "1"), ("log.retention.ms", "5000")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(TopicConfig::from_broker_properties(&props).unwrap().retention_ms, 5000);
     }
 }

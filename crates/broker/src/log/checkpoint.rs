@@ -27,10 +27,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 }
 
 fn bad(path: &Path, why: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{}: {why}", path.display()),
-    )
+    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {why}", path.display()))
 }
 
 /// Reads `version\ncount\n` then `count` lines split on spaces.
@@ -53,9 +50,7 @@ fn read_lines(path: &Path, fields: usize) -> io::Result<Vec<Vec<String>>> {
     }
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
-        let line = lines
-            .next()
-            .ok_or_else(|| bad(path, "fewer entries than the count"))?;
+        let line = lines.next().ok_or_else(|| bad(path, "fewer entries than the count"))?;
         let parts: Vec<String> = line.split(' ').map(String::from).collect();
         if parts.len() != fields {
             return Err(bad(path, "malformed entry"));
@@ -76,10 +71,7 @@ pub fn read_offset_checkpoint(path: &Path) -> io::Result<BTreeMap<(String, i32),
     Ok(out)
 }
 
-pub fn write_offset_checkpoint(
-    path: &Path,
-    entries: &BTreeMap<(String, i32), i64>,
-) -> io::Result<()> {
+pub fn write_offset_checkpoint(path: &Path, entries: &BTreeMap<(String, i32), i64>) -> io::Result<()> {
     let mut s = format!("0\n{}\n", entries.len());
     for ((t, p), o) in entries {
         s.push_str(&format!("{t} {p} {o}\n"));
@@ -111,9 +103,7 @@ pub fn topic_id_to_string(id: uuid::Uuid) -> String {
 }
 
 pub fn topic_id_from_string(s: &str) -> Option<uuid::Uuid> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s.trim())
-        .ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim()).ok()?;
     uuid::Uuid::from_slice(&bytes).ok()
 }
 
@@ -149,12 +139,7 @@ pub fn read_meta_properties(path: &Path) -> io::Result<Option<BTreeMap<String, S
     }
 }
 
-pub fn write_meta_properties(
-    path: &Path,
-    cluster_id: &str,
-    node_id: i32,
-    directory_id: uuid::Uuid,
-) -> io::Result<()> {
+pub fn write_meta_properties(path: &Path, cluster_id: &str, node_id: i32, directory_id: uuid::Uuid) -> io::Result<()> {
     let s = format!(
         "#\n#Written by Fjord\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
         topic_id_to_string(directory_id)

@@ -55,10 +55,7 @@ impl OffsetIndex {
             }
             entries.push((rel, pos));
         }
-        Ok(Some(OffsetIndex {
-            base_offset,
-            entries,
-        }))
+        Ok(Some(OffsetIndex { base_offset, entries }))
     }
 
     pub fn append(&mut self, offset: i64, position: u32) {
@@ -158,10 +155,7 @@ impl TimeIndex {
             }
             entries.push((ts, rel));
         }
-        Ok(Some(TimeIndex {
-            base_offset,
-            entries,
-        }))
+        Ok(Some(TimeIndex { base_offset, entries }))
     }
 
     /// Appends when the timestamp grew, as Kafka's `maybeAppend`.
@@ -199,8 +193,7 @@ impl TimeIndex {
 
     pub fn truncate_to_offset(&mut self, offset: i64) {
         let base = self.base_offset;
-        self.entries
-            .retain(|&(_, rel)| base + (rel as i64) < offset);
+        self.entries.retain(|&(_, rel)| base + (rel as i64) < offset);
     }
 
     pub fn write(&self, path: &Path) -> io::Result<()> {
@@ -235,23 +228,12 @@ mod tests {
         let mut idx = OffsetIndex::new(0);
         idx.append(5, 100);
         idx.write(&dir.join("a.index")).unwrap();
-        assert_eq!(
-            OffsetIndex::load(&dir.join("a.index"), 0, 1000)
-                .unwrap()
-                .unwrap(),
-            idx
-        );
+        assert_eq!(OffsetIndex::load(&dir.join("a.index"), 0, 1000).unwrap().unwrap(), idx);
         let mut t = TimeIndex::new(0);
         t.maybe_append(10, 5);
         t.maybe_append(9, 6);
         t.write(&dir.join("a.timeindex")).unwrap();
-        assert_eq!(
-            TimeIndex::load(&dir.join("a.timeindex"), 0)
-                .unwrap()
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(TimeIndex::load(&dir.join("a.timeindex"), 0).unwrap().unwrap().len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -39,11 +39,7 @@ pub struct FoundLog {
 
 impl LogManager {
     /// Creates the log dirs and `meta.properties`; refuses a dir that belongs to another node.
-    pub fn new(
-        log_dirs: Vec<PathBuf>,
-        cluster_id: &str,
-        node_id: i32,
-    ) -> Result<LogManager, LogError> {
+    pub fn new(log_dirs: Vec<PathBuf>, cluster_id: &str, node_id: i32) -> Result<LogManager, LogError> {
         if log_dirs.is_empty() {
             return Err(LogError::NoLogDir);
         }
@@ -64,12 +60,7 @@ impl LogManager {
                         )));
                     }
                 }
-                None => checkpoint::write_meta_properties(
-                    &meta_path,
-                    cluster_id,
-                    node_id,
-                    uuid::Uuid::new_v4(),
-                )?,
+                None => checkpoint::write_meta_properties(&meta_path, cluster_id, node_id, uuid::Uuid::new_v4())?,
             }
         }
         Ok(LogManager {
@@ -142,12 +133,9 @@ impl LogManager {
     ) -> Result<Arc<UnifiedLog>, LogError> {
         let dir = &self.log_dirs[found.dir_index];
         let key = (found.tp.topic.clone(), found.tp.partition);
-        let recovery =
-            checkpoint::read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE)).unwrap_or_default();
-        let starts =
-            checkpoint::read_offset_checkpoint(&dir.join(LOG_START_FILE)).unwrap_or_default();
-        let hws =
-            checkpoint::read_offset_checkpoint(&dir.join(REPLICATION_FILE)).unwrap_or_default();
+        let recovery = checkpoint::read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE)).unwrap_or_default();
+        let starts = checkpoint::read_offset_checkpoint(&dir.join(LOG_START_FILE)).unwrap_or_default();
+        let hws = checkpoint::read_offset_checkpoint(&dir.join(REPLICATION_FILE)).unwrap_or_default();
         let offsets = LoadOffsets {
             recovery_point: recovery.get(&key).copied().unwrap_or(0),
             log_start_offset: starts.get(&key).copied().unwrap_or(0),
@@ -155,13 +143,7 @@ impl LogManager {
             clean_shutdown,
         };
         let path = dir.join(found.tp.dir_name());
-        let log = Arc::new(UnifiedLog::load(
-            &path,
-            found.tp.clone(),
-            config,
-            offsets,
-            now_ms,
-        )?);
+        let log = Arc::new(UnifiedLog::load(&path, found.tp.clone(), config, offsets, now_ms)?);
         if found.topic_id != Some(topic_id) {
             checkpoint::write_partition_metadata(&path, topic_id)?;
         }
@@ -216,9 +198,7 @@ impl LogManager {
     }
 
     pub fn dir_of(&self, tp: &TopicPartition) -> Option<PathBuf> {
-        read_lock(&self.placement)
-            .get(tp)
-            .map(|i| self.log_dirs[*i].clone())
+        read_lock(&self.placement).get(tp).map(|i| self.log_dirs[*i].clone())
     }
 
     /// Deletes the partition's directory.

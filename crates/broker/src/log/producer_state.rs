@@ -52,17 +52,9 @@ pub enum ProducerCheck {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProducerError {
     #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
-    InvalidProducerEpoch {
-        producer_id: i64,
-        epoch: i16,
-        current: i16,
-    },
+    InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
     #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
-    OutOfOrderSequence {
-        producer_id: i64,
-        expected: i32,
-        got: i32,
-    },
+    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
 }
 
 #[derive(Debug, Default)]
@@ -285,11 +277,7 @@ impl ProducerStateManager {
         let all = Self::list_snapshots(dir)?;
         let kept: Vec<i64> = all.iter().copied().filter(|o| *o <= keep_up_to).collect();
         let keep_from = kept.len().saturating_sub(2);
-        for o in all
-            .iter()
-            .filter(|o| **o > keep_up_to)
-            .chain(kept[..keep_from].iter())
-        {
+        for o in all.iter().filter(|o| **o > keep_up_to).chain(kept[..keep_from].iter()) {
             let _ = fs::remove_file(Self::snapshot_path(dir, *o));
         }
         Ok(())
@@ -324,9 +312,7 @@ mod tests {
         let b0 = header(7, 0, 0, 3, 0);
         assert_eq!(s.check(&b0), Ok(ProducerCheck::Append));
         s.update(&b0);
-        assert!(
-            matches!(s.check(&header(7, 0, 0, 3, 99)), Ok(ProducerCheck::Duplicate(m)) if m.first_offset() == 0)
-        );
+        assert!(matches!(s.check(&header(7, 0, 0, 3, 99)), Ok(ProducerCheck::Duplicate(m)) if m.first_offset() == 0));
         assert!(matches!(
             s.check(&header(7, 0, 5, 1, 99)),
             Err(ProducerError::OutOfOrderSequence { expected: 3, .. })

@@ -79,10 +79,7 @@ impl BatchHeader {
     /// Parses the 61 header bytes. The caller checks the batch's length separately.
     pub fn parse(b: &[u8]) -> Result<BatchHeader, BatchError> {
         if b.len() < LOG_OVERHEAD + 5 {
-            return Err(BatchError::Truncated(format!(
-                "{} bytes, need at least 17",
-                b.len()
-            )));
+            return Err(BatchError::Truncated(format!("{} bytes, need at least 17", b.len())));
         }
         let magic = b[16] as i8;
         if magic != MAGIC_V2 {
@@ -212,8 +209,8 @@ fn read_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
 fn check_uncompressed_records(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> {
     let mut pos = BATCH_HEADER_BYTES;
     for i in 0..header.records_count {
-        let len = read_varint(batch, &mut pos)
-            .ok_or_else(|| BatchError::Invalid(format!("record {i} length is cut off")))?;
+        let len =
+            read_varint(batch, &mut pos).ok_or_else(|| BatchError::Invalid(format!("record {i} length is cut off")))?;
         if len < 0 || (len as usize) > batch.len() - pos {
             return Err(BatchError::Invalid(format!(
                 "record {i} length {len} overruns the batch"
@@ -250,10 +247,7 @@ pub struct ValidationRules {
 
 /// Validates every batch of a produce request's `records` field, as Kafka's LogValidator:
 /// v2 only, whole batches, CRC, offsets and counts consistent, size and timestamps in range.
-pub fn validate_produce_records(
-    records: &[u8],
-    rules: &ValidationRules,
-) -> Result<Vec<ValidatedBatch>, BatchError> {
+pub fn validate_produce_records(records: &[u8], rules: &ValidationRules) -> Result<Vec<ValidatedBatch>, BatchError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < records.len() {
@@ -298,16 +292,11 @@ pub fn validate_produce_records(
         if !rules.log_append_time {
             check_timestamp(header.max_timestamp, rules)?;
         }
-        out.push(ValidatedBatch {
-            position: pos,
-            header,
-        });
+        out.push(ValidatedBatch { position: pos, header });
         pos += size;
     }
     if out.is_empty() {
-        return Err(BatchError::Invalid(
-            "no record batch in produce request".into(),
-        ));
+        return Err(BatchError::Invalid("no record batch in produce request".into()));
     }
     Ok(out)
 }
@@ -386,9 +375,7 @@ pub(crate) mod tests {
             records.extend(body);
         }
         let mut b = vec![0u8; BATCH_HEADER_BYTES];
-        b[8..12].copy_from_slice(
-            &((BATCH_HEADER_BYTES - LOG_OVERHEAD + records.len()) as i32).to_be_bytes(),
-        );
+        b[8..12].copy_from_slice(&((BATCH_HEADER_BYTES - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
         b[16] = 2;
         b[23..27].copy_from_slice(&(n - 1).to_be_bytes());
         b[27..35].copy_from_slice(&timestamp.to_be_bytes());

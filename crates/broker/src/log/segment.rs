@@ -50,12 +50,7 @@ pub struct SegmentReadView {
 }
 
 impl LogSegment {
-    pub fn create(
-        dir: &Path,
-        base_offset: i64,
-        index_interval_bytes: u64,
-        now_ms: i64,
-    ) -> io::Result<LogSegment> {
+    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<LogSegment> {
         let path = dir.join(file_name(base_offset, ".log"));
         let file = OpenOptions::new()
             .read(true)
@@ -117,13 +112,7 @@ impl LogSegment {
         Ok((seg, truncated))
     }
 
-    fn create_from(
-        dir: &Path,
-        base_offset: i64,
-        file: File,
-        index_interval_bytes: u64,
-        now_ms: i64,
-    ) -> LogSegment {
+    fn create_from(dir: &Path, base_offset: i64, file: File, index_interval_bytes: u64, now_ms: i64) -> LogSegment {
         LogSegment {
             base_offset,
             dir: dir.to_path_buf(),
@@ -179,12 +168,7 @@ impl LogSegment {
         Ok(truncated)
     }
 
-    fn read_one_large_batch(
-        &mut self,
-        pos: u64,
-        file_bytes: u64,
-        check: bool,
-    ) -> io::Result<Option<u64>> {
+    fn read_one_large_batch(&mut self, pos: u64, file_bytes: u64, check: bool) -> io::Result<Option<u64>> {
         let head = read_exact_at(
             &self.file,
             pos,
@@ -222,8 +206,7 @@ impl LogSegment {
             self.rolling_base_ms = header.max_timestamp;
         }
         if index && self.bytes_since_last_index_entry > self.index_interval_bytes {
-            self.offset_index
-                .append(header.last_offset(), position as u32);
+            self.offset_index.append(header.last_offset(), position as u32);
             self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
             self.bytes_since_last_index_entry = 0;
@@ -259,17 +242,13 @@ impl LogSegment {
 
     /// The position of the first batch that holds `offset` or a later one, scanning
     /// from the index entry below it; `None` when the segment ends first.
-    pub fn position_of(
-        &self,
-        offset: i64,
-        size_limit: u64,
-    ) -> io::Result<Option<(u64, BatchHeader)>> {
+    pub fn position_of(&self, offset: i64, size_limit: u64) -> io::Result<Option<(u64, BatchHeader)>> {
         let mut pos = self.offset_index.lookup(offset) as u64;
         let mut head = [0u8; record_batch::BATCH_HEADER_BYTES];
         while pos + record_batch::BATCH_HEADER_BYTES as u64 <= size_limit {
             self.file.read_exact_at(&mut head, pos)?;
-            let header = BatchHeader::parse(&head)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let header =
+                BatchHeader::parse(&head).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
             if header.last_offset() >= offset {
                 return Ok(Some((pos, header)));
             }

@@ -113,16 +113,11 @@ impl UnifiedLog {
                 break;
             }
         }
-        let log_end_offset = segments
-            .values()
-            .next_back()
-            .map(|s| s.next_offset())
-            .unwrap_or(0);
+        let log_end_offset = segments.values().next_back().map(|s| s.next_offset()).unwrap_or(0);
         let first_base = segments.keys().next().copied().unwrap_or(0);
         let log_start_offset = offsets.log_start_offset.clamp(first_base, log_end_offset);
         let mut epochs =
-            checkpoint::read_leader_epoch_checkpoint(&dir.join("leader-epoch-checkpoint"))
-                .unwrap_or_default();
+            checkpoint::read_leader_epoch_checkpoint(&dir.join("leader-epoch-checkpoint")).unwrap_or_default();
         epochs.retain(|(_, start)| *start <= log_end_offset);
         let log = UnifiedLog {
             topic_partition: tp,
@@ -176,9 +171,7 @@ impl UnifiedLog {
         let mut inner = self.lock();
         let leo = inner.log_end_offset;
         let mut state = ProducerStateManager::default();
-        let from = state
-            .load_latest(&self.dir, leo)?
-            .unwrap_or(inner.log_start_offset);
+        let from = state.load_latest(&self.dir, leo)?.unwrap_or(inner.log_start_offset);
         for seg in inner.segments.values() {
             if seg.next_offset() <= from {
                 continue;
@@ -193,12 +186,7 @@ impl UnifiedLog {
     /// Validates and appends a produce request's records as leader: assigns offsets,
     /// stamps the leader epoch (and LogAppendTime when configured), and drops batches
     /// an idempotent producer already wrote.
-    pub fn append_as_leader(
-        &self,
-        records: &[u8],
-        leader_epoch: i32,
-        now_ms: i64,
-    ) -> Result<AppendInfo, LogError> {
+    pub fn append_as_leader(&self, records: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
         let config = self.config();
         let rules = ValidationRules {
             max_message_bytes: config.max_message_bytes.max(0) as usize,
@@ -263,8 +251,7 @@ impl UnifiedLog {
             next = header.next_offset();
             headers.push((at, header));
         }
-        let result =
-            inner.append_batches(&self.dir, &config, &scratch, &headers, leader_epoch, now_ms);
+        let result = inner.append_batches(&self.dir, &config, &scratch, &headers, leader_epoch, now_ms);
         inner.scratch = scratch;
         if inner.scratch.capacity() > 4 << 20 {
             inner.scratch = Vec::new();
@@ -295,10 +282,7 @@ impl UnifiedLog {
             headers.push((at, h));
         }
         let end = iter.valid_bytes();
-        let epoch = headers
-            .last()
-            .map(|(_, h)| h.partition_leader_epoch)
-            .unwrap_or(0);
+        let epoch = headers.last().map(|(_, h)| h.partition_leader_epoch).unwrap_or(0);
         if headers.is_empty() {
             return Ok(());
         }
@@ -436,10 +420,7 @@ impl UnifiedLog {
             if seg.max_timestamp() < timestamp {
                 continue;
             }
-            let start = seg
-                .time_index()
-                .lookup(timestamp)
-                .max(inner.log_start_offset);
+            let start = seg.time_index().lookup(timestamp).max(inner.log_start_offset);
             let mut found = None;
             for_each_batch_from(seg, start, &mut |h| {
                 if found.is_none()
@@ -558,9 +539,7 @@ impl UnifiedLog {
     pub fn close(&self, now_ms: i64) -> Result<(), LogError> {
         let mut inner = self.lock();
         inner.flush(now_ms)?;
-        inner
-            .producer_state
-            .write_snapshot(&self.dir, inner.log_end_offset)?;
+        inner.producer_state.write_snapshot(&self.dir, inner.log_end_offset)?;
         checkpoint::write_leader_epoch_checkpoint(
             &self.dir.join("leader-epoch-checkpoint"),
             &inner.leader_epoch_cache,
@@ -583,11 +562,7 @@ impl UnifiedLog {
         if offset >= inner.log_end_offset {
             return Ok(());
         }
-        let later: Vec<i64> = inner
-            .segments
-            .range(offset + 1..)
-            .map(|(b, _)| *b)
-            .collect();
+        let later: Vec<i64> = inner.segments.range(offset + 1..).map(|(b, _)| *b).collect();
         for b in later {
             if inner.segments.len() > 1 {
                 if let Some(s) = inner.segments.remove(&b) {
@@ -608,9 +583,7 @@ impl UnifiedLog {
         inner.high_watermark = inner.high_watermark.min(leo);
         inner.recovery_point = inner.recovery_point.min(leo);
         inner.producer_state.truncate_to(leo);
-        inner
-            .leader_epoch_cache
-            .retain(|(_, start)| *start < leo.max(1));
+        inner.leader_epoch_cache.retain(|(_, start)| *start < leo.max(1));
         Ok(())
     }
 }
@@ -636,34 +609,16 @@ impl LocalLog {
             return Ok(());
         };
         let last = headers[headers.len() - 1].1;
-        self.maybe_roll(
-            dir,
-            config,
-            bytes.len(),
-            first.base_offset,
-            last.last_offset(),
-            now_ms,
-        )?;
+        self.maybe_roll(dir, config, bytes.len(), first.base_offset, last.last_offset(), now_ms)?;
         self.active().append(bytes, headers)?;
         for (_, h) in headers {
             self.producer_state.update(h);
         }
-        if self
-            .leader_epoch_cache
-            .last()
-            .is_none_or(|(e, _)| leader_epoch > *e)
-        {
-            self.leader_epoch_cache
-                .push((leader_epoch, first.base_offset));
-            checkpoint::write_leader_epoch_checkpoint(
-                &dir.join("leader-epoch-checkpoint"),
-                &self.leader_epoch_cache,
-            )?;
+        if self.leader_epoch_cache.last().is_none_or(|(e, _)| leader_epoch > *e) {
+            self.leader_epoch_cache.push((leader_epoch, first.base_offset));
+            checkpoint::write_leader_epoch_checkpoint(&dir.join("leader-epoch-checkpoint"), &self.leader_epoch_cache)?;
         }
-        assert!(
-            last.next_offset() > self.log_end_offset,
-            "log end offset must grow"
-        );
+        assert!(last.next_offset() > self.log_end_offset, "log end offset must grow");
         self.log_end_offset = last.next_offset();
         self.unflushed_messages += last.next_offset() - first.base_offset;
         if self.unflushed_messages >= config.flush_messages {
@@ -689,19 +644,14 @@ impl LocalLog {
         }
         let full = seg.size() + bytes as u64 > config.segment_bytes as u64;
         let aged = now_ms - seg.rolling_base_ms() > config.segment_ms.saturating_sub(0);
-        let index_full = (seg.offset_index_entries() + 1) * super::index::OFFSET_ENTRY_BYTES
-            >= config.segment_index_bytes as usize;
+        let index_full =
+            (seg.offset_index_entries() + 1) * super::index::OFFSET_ENTRY_BYTES >= config.segment_index_bytes as usize;
         let overflow = last_offset - seg.base_offset > u32::MAX as i64 / 2;
         if !(full || aged || index_full || overflow) {
             return Ok(());
         }
         seg.flush()?;
-        let new = LogSegment::create(
-            dir,
-            first_offset,
-            config.index_interval_bytes as u64,
-            now_ms,
-        )?;
+        let new = LogSegment::create(dir, first_offset, config.index_interval_bytes as u64, now_ms)?;
         self.segments.insert(first_offset, new);
         self.producer_state.write_snapshot(dir, first_offset)?;
         ProducerStateManager::clean_snapshots(dir, first_offset)?;
@@ -728,10 +678,7 @@ fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.ends_with(".tmp")
-            || name.ends_with(".deleted")
-            || name.ends_with(".cleaned")
-            || name.ends_with(".swap")
+        if name.ends_with(".tmp") || name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".swap")
         {
             fs::remove_file(entry.path())?;
             continue;
@@ -764,8 +711,7 @@ pub(crate) fn for_each_batch_from(
             consumed = at + h.size_bytes();
         }
         if consumed == 0 {
-            let head =
-                segment::read_exact_at(seg.file(), pos, record_batch::BATCH_HEADER_BYTES.min(len))?;
+            let head = segment::read_exact_at(seg.file(), pos, record_batch::BATCH_HEADER_BYTES.min(len))?;
             let h = BatchHeader::parse(&head)?;
             f(&h);
             consumed = h.size_bytes();
@@ -786,8 +732,8 @@ fn exact_record(
     };
     let bytes = segment::read_exact_at(seg.file(), pos, h.size_bytes())?;
     let mut buf = Bytes::from(bytes);
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
-        .map_err(|e| LogError::Corrupt(e.to_string()))?;
+    let set =
+        kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Corrupt(e.to_string()))?;
     Ok(set
         .records
         .iter()

@@ -66,12 +66,7 @@ pub struct TopicRegistry {
 
 /// Kafka's rule: 1..249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
-    let bad = |why: &str| {
-        Err(MetadataError::InvalidTopic(
-            name.to_string(),
-            why.to_string(),
-        ))
-    };
+    let bad = |why: &str| Err(MetadataError::InvalidTopic(name.to_string(), why.to_string()));
     if name.is_empty() {
         return bad("empty");
     }
@@ -94,9 +89,7 @@ impl TopicRegistry {
     pub fn open(log_dir: &Path) -> Result<TopicRegistry, MetadataError> {
         let path = log_dir.join("fjord-metadata.json");
         let stored: Stored = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| MetadataError::Corrupt(e.to_string()))?
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MetadataError::Corrupt(e.to_string()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::default(),
             Err(e) => return Err(e.into()),
         };
@@ -122,8 +115,7 @@ impl TopicRegistry {
     }
 
     fn persist(&self, stored: &Stored) -> Result<(), MetadataError> {
-        let bytes =
-            serde_json::to_vec_pretty(stored).map_err(|e| MetadataError::Corrupt(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(stored).map_err(|e| MetadataError::Corrupt(e.to_string()))?;
         checkpoint::write_atomically(&self.path, &bytes)?;
         Ok(())
     }
@@ -133,11 +125,7 @@ impl TopicRegistry {
     }
 
     pub fn by_id(&self, id: uuid::Uuid) -> Option<TopicMetadata> {
-        self.read()
-            .topics
-            .values()
-            .find(|t| t.topic_id == id)
-            .cloned()
+        self.read().topics.values().find(|t| t.topic_id == id).cloned()
     }
 
     pub fn list(&self) -> Vec<TopicMetadata> {
@@ -145,11 +133,7 @@ impl TopicRegistry {
     }
 
     /// Registers a new topic. `validate_only` checks everything and changes nothing.
-    pub fn create(
-        &self,
-        topic: TopicMetadata,
-        validate_only: bool,
-    ) -> Result<TopicMetadata, MetadataError> {
+    pub fn create(&self, topic: TopicMetadata, validate_only: bool) -> Result<TopicMetadata, MetadataError> {
         validate_topic_name(&topic.name)?;
         if topic.partitions < 1 || topic.partitions > PARTITIONS_PER_TOPIC_MAX {
             return Err(MetadataError::InvalidPartitions(format!(
@@ -202,10 +186,7 @@ impl TopicRegistry {
         self.read().broker_configs.clone()
     }
 
-    pub fn set_broker_configs(
-        &self,
-        configs: BTreeMap<String, String>,
-    ) -> Result<(), MetadataError> {
+    pub fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<(), MetadataError> {
         let mut state = self.write();
         let old = std::mem::replace(&mut state.broker_configs, configs);
         if let Err(e) = self.persist(&state) {

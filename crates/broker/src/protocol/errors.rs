@@ -15,12 +15,8 @@ pub fn code(e: ResponseError) -> i16 {
 pub fn log_error_code(e: &LogError) -> i16 {
     match e {
         LogError::Batch(b) => batch_error_code(b),
-        LogError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
-            code(ResponseError::InvalidProducerEpoch)
-        }
-        LogError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
-            code(ResponseError::OutOfOrderSequenceNumber)
-        }
+        LogError::Producer(ProducerError::InvalidProducerEpoch { .. }) => code(ResponseError::InvalidProducerEpoch),
+        LogError::Producer(ProducerError::OutOfOrderSequence { .. }) => code(ResponseError::OutOfOrderSequenceNumber),
         LogError::OffsetOutOfRange { .. } => code(ResponseError::OffsetOutOfRange),
         LogError::Deleted => code(ResponseError::UnknownTopicOrPartition),
         LogError::Io(_) | LogError::NoLogDir => code(ResponseError::KafkaStorageError),
@@ -30,9 +26,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
 
 pub fn batch_error_code(e: &BatchError) -> i16 {
     match e {
-        BatchError::CrcMismatch { .. } | BatchError::Truncated(_) => {
-            code(ResponseError::CorruptMessage)
-        }
+        BatchError::CrcMismatch { .. } | BatchError::Truncated(_) => code(ResponseError::CorruptMessage),
         BatchError::UnsupportedMagic(_) => code(ResponseError::UnsupportedForMessageFormat),
         BatchError::Invalid(_) => code(ResponseError::InvalidRecord),
         BatchError::TooLarge { .. } => code(ResponseError::MessageTooLarge),

@@ -69,13 +69,7 @@ mod tests {
     async fn frame_round_trip_and_truncation() {
         let data: &[u8] = &[0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 9, 1];
         let mut r = data;
-        assert_eq!(
-            &read_frame(&mut r, 1024).await.unwrap().unwrap()[..],
-            &[1, 2, 3]
-        );
-        assert!(matches!(
-            read_frame(&mut r, 1024).await,
-            Err(FrameError::Truncated)
-        ));
+        assert_eq!(&read_frame(&mut r, 1024).await.unwrap().unwrap()[..], &[1, 2, 3]);
+        assert!(matches!(read_frame(&mut r, 1024).await, Err(FrameError::Truncated)));
     }
 }

@@ -52,11 +52,7 @@ pub enum DecodeError {
         correlation_id: i32,
     },
     #[error("malformed {api:?} v{version} request: {reason}")]
-    Malformed {
-        api: ApiKey,
-        version: i16,
-        reason: String,
-    },
+    Malformed { api: ApiKey, version: i16, reason: String },
 }
 
 /// A request whose header is decoded and whose body is still raw bytes.
@@ -97,12 +93,11 @@ pub fn decode_header(mut frame: Bytes) -> Result<RawRequest, DecodeError> {
         });
     }
     let header_version = api_key.request_header_version(version);
-    let header =
-        RequestHeader::decode(&mut frame, header_version).map_err(|e| DecodeError::Malformed {
-            api: api_key,
-            version,
-            reason: e.to_string(),
-        })?;
+    let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| DecodeError::Malformed {
+        api: api_key,
+        version,
+        reason: e.to_string(),
+    })?;
     Ok(RawRequest {
         api_key,
         header,

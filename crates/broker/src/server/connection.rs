@@ -19,8 +19,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
-    let (tx, mut rx) =
-        mpsc::channel::<BytesMut>(broker.config.max_in_flight_requests_per_connection);
+    let (tx, mut rx) = mpsc::channel::<BytesMut>(broker.config.max_in_flight_requests_per_connection);
     let writer = tokio::spawn(async move {
         while let Some(buf) = rx.recv().await {
             if let Err(e) = wr.write_all(&buf).await {

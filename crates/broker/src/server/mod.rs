@@ -26,10 +26,7 @@ pub enum BrokerError {
     #[error(transparent)]
     Metadata(#[from] MetadataError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }
@@ -87,10 +84,7 @@ impl Broker {
         let dynamic = read_lock(&self.dynamic_configs).clone();
         let mut defaults = self.config.topic_defaults.clone();
         for (k, v) in &dynamic {
-            if let Some(spec) = crate::config::TOPIC_CONFIG_KEYS
-                .iter()
-                .find(|s| s.broker_key == k)
-            {
+            if let Some(spec) = crate::config::TOPIC_CONFIG_KEYS.iter().find(|s| s.broker_key == k) {
                 defaults.apply(spec.name, v)?;
             }
         }
@@ -122,12 +116,10 @@ impl Broker {
     /// Binds the first listener. Returns the bound address.
     pub async fn bind(&self) -> Result<TcpListener, BrokerError> {
         let addr = self.config.listeners[0].socket_addr()?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| BrokerError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| BrokerError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
         if let Ok(a) = listener.local_addr() {
             *write_lock(&self.bound_addr) = Some(a);
         }

@@ -52,11 +52,7 @@ pub fn load_all(broker: &Broker) -> Result<usize, BrokerError> {
 }
 
 /// Creates the logs of `topic` that do not exist yet; returns how many it created.
-fn ensure_logs(
-    broker: &Broker,
-    topic: &TopicMetadata,
-    defaults: &TopicConfig,
-) -> Result<usize, BrokerError> {
+fn ensure_logs(broker: &Broker, topic: &TopicMetadata, defaults: &TopicConfig) -> Result<usize, BrokerError> {
     let config = Arc::new(defaults.with_overrides(&topic.configs)?);
     let mut created = 0;
     for p in 0..topic.partitions {
@@ -82,11 +78,7 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
-pub fn create_topic(
-    broker: &Broker,
-    req: NewTopic,
-    validate_only: bool,
-) -> Result<TopicMetadata, MetadataError> {
+pub fn create_topic(broker: &Broker, req: NewTopic, validate_only: bool) -> Result<TopicMetadata, MetadataError> {
     let partitions = if req.partitions == -1 {
         broker.config.num_partitions
     } else {
@@ -135,12 +127,7 @@ pub fn delete_topic(broker: &Broker, name: &str) -> Result<TopicMetadata, Metada
     Ok(topic)
 }
 
-pub fn create_partitions(
-    broker: &Broker,
-    name: &str,
-    count: i32,
-    validate_only: bool,
-) -> Result<(), MetadataError> {
+pub fn create_partitions(broker: &Broker, name: &str, count: i32, validate_only: bool) -> Result<(), MetadataError> {
     let mut topic = broker
         .topics
         .get(name)
@@ -152,9 +139,7 @@ pub fn create_partitions(
         )));
     }
     if count > crate::metadata::PARTITIONS_PER_TOPIC_MAX {
-        return Err(MetadataError::InvalidPartitions(format!(
-            "{count} exceeds the limit"
-        )));
+        return Err(MetadataError::InvalidPartitions(format!("{count} exceeds the limit")));
     }
     if validate_only {
         return Ok(());

@@ -7,9 +7,7 @@ use crate::server::topics::{self, NewTopic};
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsRequest;
-use kafka_protocol::messages::create_partitions_response::{
-    CreatePartitionsResponse, CreatePartitionsTopicResult,
-};
+use kafka_protocol::messages::create_partitions_response::{CreatePartitionsResponse, CreatePartitionsTopicResult};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
@@ -19,16 +17,10 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
-use kafka_protocol::messages::delete_topics_response::{
-    DeletableTopicResult, DeleteTopicsResponse,
-};
+use kafka_protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
 use std::collections::BTreeMap;
 
-pub fn create_topics(
-    broker: &Broker,
-    req: CreateTopicsRequest,
-    version: i16,
-) -> CreateTopicsResponse {
+pub fn create_topics(broker: &Broker, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     let mut seen = std::collections::HashSet::new();
     for t in req.topics {
@@ -39,15 +31,11 @@ pub fn create_topics(
             .with_replication_factor(-1);
         if !seen.insert(name.clone()) {
             r.error_code = errors::code(ResponseError::InvalidRequest);
-            r.error_message = Some(s(format!(
-                "topic '{name}' appears more than once in the request"
-            )));
+            r.error_message = Some(s(format!("topic '{name}' appears more than once in the request")));
             results.push(r);
             continue;
         }
-        match new_topic(broker, &t)
-            .and_then(|nt| topics::create_topic(broker, nt, req.validate_only))
-        {
+        match new_topic(broker, &t).and_then(|nt| topics::create_topic(broker, nt, req.validate_only)) {
             Ok(created) => {
                 r.topic_id = if req.validate_only {
                     uuid::Uuid::nil()
@@ -78,13 +66,11 @@ fn new_topic(broker: &Broker, t: &CreatableTopic) -> Result<NewTopic, MetadataEr
             .iter()
             .all(|k| k.name != c.name.as_str())
         {
-            return Err(MetadataError::Config(
-                crate::config::ConfigError::InvalidValue {
-                    key: c.name.to_string(),
-                    value: v.to_string(),
-                    reason: "unknown topic config".into(),
-                },
-            ));
+            return Err(MetadataError::Config(crate::config::ConfigError::InvalidValue {
+                key: c.name.to_string(),
+                value: v.to_string(),
+                reason: "unknown topic config".into(),
+            }));
         }
         configs.insert(c.name.to_string(), v.to_string());
     }
@@ -99,10 +85,7 @@ fn new_topic(broker: &Broker, t: &CreatableTopic) -> Result<NewTopic, MetadataEr
         partitions = t.assignments.len() as i32;
         rf = t.assignments[0].broker_ids.len() as i16;
         let node = broker.node_id();
-        if t.assignments
-            .iter()
-            .any(|a| a.broker_ids.iter().any(|b| b.0 != node))
-        {
+        if t.assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node)) {
             return Err(MetadataError::InvalidReplicationFactor(
                 "assignment names a broker that does not exist".into(),
             ));
@@ -116,14 +99,8 @@ fn new_topic(broker: &Broker, t: &CreatableTopic) -> Result<NewTopic, MetadataEr
     })
 }
 
-fn topic_configs(
-    broker: &Broker,
-    overrides: &BTreeMap<String, String>,
-) -> Vec<CreatableTopicConfigs> {
-    let Ok(config) = broker
-        .topic_defaults()
-        .and_then(|d| d.with_overrides(overrides))
-    else {
+fn topic_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
+    let Ok(config) = broker.topic_defaults().and_then(|d| d.with_overrides(overrides)) else {
         return Vec::new();
     };
     crate::config::TOPIC_CONFIG_KEYS
@@ -180,18 +157,13 @@ pub fn delete_topics(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsR
     DeleteTopicsResponse::default().with_responses(out)
 }
 
-pub fn create_partitions(
-    broker: &Broker,
-    req: CreatePartitionsRequest,
-) -> CreatePartitionsResponse {
+pub fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let results = req
         .topics
         .iter()
         .map(|t| {
             let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            if let Err(e) =
-                topics::create_partitions(broker, t.name.as_str(), t.count, req.validate_only)
-            {
+            if let Err(e) = topics::create_partitions(broker, t.name.as_str(), t.count, req.validate_only) {
                 r.error_code = errors::metadata_error_code(&e);
                 r.error_message = Some(s(e.to_string()));
             }
@@ -217,11 +189,7 @@ pub fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecor
                         Err(code) => r.error_code = code,
                         Ok(log) => {
                             // -1 means "up to the high watermark", as in Kafka.
-                            let offset = if p.offset == -1 {
-                                log.high_watermark()
-                            } else {
-                                p.offset
-                            };
+                            let offset = if p.offset == -1 { log.high_watermark() } else { p.offset };
                             match log.delete_records_before(offset) {
                                 Ok(low) => r.low_watermark = low,
                                 Err(e) => r.error_code = errors::log_error_code(&e),

@@ -20,8 +20,8 @@ pub fn handle(version: i16) -> (ApiVersionsResponse, i16) {
             );
         }
     }
-    let supported = protocol::supported_versions(ApiKey::ApiVersions)
-        .is_some_and(|(min, max)| (min..=max).contains(&version));
+    let supported =
+        protocol::supported_versions(ApiKey::ApiVersions).is_some_and(|(min, max)| (min..=max).contains(&version));
     let mut resp = ApiVersionsResponse::default().with_api_keys(api_keys);
     if !supported {
         resp.error_code = errors::code(ResponseError::UnsupportedVersion);

@@ -5,9 +5,7 @@ use crate::log::TopicPartition;
 use crate::protocol::errors;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_cluster_response::{
-    DescribeClusterBroker, DescribeClusterResponse,
-};
+use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
 use kafka_protocol::messages::describe_log_dirs_request::DescribeLogDirsRequest;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResponse, DescribeLogDirsResult, DescribeLogDirsTopic,
@@ -43,9 +41,7 @@ pub fn describe_log_dirs(broker: &Broker, req: DescribeLogDirsRequest) -> Descri
         let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
         for log in broker.logs.all() {
             let tp = &log.topic_partition;
-            if broker.logs.dir_of(tp).as_ref() != Some(dir)
-                || wanted.as_ref().is_some_and(|w| !w.contains(tp))
-            {
+            if broker.logs.dir_of(tp).as_ref() != Some(dir) || wanted.as_ref().is_some_and(|w| !w.contains(tp)) {
                 continue;
             }
             let (_, hw, leo) = log.offsets();

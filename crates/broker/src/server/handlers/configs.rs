@@ -9,19 +9,13 @@ use crate::protocol::errors;
 use crate::server::{read_lock, topics, write_lock, Broker};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_request::AlterConfigsRequest;
-use kafka_protocol::messages::alter_configs_response::{
-    AlterConfigsResourceResponse, AlterConfigsResponse,
-};
-use kafka_protocol::messages::describe_configs_request::{
-    DescribeConfigsRequest, DescribeConfigsResource,
-};
+use kafka_protocol::messages::alter_configs_response::{AlterConfigsResourceResponse, AlterConfigsResponse};
+use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
 };
 use kafka_protocol::messages::incremental_alter_configs_request::IncrementalAlterConfigsRequest;
-use kafka_protocol::messages::incremental_alter_configs_response::{
-    self as inc, IncrementalAlterConfigsResponse,
-};
+use kafka_protocol::messages::incremental_alter_configs_response::{self as inc, IncrementalAlterConfigsResponse};
 use std::collections::BTreeMap;
 
 const TOPIC: i8 = 2;
@@ -47,11 +41,7 @@ fn type_id(t: crate::config::topic::ConfigType) -> i8 {
 }
 
 pub fn describe(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    let results = req
-        .resources
-        .iter()
-        .map(|r| describe_one(broker, r))
-        .collect();
+    let results = req.resources.iter().map(|r| describe_one(broker, r)).collect();
     DescribeConfigsResponse::default().with_results(results)
 }
 
@@ -149,20 +139,8 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, Strin
             .join(",")
     };
     let mut out: Vec<Entry> = vec![
-        (
-            "node.id".into(),
-            c.node_id.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            3,
-        ),
-        (
-            "broker.id".into(),
-            c.node_id.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            3,
-        ),
+        ("node.id".into(), c.node_id.to_string(), SOURCE_STATIC_BROKER, true, 3),
+        ("broker.id".into(), c.node_id.to_string(), SOURCE_STATIC_BROKER, true, 3),
         (
             "listeners".into(),
             listeners(&c.listeners),
@@ -276,29 +254,20 @@ fn apply(
             check_broker_name(broker, name)?;
             let mut trial = broker.config.topic_defaults.clone();
             for (k, v) in &configs {
-                let spec = TOPIC_CONFIG_KEYS
-                    .iter()
-                    .find(|s| s.broker_key == k)
-                    .ok_or((
-                        errors::code(ResponseError::InvalidRequest),
-                        format!(
-                            "cannot update config '{k}' dynamically; set it in server.properties"
-                        ),
-                    ))?;
-                trial.apply(spec.name, v).map_err(|e: ConfigError| {
-                    (errors::code(ResponseError::InvalidConfig), e.to_string())
-                })?;
+                let spec = TOPIC_CONFIG_KEYS.iter().find(|s| s.broker_key == k).ok_or((
+                    errors::code(ResponseError::InvalidRequest),
+                    format!("cannot update config '{k}' dynamically; set it in server.properties"),
+                ))?;
+                trial
+                    .apply(spec.name, v)
+                    .map_err(|e: ConfigError| (errors::code(ResponseError::InvalidConfig), e.to_string()))?;
             }
             if validate_only {
                 return Ok(());
             }
-            broker
-                .topics
-                .set_broker_configs(configs.clone())
-                .map_err(err)?;
+            broker.topics.set_broker_configs(configs.clone()).map_err(err)?;
             *write_lock(&broker.dynamic_configs) = configs;
-            topics::refresh_all_configs(broker)
-                .map_err(|e| (errors::code(ResponseError::InvalidConfig), e.to_string()))
+            topics::refresh_all_configs(broker).map_err(|e| (errors::code(ResponseError::InvalidConfig), e.to_string()))
         }
         other => Err((
             errors::code(ResponseError::InvalidRequest),
@@ -309,11 +278,7 @@ fn apply(
 
 fn current_overrides(broker: &Broker, resource_type: i8, name: &str) -> BTreeMap<String, String> {
     match resource_type {
-        TOPIC => broker
-            .topics
-            .get(name)
-            .map(|t| t.configs)
-            .unwrap_or_default(),
+        TOPIC => broker.topics.get(name).map(|t| t.configs).unwrap_or_default(),
         _ => read_lock(&broker.dynamic_configs).clone(),
     }
 }
@@ -326,11 +291,7 @@ pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse 
             let configs = r
                 .configs
                 .iter()
-                .filter_map(|c| {
-                    c.value
-                        .as_ref()
-                        .map(|v| (c.name.to_string(), v.to_string()))
-                })
+                .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
                 .collect();
             let mut out = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
@@ -351,10 +312,7 @@ pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse 
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-pub fn incremental_alter(
-    broker: &Broker,
-    req: IncrementalAlterConfigsRequest,
-) -> IncrementalAlterConfigsResponse {
+pub fn incremental_alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
     let responses = req
         .resources
         .iter()
@@ -393,8 +351,7 @@ pub fn incremental_alter(
                     }
                 }
             }
-            let result = result
-                .and_then(|_| apply(broker, r.resource_type, name, configs, req.validate_only));
+            let result = result.and_then(|_| apply(broker, r.resource_type, name, configs, req.validate_only));
             let mut out = inc::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());

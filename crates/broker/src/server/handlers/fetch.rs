@@ -14,9 +14,7 @@ use crate::server::Broker;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{
-    FetchResponse, FetchableTopicResponse, PartitionData,
-};
+use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
 use std::time::Duration;
 
 /// Limit: the longest a fetch may wait, whatever the client asks.
@@ -24,8 +22,7 @@ const MAX_WAIT_MS_LIMIT: i32 = 30_000;
 
 pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
     if req.session_id != 0 || req.session_epoch > 0 {
-        return FetchResponse::default()
-            .with_error_code(errors::code(ResponseError::FetchSessionIdNotFound));
+        return FetchResponse::default().with_error_code(errors::code(ResponseError::FetchSessionIdNotFound));
     }
     let replica_id = if version >= 15 {
         req.replica_state.replica_id.0
@@ -136,9 +133,7 @@ fn read_all(
         topics_out.push(out);
     }
     (
-        FetchResponse::default()
-            .with_responses(topics_out)
-            .with_session_id(0),
+        FetchResponse::default().with_responses(topics_out).with_session_id(0),
         total,
         errored,
     )

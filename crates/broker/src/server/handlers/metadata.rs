@@ -27,25 +27,13 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
         Some(t) => t.is_empty() && version == 0,
     };
     let topics = if all {
-        broker
-            .topics
-            .list()
-            .iter()
-            .map(|t| topic_entry(broker, t))
-            .collect()
+        broker.topics.list().iter().map(|t| topic_entry(broker, t)).collect()
     } else {
         let allow_create = req.allow_auto_topic_creation || version < 4;
         req.topics
             .unwrap_or_default()
             .iter()
-            .map(|t| {
-                requested_topic(
-                    broker,
-                    t.name.as_ref().map(|n| n.to_string()),
-                    t.topic_id,
-                    allow_create,
-                )
-            })
+            .map(|t| requested_topic(broker, t.name.as_ref().map(|n| n.to_string()), t.topic_id, allow_create))
             .collect()
     };
     MetadataResponse::default()
@@ -55,12 +43,7 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
         .with_topics(topics)
 }
 
-fn requested_topic(
-    broker: &Broker,
-    name: Option<String>,
-    id: uuid::Uuid,
-    allow_create: bool,
-) -> MetadataResponseTopic {
+fn requested_topic(broker: &Broker, name: Option<String>, id: uuid::Uuid, allow_create: bool) -> MetadataResponseTopic {
     let Some(name) = name else {
         return match broker.topics.by_id(id) {
             Some(t) => topic_entry(broker, &t),

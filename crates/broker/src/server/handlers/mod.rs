@@ -30,10 +30,7 @@ pub enum HandlerError {
 }
 
 /// Handles one request; `None` when no response is sent (acks=0 produce).
-pub async fn dispatch(
-    broker: &Arc<Broker>,
-    mut raw: RawRequest,
-) -> Result<Option<BytesMut>, HandlerError> {
+pub async fn dispatch(broker: &Arc<Broker>, mut raw: RawRequest) -> Result<Option<BytesMut>, HandlerError> {
     let mut version = raw.header.request_api_version;
     let correlation_id = raw.header.correlation_id;
     let key = raw.api_key;
@@ -43,61 +40,41 @@ pub async fn dispatch(
             version = v;
             ResponseKind::ApiVersions(resp)
         }
-        ApiKey::Metadata => ResponseKind::Metadata(metadata::handle(
-            broker,
-            protocol::decode_body(&mut raw)?,
-            version,
-        )),
-        ApiKey::Produce => {
-            match produce::handle(broker, protocol::decode_body(&mut raw)?, version)? {
-                Some(r) => ResponseKind::Produce(r),
-                None => return Ok(None),
-            }
+        ApiKey::Metadata => ResponseKind::Metadata(metadata::handle(broker, protocol::decode_body(&mut raw)?, version)),
+        ApiKey::Produce => match produce::handle(broker, protocol::decode_body(&mut raw)?, version)? {
+            Some(r) => ResponseKind::Produce(r),
+            None => return Ok(None),
+        },
+        ApiKey::Fetch => ResponseKind::Fetch(fetch::handle(broker, protocol::decode_body(&mut raw)?, version).await),
+        ApiKey::ListOffsets => {
+            ResponseKind::ListOffsets(list_offsets::handle(broker, protocol::decode_body(&mut raw)?, version))
         }
-        ApiKey::Fetch => ResponseKind::Fetch(
-            fetch::handle(broker, protocol::decode_body(&mut raw)?, version).await,
-        ),
-        ApiKey::ListOffsets => ResponseKind::ListOffsets(list_offsets::handle(
-            broker,
-            protocol::decode_body(&mut raw)?,
-            version,
-        )),
-        ApiKey::CreateTopics => ResponseKind::CreateTopics(admin::create_topics(
-            broker,
-            protocol::decode_body(&mut raw)?,
-            version,
-        )),
-        ApiKey::DeleteTopics => ResponseKind::DeleteTopics(admin::delete_topics(
-            broker,
-            protocol::decode_body(&mut raw)?,
-        )),
-        ApiKey::CreatePartitions => ResponseKind::CreatePartitions(admin::create_partitions(
-            broker,
-            protocol::decode_body(&mut raw)?,
-        )),
-        ApiKey::DeleteRecords => ResponseKind::DeleteRecords(admin::delete_records(
-            broker,
-            protocol::decode_body(&mut raw)?,
-        )),
-        ApiKey::DescribeConfigs => ResponseKind::DescribeConfigs(configs::describe(
-            broker,
-            protocol::decode_body(&mut raw)?,
-        )),
-        ApiKey::AlterConfigs => {
-            ResponseKind::AlterConfigs(configs::alter(broker, protocol::decode_body(&mut raw)?))
+        ApiKey::CreateTopics => {
+            ResponseKind::CreateTopics(admin::create_topics(broker, protocol::decode_body(&mut raw)?, version))
         }
-        ApiKey::IncrementalAlterConfigs => ResponseKind::IncrementalAlterConfigs(
-            configs::incremental_alter(broker, protocol::decode_body(&mut raw)?),
-        ),
+        ApiKey::DeleteTopics => {
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, protocol::decode_body(&mut raw)?))
+        }
+        ApiKey::CreatePartitions => {
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, protocol::decode_body(&mut raw)?))
+        }
+        ApiKey::DeleteRecords => {
+            ResponseKind::DeleteRecords(admin::delete_records(broker, protocol::decode_body(&mut raw)?))
+        }
+        ApiKey::DescribeConfigs => {
+            ResponseKind::DescribeConfigs(configs::describe(broker, protocol::decode_body(&mut raw)?))
+        }
+        ApiKey::AlterConfigs => ResponseKind::AlterConfigs(configs::alter(broker, protocol::decode_body(&mut raw)?)),
+        ApiKey::IncrementalAlterConfigs => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, protocol::decode_body(&mut raw)?))
+        }
         ApiKey::DescribeCluster => ResponseKind::DescribeCluster(cluster::describe_cluster(broker)),
-        ApiKey::DescribeLogDirs => ResponseKind::DescribeLogDirs(cluster::describe_log_dirs(
-            broker,
-            protocol::decode_body(&mut raw)?,
-        )),
-        ApiKey::InitProducerId => ResponseKind::InitProducerId(cluster::init_producer_id(
-            broker,
-            protocol::decode_body(&mut raw)?,
-        )),
+        ApiKey::DescribeLogDirs => {
+            ResponseKind::DescribeLogDirs(cluster::describe_log_dirs(broker, protocol::decode_body(&mut raw)?))
+        }
+        ApiKey::InitProducerId => {
+            ResponseKind::InitProducerId(cluster::init_producer_id(broker, protocol::decode_body(&mut raw)?))
+        }
         other => {
             return Err(DecodeError::UnsupportedVersion {
                 api: other,

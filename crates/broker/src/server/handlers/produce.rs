@@ -7,18 +7,12 @@ use crate::server::topics;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::ProduceRequest;
-use kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
-};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
 
 /// The leader epoch of every partition on a single node.
 pub const LEADER_EPOCH: i32 = 0;
 
-pub fn handle(
-    broker: &Broker,
-    req: ProduceRequest,
-    _version: i16,
-) -> Result<Option<ProduceResponse>, HandlerError> {
+pub fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Result<Option<ProduceResponse>, HandlerError> {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let mut first_error = None;

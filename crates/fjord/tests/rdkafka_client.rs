@@ -1,0 +1,209 @@
+//! Acceptance with librdkafka (the rdkafka crate): admin, 100,000 keyed messages with
+//! headers read back exactly and in order, every codec, every acks, ListOffsets by time.
+
+mod common;
+
+use common::{rdkafka_config, BrokerProcess};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = rdkafka_config(bootstrap).create().expect("admin");
+    let results = block_on(admin.create_topics(
+        [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+        &AdminOptions::new(),
+    ))
+    .expect("create");
+    assert!(results.iter().all(|r| r.is_ok()), "create_topics: {results:?}");
+}
+
+struct Consumed {
+    partition: i32,
+    offset: i64,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    header: Vec<u8>,
+}
+
+fn consume_all(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> Vec<Consumed> {
+    let consumer: BaseConsumer = rdkafka_config(bootstrap)
+        .set("enable.auto.commit", "false")
+        .set("group.id", "fjord-test")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::with_capacity(expected);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("message");
+            let header = m
+                .headers()
+                .and_then(|h| h.iter().next().and_then(|x| x.value.map(|v| v.to_vec())))
+                .unwrap_or_default();
+            out.push(Consumed {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().unwrap_or_default().to_vec(),
+                value: m.payload().unwrap_or_default().to_vec(),
+                header,
+            });
+        }
+    }
+    // Nothing more than expected arrives.
+    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+        panic!("unexpected extra message at {}:{}", m.partition(), m.offset());
+    }
+    out
+}
+
+fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> ThreadedProducer<DefaultProducerContext> {
+    let mut c = rdkafka_config(bootstrap);
+    c.set("linger.ms", "5");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("producer")
+}
+
+/// Sends `n` messages round-robin over `partitions`, key `k<i % 1000>`, value `v<i>`,
+/// header `idx=<i>`; checks every delivery report.
+fn produce_n(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, partitions: i32, n: usize) {
+    for i in 0..n {
+        let key = format!("k{}", i % 1000);
+        let value = format!("v{i}");
+        let idx = i.to_string();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "idx",
+            value: Some(idx.as_bytes()),
+        });
+        let mut rec = BaseRecord::to(topic)
+            .key(&key)
+            .payload(&value)
+            .partition((i as i32) % partitions)
+            .headers(headers);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+}
+
+/// Every message once, in produced order within each partition, offsets from 0 up.
+fn check_exact(got: &[Consumed], partitions: i32, n: usize) {
+    assert_eq!(got.len(), n, "message count");
+    for part in 0..partitions {
+        let in_part: Vec<&Consumed> = got.iter().filter(|c| c.partition == part).collect();
+        let expected: Vec<usize> = (0..n).filter(|i| (*i as i32) % partitions == part).collect();
+        assert_eq!(in_part.len(), expected.len(), "count in partition {part}");
+        for (j, (c, i)) in in_part.iter().zip(&expected).enumerate() {
+            assert_eq!(c.offset, j as i64, "offsets are consecutive in partition {part}");
+            assert_eq!(c.value, format!("v{i}").into_bytes());
+            assert_eq!(c.key, format!("k{}", i % 1000).into_bytes());
+            assert_eq!(c.header, i.to_string().into_bytes());
+        }
+    }
+}
+
+#[test]
+fn hundred_thousand_keyed_messages_with_headers_read_back_exactly() {
+    let broker = BrokerProcess::start(&[]);
+    create_topic(&broker.bootstrap, "acceptance", 3);
+    let p = producer(&broker.bootstrap, &[("acks", "all")]);
+    produce_n(&p, "acceptance", 3, 100_000);
+    let got = consume_all(&broker.bootstrap, "acceptance", 3, 100_000);
+    check_exact(&got, 3, 100_000);
+}
+
+#[test]
+fn every_compression_codec() {
+    let broker = BrokerProcess::start(&[]);
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("codec-{codec}");
+        create_topic(&broker.bootstrap, &topic, 2);
+        let p = producer(&broker.bootstrap, &[("compression.codec", codec)]);
+        produce_n(&p, &topic, 2, 20_000);
+        check_exact(&consume_all(&broker.bootstrap, &topic, 2, 20_000), 2, 20_000);
+    }
+}
+
+#[test]
+fn every_acks_setting() {
+    let broker = BrokerProcess::start(&[]);
+    for acks in ["0", "1", "all"] {
+        let topic = format!("acks-{acks}");
+        create_topic(&broker.bootstrap, &topic, 1);
+        let p = producer(&broker.bootstrap, &[("acks", acks)]);
+        produce_n(&p, &topic, 1, 10_000);
+        check_exact(&consume_all(&broker.bootstrap, &topic, 1, 10_000), 1, 10_000);
+    }
+}
+
+#[test]
+fn list_offsets_by_timestamp_and_delete_topic() {
+    let broker = BrokerProcess::start(&[]);
+    create_topic(&broker.bootstrap, "bytime", 1);
+    let p = producer(&broker.bootstrap, &[]);
+    let t0 = 1_700_000_000_000i64;
+    for i in 0..20 {
+        let ts = if i < 10 { t0 + i } else { t0 + 10_000 + i };
+        p.send(BaseRecord::<(), _>::to("bytime").payload("x").timestamp(ts))
+            .expect("send");
+        p.flush(Duration::from_secs(10)).expect("flush");
+    }
+    let consumer: BaseConsumer = rdkafka_config(&broker.bootstrap).create().expect("consumer");
+    let lookup = |ts: i64| {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("bytime", 0, Offset::Offset(ts)).expect("tpl");
+        let r = consumer
+            .offsets_for_times(tpl, Duration::from_secs(10))
+            .expect("offsets_for_times");
+        r.elements()[0].offset()
+    };
+    assert_eq!(lookup(t0), Offset::Offset(0));
+    assert_eq!(lookup(t0 + 5), Offset::Offset(5));
+    assert_eq!(lookup(t0 + 5_000), Offset::Offset(10));
+    assert_eq!(lookup(t0 + 10_015), Offset::Offset(15));
+    assert_eq!(lookup(t0 + 100_000), Offset::End, "no record that late");
+    assert_eq!(
+        consumer
+            .fetch_watermarks("bytime", 0, Duration::from_secs(10))
+            .expect("watermarks"),
+        (0, 20)
+    );
+
+    let admin: AdminClient<DefaultClientContext> = rdkafka_config(&broker.bootstrap).create().expect("admin");
+    let r = block_on(admin.delete_topics(&["bytime"], &AdminOptions::new())).expect("delete");
+    assert!(r[0].is_ok(), "{r:?}");
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    assert!(
+        md.topics().iter().all(|t| t.name() != "bytime"),
+        "deleted topic is gone"
+    );
+    assert!(!broker.data_dir.join("bytime-0").exists(), "its directory is gone");
+}
