@@ -251,6 +251,12 @@ pub fn validate_produce_records(records: &[u8], rules: &ValidationRules) -> Resu
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < records.len() {
+        if !out.is_empty() {
+            // Kafka: produce v3+ carries exactly one batch per partition.
+            return Err(BatchError::Invalid(
+                "a produce request may carry exactly one record batch per partition".into(),
+            ));
+        }
         let rest = &records[pos..];
         let header = BatchHeader::parse(rest)?;
         if header.batch_length < (BATCH_HEADER_BYTES - LOG_OVERHEAD) as i32 {

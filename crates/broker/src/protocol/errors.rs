@@ -27,8 +27,8 @@ pub fn log_error_code(e: &LogError) -> i16 {
 pub fn batch_error_code(e: &BatchError) -> i16 {
     match e {
         BatchError::CrcMismatch { .. } | BatchError::Truncated(_) => code(ResponseError::CorruptMessage),
-        BatchError::UnsupportedMagic(_) => code(ResponseError::UnsupportedForMessageFormat),
-        BatchError::Invalid(_) => code(ResponseError::InvalidRecord),
+        // Kafka's ProduceRequest.validateRecords: magic < 2 and batch counts are InvalidRecord.
+        BatchError::UnsupportedMagic(_) | BatchError::Invalid(_) => code(ResponseError::InvalidRecord),
         BatchError::TooLarge { .. } => code(ResponseError::MessageTooLarge),
         BatchError::InvalidTimestamp { .. } => code(ResponseError::InvalidTimestamp),
     }

@@ -1,0 +1,291 @@
+//! Bad input over real sockets: each gets Kafka's error or a closed connection, and the
+//! broker goes on serving the next client.
+
+mod common;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{BrokerProcess, RawClient};
+use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
+use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
+use kafka_protocol::messages::produce_response::ProduceResponse;
+use kafka_protocol::messages::{ApiKey, TopicName};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+/// The broker still answers ApiVersions on a fresh connection.
+fn assert_serving(broker: &BrokerProcess) {
+    let mut c = RawClient::connect(&broker.bootstrap);
+    let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(r.error_code, 0);
+    assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16));
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut v = (body.len() as i32).to_be_bytes().to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+#[test]
+fn garbage_bytes_close_the_connection() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    c.send_bytes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(c.is_closed());
+    assert_serving(&broker);
+}
+
+#[test]
+fn two_gib_length_prefix_is_refused_before_allocation() {
+    let broker = BrokerProcess::start(&[]);
+    for prefix in [0x7fff_ffffu32, 0x8000_0000, 0xffff_ffff] {
+        let mut c = RawClient::connect(&broker.bootstrap);
+        c.send_bytes(&prefix.to_be_bytes()).unwrap();
+        c.send_bytes(&[0u8; 16]).unwrap();
+        assert!(c.is_closed(), "prefix {prefix:#x}");
+    }
+    assert_serving(&broker);
+}
+
+#[test]
+fn huge_array_count_in_a_tiny_request() {
+    let broker = BrokerProcess::start(&[]);
+    // Metadata v0: api key 3, version 0, correlation 1, null client id, then a topic
+    // array claiming 54 million entries (the kafka-protocol-rs fuzz finding).
+    let mut body = vec![0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff];
+    body.extend_from_slice(&[0x03, 0x3c, 0x0c, 0x00]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    c.send_bytes(&frame(&body)).unwrap();
+    assert!(c.is_closed());
+    // Metadata v9 (flexible): a compact array whose varint count is ~2^32.
+    let mut body = vec![0, 3, 0, 9, 0, 0, 0, 2, 0xff, 0xff, 0];
+    body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    c.send_bytes(&frame(&body)).unwrap();
+    assert!(c.is_closed());
+    assert_serving(&broker);
+}
+
+#[test]
+fn unknown_api_key_closes_and_unsupported_api_versions_gets_v0_error() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    c.send_bytes(&frame(&[0x03, 0xe7, 0, 0, 0, 0, 0, 7, 0xff, 0xff]))
+        .unwrap();
+    assert!(c.is_closed());
+    // ApiVersions v99: answered in v0 with UNSUPPORTED_VERSION (35) and the list.
+    let mut c = RawClient::connect(&broker.bootstrap);
+    c.send_bytes(&frame(&[0, 18, 0, 99, 0, 0, 0, 9, 0xff, 0xff])).unwrap();
+    let mut f = c.read_frame().unwrap();
+    assert_eq!(&f[..4], &9i32.to_be_bytes());
+    let _ = bytes::Buf::get_i32(&mut f);
+    let r = ApiVersionsResponse::decode(&mut f, 0).unwrap();
+    assert_eq!(r.error_code, 35);
+    assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::Fetch as i16));
+    assert_serving(&broker);
+}
+
+fn batch(n: usize, producer: Option<(i64, i16, i32)>) -> BytesMut {
+    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch when offset - sequence changes.
+            sequence: if seq >= 0 { seq + i as i32 } else { i as i32 - 1 },
+            timestamp: 1_700_000_000_000,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(format!("v{i}"))),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let opts = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &opts).unwrap();
+    buf
+}
+
+/// Creates `topic` through Metadata auto-creation.
+fn ensure_topic(c: &mut RawClient, topic: &str) {
+    use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
+    use kafka_protocol::messages::metadata_response::MetadataResponse;
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.into()))))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let r: MetadataResponse = c.request(ApiKey::Metadata, 9, &req);
+    assert_eq!(r.topics[0].error_code, 0);
+}
+
+pub fn produce(c: &mut RawClient, topic: &str, records: Bytes) -> (i16, i64) {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let r: ProduceResponse = c.request(ApiKey::Produce, 9, &req);
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+#[test]
+fn bad_batches_get_kafkas_error_codes_and_the_connection_stays_up() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    let good = batch(3, None);
+    assert_eq!(
+        produce(&mut c, "bad-batches", good.clone().freeze()).0,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION before it exists"
+    );
+    ensure_topic(&mut c, "bad-batches");
+    assert_eq!(produce(&mut c, "bad-batches", good.clone().freeze()), (0, 0));
+
+    let mut corrupt = good.clone();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    assert_eq!(produce(&mut c, "bad-batches", corrupt.freeze()).0, 2, "CORRUPT_MESSAGE");
+
+    let mut old_magic = good.clone();
+    old_magic[16] = 1;
+    assert_eq!(
+        produce(&mut c, "bad-batches", old_magic.freeze()).0,
+        87,
+        "INVALID_RECORD for magic 1, as Kafka"
+    );
+
+    let mut two = good.clone();
+    two.extend_from_slice(&good);
+    assert_eq!(
+        produce(&mut c, "bad-batches", two.freeze()).0,
+        87,
+        "INVALID_RECORD for two batches"
+    );
+
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() - 5);
+    assert_eq!(
+        produce(&mut c, "bad-batches", truncated.freeze()).0,
+        2,
+        "CORRUPT_MESSAGE for a cut batch"
+    );
+
+    // records_count says 4 but 3 records follow; CRC recomputed so only the count is wrong.
+    let mut miscount = good.clone();
+    miscount[57..61].copy_from_slice(&4i32.to_be_bytes());
+    miscount[23..27].copy_from_slice(&3i32.to_be_bytes());
+    let crc = crc32c::crc32c(&miscount[21..]);
+    miscount[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        produce(&mut c, "bad-batches", miscount.freeze()).0,
+        87,
+        "INVALID_RECORD"
+    );
+
+    assert_eq!(
+        produce(&mut c, "bad-batches", Bytes::new()).0,
+        87,
+        "empty records: INVALID_RECORD"
+    );
+    assert_eq!(
+        produce(&mut c, "bad-batches", good.freeze()),
+        (0, 3),
+        "the partition still takes good batches"
+    );
+    assert_serving(&broker);
+}
+
+#[test]
+fn oversized_batch_is_message_too_large() {
+    let broker = BrokerProcess::start(&["message.max.bytes=1000"]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    ensure_topic(&mut c, "too-large");
+    let big = batch(200, None);
+    assert!(big.len() > 1000);
+    let big_len = big.len();
+    assert_eq!(
+        produce(&mut c, "too-large", big.freeze()).0,
+        10,
+        "MESSAGE_TOO_LARGE for {big_len} bytes"
+    );
+    assert_eq!(produce(&mut c, "too-large", batch(1, None).freeze()), (0, 0));
+}
+
+#[test]
+fn request_larger_than_socket_request_max_bytes_closes() {
+    let broker = BrokerProcess::start(&["socket.request.max.bytes=2048"]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    let mut body = BytesMut::new();
+    body.put_bytes(0, 4096);
+    c.send_bytes(&frame(&body)).unwrap();
+    assert!(c.is_closed());
+    assert_serving(&broker);
+}
+
+#[test]
+fn idempotent_producer_duplicates_and_gaps() {
+    use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+    use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+    let mut broker = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    let r: InitProducerIdResponse = c.request(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1),
+    );
+    assert_eq!(r.error_code, 0);
+    let pid = r.producer_id.0;
+    ensure_topic(&mut c, "idem");
+    assert!(pid >= 0);
+    let b0 = batch(3, Some((pid, 0, 0))).freeze();
+    assert_eq!(produce(&mut c, "idem", b0.clone()), (0, 0));
+    assert_eq!(
+        produce(&mut c, "idem", b0.clone()),
+        (0, 0),
+        "a retried batch answers with its first offset"
+    );
+    assert_eq!(produce(&mut c, "idem", batch(2, Some((pid, 0, 3))).freeze()), (0, 3));
+    assert_eq!(
+        produce(&mut c, "idem", batch(1, Some((pid, 0, 9))).freeze()).0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    assert_eq!(
+        produce(&mut c, "idem", batch(1, Some((pid, -1, 5))).freeze()).0,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
+    assert_eq!(
+        produce(&mut c, "idem", batch(1, Some((pid, 0, 5))).freeze()),
+        (0, 5),
+        "next in sequence"
+    );
+    // The duplicate is still caught after a clean restart and after kill -9.
+    broker.stop();
+    broker.restart();
+    let mut c = RawClient::connect(&broker.bootstrap);
+    assert_eq!(produce(&mut c, "idem", batch(1, Some((pid, 0, 5))).freeze()), (0, 5));
+    broker.kill9();
+    broker.restart();
+    let mut c = RawClient::connect(&broker.bootstrap);
+    assert_eq!(produce(&mut c, "idem", batch(1, Some((pid, 0, 5))).freeze()), (0, 5));
+    assert_eq!(produce(&mut c, "idem", batch(1, Some((pid, 0, 6))).freeze()), (0, 6));
+}
