@@ -138,23 +138,37 @@ def partition_dirs(data_dir: Path, topic: str):
                   if d.is_dir() and d.name.rsplit("-", 1)[0] == topic and d.name.rsplit("-", 1)[1].isdigit())
 
 
-def segment_batch_codecs(data_dir: Path, topic: str):
-    """Counter of the compression codec of every record batch in the topic's segment
-    files, read straight from the Kafka on-disk format (v2 batch header: baseOffset
-    int64, batchLength int32, partitionLeaderEpoch int32, magic int8, crc uint32,
-    attributes int16 whose low 3 bits are the codec)."""
-    codecs = Counter()
+def segment_batches(data_dir: Path, topic: str):
+    """Headers of every record batch in the topic's segment files, read straight from the
+    Kafka on-disk format (v2 batch header: baseOffset int64, batchLength int32,
+    partitionLeaderEpoch int32, magic int8, crc uint32, attributes int16, lastOffsetDelta
+    int32, baseTimestamp int64, maxTimestamp int64, producerId int64, producerEpoch int16,
+    baseSequence int32, recordCount int32)."""
+    batches = []
     for d in partition_dirs(data_dir, topic):
+        partition = int(d.name.rsplit("-", 1)[1])
         for seg in sorted(d.glob("*.log")):
             data = seg.read_bytes()
             pos = 0
-            while pos + 23 <= len(data):
-                _base, length = struct.unpack_from(">qi", data, pos)
+            while pos + 61 <= len(data):
+                base, length = struct.unpack_from(">qi", data, pos)
                 if length <= 0:
                     break
                 magic = data[pos + 16]
                 assert magic == 2, f"{seg}: batch at {pos} has magic {magic}"
-                (attributes,) = struct.unpack_from(">h", data, pos + 21)
-                codecs[_CODEC_NAMES.get(attributes & 0x7, attributes & 0x7)] += 1
+                (attributes, last_delta, base_ts, max_ts, pid, epoch, base_seq, count) = \
+                    struct.unpack_from(">hiqqqhii", data, pos + 21)
+                batches.append({
+                    "partition": partition, "base_offset": base, "last_offset": base + last_delta,
+                    "count": count, "codec": _CODEC_NAMES.get(attributes & 0x7, attributes & 0x7),
+                    "log_append_time": bool(attributes & 0x8), "base_timestamp": base_ts,
+                    "max_timestamp": max_ts, "producer_id": pid, "producer_epoch": epoch,
+                    "base_sequence": base_seq,
+                })
                 pos += 12 + length
-    return codecs
+    return batches
+
+
+def segment_batch_codecs(data_dir: Path, topic: str):
+    """Counter of the compression codec of every record batch of a topic on disk."""
+    return Counter(b["codec"] for b in segment_batches(data_dir, topic))

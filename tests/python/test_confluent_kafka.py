@@ -8,7 +8,7 @@ from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResourc
                                    NewPartitions, NewTopic, OffsetSpec, ResourceType)
 
 import confluent_helpers as ck
-from fjord_testlib import CODECS, make_messages, segment_bytes, unique_topic, verify_exact_readback, wait_until
+from fjord_testlib import CODECS, make_messages, segment_batch_codecs, segment_batches, unique_topic, verify_exact_readback, wait_until
 
 
 def _delivered_positions(reports, messages):
@@ -72,11 +72,28 @@ def test_compression_codec_roundtrip(broker, codec):
     ck.produce(broker.bootstrap, topic, msgs, extra_conf={"compression.type": codec, "acks": "all"})
     records = ck.consume(broker.bootstrap, topic, [0, 1], len(msgs))
     verify_exact_readback(msgs, records)
-    # With compression.type=producer (the default) the broker keeps the producer's
-    # compressed batches, so the segments are far smaller than the raw payload.
-    raw = sum(len(m.key) + len(m.value) + sum(len(k) + len(v) for k, v in m.headers) for m in msgs)
-    stored = segment_bytes(broker.data_dir, topic)
-    assert 0 < stored < raw / 2, f"{codec}: {stored} bytes on disk for {raw} raw bytes"
+
+
+# librdkafka only uses LZ4 when the broker's ApiVersions response lists FindCoordinator
+# (its LZ4 feature is keyed on that API); otherwise it silently sends uncompressed batches.
+LZ4_NEEDS_FINDCOORDINATOR = pytest.mark.xfail(
+    reason="fjord's ApiVersions omits FindCoordinator (key 10), so librdkafka disables its "
+           "LZ4 feature and sends lz4-configured batches uncompressed", strict=True)
+
+
+@pytest.mark.parametrize("codec", [c if c != "lz4" else pytest.param(c, marks=LZ4_NEEDS_FINDCOORDINATOR)
+                                   for c in CODECS])
+def test_compression_codec_batches_stored_compressed(broker, codec):
+    adm = ck.admin(broker)
+    topic = unique_topic(f"ck-disk-{codec}")
+    ck.create_topic(adm, topic, partitions=1)
+    msgs = make_messages(2_000, src=codec)
+    ck.produce(broker.bootstrap, topic, msgs, extra_conf={"compression.type": codec})
+    # With compression.type=producer (the default) the broker stores the producer's
+    # compressed batches as they are.
+    codecs = segment_batch_codecs(broker.data_dir, topic)
+    assert set(codecs) == {codec}, f"batch codecs on disk: {dict(codecs)}"
+    verify_exact_readback(msgs, ck.consume(broker.bootstrap, topic, [0], len(msgs)))
 
 
 @pytest.mark.parametrize("acks", ["0", "1", "all"])
@@ -114,6 +131,17 @@ def test_idempotent_producer_no_duplicates(broker):
     verify_exact_readback(msgs, records)
     total = sum(ck.watermarks(broker.bootstrap, topic, p)[1] for p in range(3))
     assert total == 10_000
+    # On disk every batch carries the producer id from InitProducerId, and per partition
+    # the sequence numbers run on without gaps or repeats from 0.
+    batches = segment_batches(broker.data_dir, topic)
+    assert {b["producer_id"] for b in batches} != {-1} and len({b["producer_id"] for b in batches}) == 1
+    assert all(b["producer_id"] >= 0 and b["producer_epoch"] >= 0 for b in batches)
+    for p in range(3):
+        seqs = [(b["base_sequence"], b["count"]) for b in batches if b["partition"] == p]
+        expected_seq = 0
+        for base_seq, count in seqs:
+            assert base_seq == expected_seq, f"partition {p}: batch sequence {base_seq}, expected {expected_seq}"
+            expected_seq += count
 
 
 def test_offsets_for_times_and_list_offsets(broker):
@@ -164,13 +192,17 @@ def test_offsets_for_times_and_list_offsets(broker):
 
     consumer = ck.new_consumer(broker.bootstrap)
     try:
-        got = consumer.offsets_for_times([TopicPartition(topic, p, t) for p, t, _ in cases], timeout=30)
+        # One request per case: a ListOffsets request may name a partition only once.
+        for p, t, expected in cases:
+            [tp] = consumer.offsets_for_times([TopicPartition(topic, p, t)], timeout=30)
+            assert tp.error is None, f"p{p} ts={t}: {tp.error}"
+            assert (tp.partition, tp.offset) == (p, expected), f"offsets_for_times p{p} ts=base{t - base:+d}"
+        # Both partitions in one request.
+        got = consumer.offsets_for_times([TopicPartition(topic, 0, base + gap // 2),
+                                          TopicPartition(topic, 1, base + 2 * gap + 50)], timeout=30)
+        assert sorted((tp.partition, tp.offset) for tp in got) == [(0, 1000), (1, 50)]
     finally:
         consumer.close()
-    assert len(got) == len(cases)
-    for tp, (p, t, expected) in zip(got, cases):
-        assert tp.error is None, f"p{p} ts={t}: {tp.error}"
-        assert (tp.partition, tp.offset) == (p, expected), f"offsets_for_times p{p} ts={t - base:+d}"
 
     # AdminClient.list_offsets: earliest, latest, max timestamp.
     specs = {
@@ -214,7 +246,9 @@ def test_alter_and_describe_configs(broker):
 
     # Legacy AlterConfigs (replaces the topic's whole dynamic config set).
     res = ConfigResource(ResourceType.TOPIC, topic, set_config={"retention.ms": "3600000"})
-    adm.alter_configs([res], request_timeout=30)[res].result(timeout=30)
+    with pytest.warns(DeprecationWarning):
+        futs = adm.alter_configs([res], request_timeout=30)
+    futs[res].result(timeout=30)
     after = _describe_topic_configs(adm, topic)
     assert after["retention.ms"].value == "3600000"
     assert after["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
@@ -303,7 +337,9 @@ def test_create_invalid_topic_name(broker, name):
     futs = adm.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)], request_timeout=30)
     with pytest.raises(KafkaException) as ei:
         futs[name].result(timeout=30)
-    assert ck.error_code_of(ei.value) == KafkaError.INVALID_TOPIC_EXCEPTION
+    # librdkafka names Kafka's INVALID_TOPIC_EXCEPTION (17) TOPIC_EXCEPTION.
+    assert KafkaError.TOPIC_EXCEPTION == 17
+    assert ck.error_code_of(ei.value) == KafkaError.TOPIC_EXCEPTION
     assert name not in ck.topic_names(adm)
 
 

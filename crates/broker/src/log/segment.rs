@@ -39,6 +39,8 @@ pub struct LogSegment {
     /// Timestamp of the first batch (for time-based roll), or the creation time.
     rolling_base_ms: i64,
     indexes_dirty: bool,
+    /// Data appended since the last fsync.
+    data_dirty: bool,
 }
 
 /// Where a read starts and how far it may go, taken under the log's lock.
@@ -72,6 +74,7 @@ impl LogSegment {
             next_offset: base_offset,
             rolling_base_ms: now_ms,
             indexes_dirty: true,
+            data_dirty: false,
         })
     }
 
@@ -127,6 +130,7 @@ impl LogSegment {
             next_offset: base_offset,
             rolling_base_ms: now_ms,
             indexes_dirty: false,
+            data_dirty: false,
         }
     }
 
@@ -224,6 +228,7 @@ impl LogSegment {
             "segment position overflows the index"
         );
         self.file.write_all_at(bytes, self.size)?;
+        self.data_dirty = true;
         let start = self.size;
         for (at, header) in headers {
             assert!(
@@ -296,9 +301,17 @@ impl LogSegment {
         self.dir.join(file_name(self.base_offset, suffix))
     }
 
+    /// Whether `flush` has anything to do.
+    pub fn is_dirty(&self) -> bool {
+        self.data_dirty || self.indexes_dirty
+    }
+
     /// fsyncs the data and writes the index files.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.file.sync_data()?;
+        if self.data_dirty {
+            self.file.sync_data()?;
+            self.data_dirty = false;
+        }
         if self.indexes_dirty {
             self.offset_index.write(&self.path(".index"))?;
             self.time_index.write(&self.path(".timeindex"))?;

@@ -659,9 +659,8 @@ impl LocalLog {
     }
 
     fn flush(&mut self, now_ms: i64) -> Result<(), LogError> {
-        let recovery_point = self.recovery_point;
         for seg in self.segments.values_mut() {
-            if seg.next_offset() > recovery_point || seg.is_empty() {
+            if seg.is_dirty() {
                 seg.flush()?;
             }
         }

@@ -41,7 +41,10 @@ pub fn load_all(broker: &Broker) -> Result<usize, BrokerError> {
             continue;
         };
         let config = Arc::new(defaults.with_overrides(&topic.configs)?);
-        broker.logs.load(f, topic.topic_id, config, clean, now)?;
+        let log = broker.logs.load(f, topic.topic_id, config, clean, now)?;
+        // This broker is the partition's only replica, so the whole ISR has everything
+        // in its log: the high watermark is the log end, as Kafka's leader computes it.
+        log.update_high_watermark(log.log_end_offset());
         count += 1;
     }
     for topic in broker.topics.list() {
