@@ -361,3 +361,31 @@ def test_describe_cluster(broker):
     assert f"{node.host}:{node.port}" == broker.bootstrap
     assert desc.controller is not None and desc.controller.id == node.id
     assert desc.cluster_id
+
+
+def test_delete_records_moves_log_start_offset(broker):
+    adm = ck.admin(broker)
+    topic = unique_topic("ck-delrec")
+    ck.create_topic(adm, topic, partitions=2)
+    msgs = make_messages(1000)
+    ck.produce(broker.bootstrap, topic, msgs[:600], partition=0)
+    ck.produce(broker.bootstrap, topic, msgs[600:], partition=1)
+
+    futs = adm.delete_records([TopicPartition(topic, 0, 250), TopicPartition(topic, 1, -1)],
+                              request_timeout=30, operation_timeout=30)
+    lows = {tp.partition: f.result(timeout=30).low_watermark for tp, f in futs.items()}
+    assert lows == {0: 250, 1: 400}  # OFFSET_END (-1) deletes everything in the partition
+    assert ck.watermarks(broker.bootstrap, topic, 0) == (250, 600)
+    assert ck.watermarks(broker.bootstrap, topic, 1) == (400, 400)
+    earliest = adm.list_offsets({TopicPartition(topic, 0): OffsetSpec.earliest()}, request_timeout=30)
+    assert list(earliest.values())[0].result(timeout=30).offset == 250
+
+    # Reading from the beginning now starts at offset 250.
+    records = ck.consume(broker.bootstrap, topic, [0], 350)
+    verify_exact_readback(msgs[250:600], records, start_offsets={0: 250})
+
+    # Beyond the high watermark is OFFSET_OUT_OF_RANGE.
+    futs = adm.delete_records([TopicPartition(topic, 0, 601)], request_timeout=30, operation_timeout=30)
+    with pytest.raises(KafkaException) as ei:
+        list(futs.values())[0].result(timeout=30)
+    assert ck.error_code_of(ei.value) == KafkaError.OFFSET_OUT_OF_RANGE

@@ -201,3 +201,32 @@ def test_create_existing_topic_and_bad_requests(broker):
         assert len(adm.describe_topics([topic])[0]["partitions"]) == 2
     finally:
         adm.close()
+
+
+def test_describe_log_dirs_and_cluster(broker):
+    adm = _admin(broker)
+    try:
+        topic = unique_topic("kp-logdirs")
+        _create_topic(adm, topic, 2)
+        msgs = make_messages(2000)
+        _produce(broker, topic, msgs[:1500], partition=0)
+        _produce(broker, topic, msgs[1500:], partition=1)
+
+        cluster = adm.describe_cluster()
+        assert len(cluster["brokers"]) == 1
+        assert cluster["controller_id"] == cluster["brokers"][0]["broker_id"]
+
+        [per_broker] = adm.describe_log_dirs({topic: [0, 1]})
+        [log_dir] = per_broker["log_dirs"]
+        assert log_dir["error_code"] == 0
+        assert log_dir["log_dir"].rstrip("/") == str(broker.data_dir).rstrip("/")
+        [t] = [t for t in log_dir["topics"] if t["name"] == topic]
+        sizes = {p["partition_index"]: p["partition_size"] for p in t["partitions"]}
+        assert set(sizes) == {0, 1}
+        # The reported sizes are the segment files' sizes.
+        for p in (0, 1):
+            on_disk = sum(f.stat().st_size for f in (broker.data_dir / f"{topic}-{p}").glob("*.log"))
+            assert sizes[p] == on_disk > 0
+        assert sizes[0] > sizes[1]
+    finally:
+        adm.close()

@@ -111,7 +111,7 @@ fn corrupt_batch_in_the_middle_is_cut_and_lost_indexes_are_rebuilt() {
     let index = std::fs::metadata(dir.join("00000000000000000000.index"));
     b.stop();
     let index = index.or_else(|_| std::fs::metadata(dir.join("00000000000000000000.index"))).expect("index rebuilt");
-    assert!(index.len() > 0 && index.len() % 8 == 0);
+    assert!(index.len() > 0 && index.len().is_multiple_of(8));
 
     // Flip a byte inside batch 100: recovery keeps batches 0..100 and drops the rest.
     let log = dir.join("00000000000000000000.log");

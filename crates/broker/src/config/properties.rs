@@ -18,11 +18,7 @@ pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, ConfigEr
     let mut pending = String::new();
     let mut start_line = 0;
     for (i, raw) in text.lines().enumerate() {
-        let line = if pending.is_empty() {
-            raw.trim_start()
-        } else {
-            raw.trim_start()
-        };
+        let line = raw.trim_start();
         if pending.is_empty() {
             start_line = i + 1;
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {

@@ -29,7 +29,7 @@ pub fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Result<Opt
             let code = if req.transactional_id.is_some() {
                 resp.error_message = Some(s("transactions are not supported by this broker yet"));
                 errors::code(ResponseError::InvalidRequest)
-            } else if !matches!(acks, 0 | 1 | -1) {
+            } else if !(-1..=1).contains(&acks) {
                 errors::code(ResponseError::InvalidRequiredAcks)
             } else {
                 append_partition(
