@@ -8,6 +8,7 @@ broker log of that test is attached to the pytest report.
 Processes are only ever stopped by their own PID (terminate / kill).
 """
 
+import atexit
 import os
 import queue
 import re
@@ -37,6 +38,18 @@ def fjord_bin() -> Path:
 
 class BrokerError(RuntimeError):
     pass
+
+
+_LIVE_PROCS = set()
+
+
+@atexit.register
+def _kill_leftover_brokers():
+    # Safety net for an interrupted run: only the processes this suite started, by PID.
+    for proc in list(_LIVE_PROCS):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 class FjordBroker:
@@ -80,6 +93,7 @@ class FjordBroker:
         self.proc = subprocess.Popen(self._command(), stdout=subprocess.PIPE,
                                      stderr=log, stdin=subprocess.DEVNULL, env=env)
         log.close()
+        _LIVE_PROCS.add(self.proc)
         lines = queue.Queue()
         proc = self.proc
 
@@ -105,12 +119,15 @@ class FjordBroker:
             if line is None:
                 code = self.proc.wait()
                 self.exit_codes.append(code)
+                _LIVE_PROCS.discard(self.proc)
+                self.proc = None
                 raise BrokerError(f"broker exited with {code} before listening\n" + self.log_tail())
             m = LISTEN_RE.match(line.strip())
             if m:
                 self.bootstrap = m.group(1)
                 self.port = int(m.group(2))
                 return self
+            self.kill()
             raise BrokerError(f"unexpected first stdout line from broker: {line!r}\n" + self.log_tail())
 
     @property
@@ -133,6 +150,7 @@ class FjordBroker:
                 raise BrokerError(f"broker did not exit within {timeout}s of SIGTERM\n" + self.log_tail())
         code = self.proc.returncode
         self.exit_codes.append(code)
+        _LIVE_PROCS.discard(self.proc)
         self.proc = None
         return code
 
@@ -144,6 +162,7 @@ class FjordBroker:
             self.proc.kill()
         code = self.proc.wait()
         self.exit_codes.append(code)
+        _LIVE_PROCS.discard(self.proc)
         self.proc = None
         return code
 

@@ -169,6 +169,31 @@ def segment_batches(data_dir: Path, topic: str):
     return batches
 
 
-def segment_batch_codecs(data_dir: Path, topic: str):
-    """Counter of the compression codec of every record batch of a topic on disk."""
-    return Counter(b["codec"] for b in segment_batches(data_dir, topic))
+def assert_batches_compressed(data_dir: Path, topic: str, codec: str, min_fraction=0.95):
+    """The topic's batches on disk are stored with the producer's codec. Clients may send a
+    tiny batch uncompressed when compression would not shrink it, so 'none' batches are
+    allowed as long as the codec's batches hold at least min_fraction of the records."""
+    batches = segment_batches(data_dir, topic)
+    assert batches, f"no batches on disk for {topic}"
+    by_codec = Counter()
+    for b in batches:
+        by_codec[b["codec"]] += b["count"]
+    total = sum(by_codec.values())
+    assert set(by_codec) <= {codec, "none"} and by_codec[codec] >= min_fraction * total, (
+        f"records per batch codec on disk: {dict(by_codec)} (expected {codec})")
+
+
+def assert_idempotent_batches(data_dir: Path, topic: str, expected_records: int):
+    """Every batch on disk carries one producer id/epoch from InitProducerId, and per partition
+    the sequence numbers run from 0 without gaps or repeats."""
+    batches = segment_batches(data_dir, topic)
+    assert sum(b["count"] for b in batches) == expected_records
+    pids = {(b["producer_id"], b["producer_epoch"]) for b in batches}
+    assert len(pids) == 1 and all(pid >= 0 and epoch >= 0 for pid, epoch in pids), f"producer ids: {pids}"
+    for p in sorted({b["partition"] for b in batches}):
+        expected_seq = 0
+        for b in (b for b in batches if b["partition"] == p):
+            assert b["base_sequence"] == expected_seq, (
+                f"partition {p} batch at offset {b['base_offset']}: sequence {b['base_sequence']}, "
+                f"expected {expected_seq}")
+            expected_seq += b["count"]

@@ -30,8 +30,8 @@ def test_clean_restart_keeps_everything(broker):
     ck.produce(broker.bootstrap, topic, msgs, extra_conf={"acks": "all"})
     del adm
 
-    assert broker.stop() == 0, "SIGTERM should shut the broker down cleanly with exit code 0"
-    broker.start()
+    broker.restart()  # SIGTERM, wait for exit code 0, start again on the same data dir
+    assert broker.exit_codes == [0]
     assert "shut down cleanly" in broker.log_text()
 
     records = ck.consume(broker.bootstrap, topic, [0, 1, 2], len(msgs))
@@ -59,8 +59,8 @@ def test_kill9_after_acknowledged_flush_keeps_everything(broker):
     # produce() returns only after flush() with every message acknowledged (acks=all).
     ck.produce(broker.bootstrap, topic, msgs, extra_conf={"acks": "all"})
 
-    broker.kill()  # SIGKILL: no shutdown, no fsync; the page cache keeps the writes
-    broker.start()
+    broker.restart(clean=False)  # SIGKILL: no shutdown, no fsync; the page cache keeps the writes
+    assert broker.exit_codes == [-9]
 
     records = ck.consume(broker.bootstrap, topic, [0, 1, 2], len(msgs))
     per_partition = verify_exact_readback(msgs, records)
@@ -68,8 +68,7 @@ def test_kill9_after_acknowledged_flush_keeps_everything(broker):
     _produce_more_and_check_offsets_continue(broker, topic, [0, 1, 2], counts)
 
     # A second crash right after the new writes loses nothing either.
-    broker.kill()
-    broker.start()
+    broker.restart(clean=False)
     total = sum(ck.watermarks(broker.bootstrap, topic, p)[1] for p in range(3))
     assert total == 10_300
 

@@ -8,7 +8,8 @@ from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResourc
                                    NewPartitions, NewTopic, OffsetSpec, ResourceType)
 
 import confluent_helpers as ck
-from fjord_testlib import CODECS, make_messages, segment_batch_codecs, segment_batches, unique_topic, verify_exact_readback, wait_until
+from fjord_testlib import (CODECS, assert_batches_compressed, assert_idempotent_batches, make_messages, unique_topic,
+                           verify_exact_readback, wait_until)
 
 
 def _delivered_positions(reports, messages):
@@ -91,8 +92,7 @@ def test_compression_codec_batches_stored_compressed(broker, codec):
     ck.produce(broker.bootstrap, topic, msgs, extra_conf={"compression.type": codec})
     # With compression.type=producer (the default) the broker stores the producer's
     # compressed batches as they are.
-    codecs = segment_batch_codecs(broker.data_dir, topic)
-    assert set(codecs) == {codec}, f"batch codecs on disk: {dict(codecs)}"
+    assert_batches_compressed(broker.data_dir, topic, codec)
     verify_exact_readback(msgs, ck.consume(broker.bootstrap, topic, [0], len(msgs)))
 
 
@@ -131,17 +131,7 @@ def test_idempotent_producer_no_duplicates(broker):
     verify_exact_readback(msgs, records)
     total = sum(ck.watermarks(broker.bootstrap, topic, p)[1] for p in range(3))
     assert total == 10_000
-    # On disk every batch carries the producer id from InitProducerId, and per partition
-    # the sequence numbers run on without gaps or repeats from 0.
-    batches = segment_batches(broker.data_dir, topic)
-    assert {b["producer_id"] for b in batches} != {-1} and len({b["producer_id"] for b in batches}) == 1
-    assert all(b["producer_id"] >= 0 and b["producer_epoch"] >= 0 for b in batches)
-    for p in range(3):
-        seqs = [(b["base_sequence"], b["count"]) for b in batches if b["partition"] == p]
-        expected_seq = 0
-        for base_seq, count in seqs:
-            assert base_seq == expected_seq, f"partition {p}: batch sequence {base_seq}, expected {expected_seq}"
-            expected_seq += count
+    assert_idempotent_batches(broker.data_dir, topic, 10_000)
 
 
 def test_offsets_for_times_and_list_offsets(broker):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from fjord_testlib import (CODECS, Message, Record, fjord_cli, key_of, segment_batch_codecs, unique_topic,
+from fjord_testlib import (CODECS, Message, Record, fjord_cli, key_of, assert_batches_compressed, unique_topic,
                            value_of, verify_exact_readback, wait_until)
 
 KCAT = shutil.which("kcat") or "/usr/bin/kcat"
@@ -142,8 +142,7 @@ def test_compression_codec_batches_stored_compressed(broker, codec):
     create_topic(broker, topic, 1)
     msgs = kcat_messages(2000, tag=codec)
     kcat_produce(broker, topic, msgs, "-z", codec)
-    codecs = segment_batch_codecs(broker.data_dir, topic)
-    assert set(codecs) == {codec}, f"batch codecs on disk: {dict(codecs)}"
+    assert_batches_compressed(broker.data_dir, topic, codec)
 
 
 @pytest.mark.parametrize("acks", ["0", "1", "all"])

@@ -39,10 +39,15 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         });
     }
     let size = size as usize;
+    // Allocate the first chunk only; once the client has really sent that much, take
+    // the whole (already bounded) size, so a large frame costs one more allocation and
+    // no copying.
     let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
     while buf.len() < size {
-        let want = (size - buf.len()).min(READ_CHUNK_BYTES);
-        buf.reserve(want);
+        if buf.len() >= READ_CHUNK_BYTES && buf.capacity() < size {
+            buf.reserve(size - buf.len());
+        }
+        let want = (size - buf.len()).min(buf.capacity() - buf.len()).max(1);
         let n = (&mut *reader).take(want as u64).read_buf(&mut buf).await?;
         if n == 0 {
             return Err(FrameError::Truncated);
