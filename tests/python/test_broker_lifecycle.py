@@ -3,7 +3,7 @@ confluent-kafka (and kafka-python for the LogAppendTime cross-check)."""
 
 import time
 
-from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
+from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, TopicPartition
 from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
 
 import confluent_helpers as ck
@@ -124,3 +124,40 @@ def test_log_append_time(broker_factory):
     recs = ck.consume(broker.bootstrap, topic2, [0], 10)
     assert [(r.timestamp_type, r.timestamp) for r in sorted(recs, key=lambda r: r.offset)] == \
         [(TIMESTAMP_CREATE_TIME, old + i) for i in range(10)]
+
+
+def test_restarts_with_many_segments_keep_data_and_time_index(broker_factory):
+    # Small segments: the log rolls many times, so recovery has to rebuild the offset and
+    # time indexes of several segments, including an active one cut by kill -9.
+    broker = broker_factory({"log.segment.bytes": "65536"})
+    adm = ck.admin(broker)
+    topic = unique_topic("segments")
+    ck.create_topic(adm, topic, partitions=1)
+    del adm
+    base = int(time.time() * 1000) - 3_600_000
+    msgs = make_messages(10_000, src="segments")
+    ts = [base + 10 * i for i in range(10_000)]
+    ck.produce(broker.bootstrap, topic, msgs, timestamps=ts, partition=0,
+               extra_conf={"acks": "all", "batch.size": 16384})
+    segments = list((broker.data_dir / f"{topic}-0").glob("*.log"))
+    assert len(segments) > 5, f"expected the log to roll, got {len(segments)} segment(s)"
+
+    def check():
+        records = ck.consume(broker.bootstrap, topic, [0], len(msgs))
+        verify_exact_readback(msgs, records)
+        assert [r.timestamp for r in sorted(records, key=lambda r: r.offset)] == ts
+        consumer = ck.new_consumer(broker.bootstrap)
+        try:
+            for t, expected in [(base - 1, 0), (base + 10 * 1234, 1234), (base + 10 * 5678 - 5, 5678),
+                                (base + 10 * 9999, 9999), (base + 10 * 9999 + 1, -1)]:
+                [tp] = consumer.offsets_for_times([TopicPartition(topic, 0, t)], timeout=30)
+                assert tp.error is None and tp.offset == expected, f"ts=base{t - base:+d}: {tp}"
+        finally:
+            consumer.close()
+        assert ck.watermarks(broker.bootstrap, topic, 0) == (0, 10_000)
+
+    check()
+    broker.restart()
+    check()
+    broker.restart(clean=False)
+    check()

@@ -379,3 +379,25 @@ def test_delete_records_moves_log_start_offset(broker):
     with pytest.raises(KafkaException) as ei:
         list(futs.values())[0].result(timeout=30)
     assert ck.error_code_of(ei.value) == KafkaError.OFFSET_OUT_OF_RANGE
+
+
+def test_message_larger_than_topic_max_message_bytes_is_rejected(broker):
+    adm = ck.admin(broker)
+    topic = unique_topic("ck-big")
+    ck.create_topic(adm, topic, partitions=1, config={"max.message.bytes": "100000"})
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 10_000_000,
+                  "compression.type": "none", "message.timeout.ms": 30000})
+    results = []
+    p.produce(topic, key=b"big", value=b"x" * 200_000, on_delivery=lambda err, msg: results.append(err))
+    assert p.flush(60) == 0
+    p.produce(topic, key=b"small", value=b"y" * 1000, on_delivery=lambda err, msg: results.append(err))
+    assert p.flush(60) == 0
+    del p
+    assert len(results) == 2
+    assert results[0] is not None and results[0].code() == KafkaError.MSG_SIZE_TOO_LARGE, results[0]
+    assert results[1] is None
+    # Only the small message was appended.
+    assert ck.watermarks(broker.bootstrap, topic, 0) == (0, 1)
+    [rec] = ck.consume(broker.bootstrap, topic, [0], 1)
+    assert (rec.key, rec.value, rec.offset) == (b"small", b"y" * 1000, 0)

@@ -14,12 +14,16 @@ use std::time::{Duration, Instant};
 /// `batch_messages` (1: a batch per message, for tests that cut batches apart).
 fn produce(bootstrap: &str, topic: &str, from: usize, n: usize, batch_messages: usize) {
     let mut config = rdkafka_config(bootstrap);
-    config.set("acks", "all").set("linger.ms", "2").set("batch.num.messages", batch_messages.to_string());
+    config
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("batch.num.messages", batch_messages.to_string());
     config.set("max.in.flight.requests.per.connection", "1");
     let p: BaseProducer = config.create().expect("producer");
     for i in from..from + n {
         let v = format!("m{i}");
-        p.send(BaseRecord::<(), _>::to(topic).payload(&v).partition(0)).expect("send");
+        p.send(BaseRecord::<(), _>::to(topic).payload(&v).partition(0))
+            .expect("send");
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(30)).expect("flush");
@@ -27,7 +31,11 @@ fn produce(bootstrap: &str, topic: &str, from: usize, n: usize, batch_messages: 
 
 /// Reads partition 0 from `from` until `expected` values or 20 s; then checks for extras.
 fn read_values(bootstrap: &str, topic: &str, from: i64, expected: usize) -> Vec<(i64, String)> {
-    let c: BaseConsumer = rdkafka_config(bootstrap).set("group.id", "recovery-test").set("enable.auto.commit", "false").create().expect("consumer");
+    let c: BaseConsumer = rdkafka_config(bootstrap)
+        .set("group.id", "recovery-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Offset(from)).expect("tpl");
     c.assign(&tpl).expect("assign");
@@ -36,7 +44,10 @@ fn read_values(bootstrap: &str, topic: &str, from: i64, expected: usize) -> Vec<
     while out.len() < expected && Instant::now() < deadline {
         if let Some(m) = c.poll(Duration::from_millis(100)) {
             let m = m.expect("message");
-            out.push((m.offset(), String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string()));
+            out.push((
+                m.offset(),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string(),
+            ));
         }
     }
     if let Some(Ok(m)) = c.poll(Duration::from_millis(300)) {
@@ -58,16 +69,28 @@ fn clean_restart_and_kill_minus_nine_keep_acknowledged_writes() {
     let mut b = BrokerProcess::start(&["log.segment.bytes=5000"]);
     produce(&b.bootstrap, "durable", 0, 5_000, 100);
     b.stop();
-    assert!(b.data_dir.join(".kafka_cleanshutdown").exists(), "clean shutdown leaves the marker");
+    assert!(
+        b.data_dir.join(".kafka_cleanshutdown").exists(),
+        "clean shutdown leaves the marker"
+    );
     b.restart();
-    assert!(!b.data_dir.join(".kafka_cleanshutdown").exists(), "start-up removes the marker");
+    assert!(
+        !b.data_dir.join(".kafka_cleanshutdown").exists(),
+        "start-up removes the marker"
+    );
     expect_sequence(&read_values(&b.bootstrap, "durable", 0, 5_000), 0, 5_000);
     produce(&b.bootstrap, "durable", 5_000, 5_000, 100);
     b.kill9();
     b.restart();
     expect_sequence(&read_values(&b.bootstrap, "durable", 0, 10_000), 0, 10_000);
     assert!(b.log_text().contains("logs loaded"));
-    let segments = std::fs::read_dir(b.data_dir.join("durable-0")).expect("dir").filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))).count();
+    let segments = std::fs::read_dir(b.data_dir.join("durable-0"))
+        .expect("dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+        })
+        .count();
     assert!(segments > 3, "log.segment.bytes rolled segments ({segments})");
 }
 
@@ -110,7 +133,9 @@ fn corrupt_batch_in_the_middle_is_cut_and_lost_indexes_are_rebuilt() {
     eprintln!("read at {:?}", t.elapsed());
     let index = std::fs::metadata(dir.join("00000000000000000000.index"));
     b.stop();
-    let index = index.or_else(|_| std::fs::metadata(dir.join("00000000000000000000.index"))).expect("index rebuilt");
+    let index = index
+        .or_else(|_| std::fs::metadata(dir.join("00000000000000000000.index")))
+        .expect("index rebuilt");
     assert!(index.len() > 0 && index.len().is_multiple_of(8));
 
     // Flip a byte inside batch 100: recovery keeps batches 0..100 and drops the rest.
@@ -132,7 +157,19 @@ fn corrupt_batch_in_the_middle_is_cut_and_lost_indexes_are_rebuilt() {
 fn a_thousand_partitions_create_and_reload_quickly() {
     let mut b = BrokerProcess::start(&[]);
     let started = Instant::now();
-    let (ok, out, err) = fjord(&["topics", "--bootstrap-server", &b.bootstrap, "--create", "--topic", "wide", "--partitions", "1000"], None);
+    let (ok, out, err) = fjord(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--create",
+            "--topic",
+            "wide",
+            "--partitions",
+            "1000",
+        ],
+        None,
+    );
     assert!(ok, "{out}{err}");
     let created = started.elapsed();
     b.stop();
@@ -140,7 +177,9 @@ fn a_thousand_partitions_create_and_reload_quickly() {
     b.restart();
     let reloaded = started.elapsed();
     let c: BaseConsumer = rdkafka_config(&b.bootstrap).create().expect("client");
-    let md = c.fetch_metadata(Some("wide"), Duration::from_secs(10)).expect("metadata");
+    let md = c
+        .fetch_metadata(Some("wide"), Duration::from_secs(10))
+        .expect("metadata");
     assert_eq!(md.topics()[0].partitions().len(), 1000);
     eprintln!("1000 partitions: created in {created:?}, restarted in {reloaded:?}");
 }

@@ -28,55 +28,132 @@ fn tutorial_walkthrough_with_the_tutorials_config_keys() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("fjord: listening on ").expect("listening line").to_string();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("fjord: listening on ")
+        .expect("listening line")
+        .to_string();
 
     let (ok, out, err) = fjord(
-        &["topics", "--create", "--bootstrap-server", &addr, "--replication-factor", "1", "--partitions", "1", "--topic", "testTopic"],
+        &[
+            "topics",
+            "--create",
+            "--bootstrap-server",
+            &addr,
+            "--replication-factor",
+            "1",
+            "--partitions",
+            "1",
+            "--topic",
+            "testTopic",
+        ],
         None,
     );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "Created topic testTopic.");
 
-    let (ok, out, _) = fjord(&["topics", "--describe", "--bootstrap-server", &addr, "--topic", "testTopic"], None);
+    let (ok, out, _) = fjord(
+        &[
+            "topics",
+            "--describe",
+            "--bootstrap-server",
+            &addr,
+            "--topic",
+            "testTopic",
+        ],
+        None,
+    );
     assert!(ok);
-    assert!(out.starts_with("Topic: testTopic\tPartitionCount: 1\tReplicationFactor: 1\tConfigs: "), "{out}");
-    assert!(out.contains("\tTopic: testTopic\tPartition: 0\tLeader: 10\tReplicas: 10\tIsr: 10"), "{out}");
+    assert!(
+        out.starts_with("Topic: testTopic\tPartitionCount: 1\tReplicationFactor: 1\tConfigs: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("\tTopic: testTopic\tPartition: 0\tLeader: 10\tReplicas: 10\tIsr: 10"),
+        "{out}"
+    );
 
-    let (ok, _, err) = fjord(&["console-producer", "--broker-list", &addr, "--topic", "testTopic"], Some("this is a message\nthis is another message\n"));
+    let (ok, _, err) = fjord(
+        &["console-producer", "--broker-list", &addr, "--topic", "testTopic"],
+        Some("this is a message\nthis is another message\n"),
+    );
     assert!(ok, "{err}");
-    let (ok, out, err) =
-        fjord(&["console-consumer", "--bootstrap-server", &addr, "--topic", "testTopic", "--from-beginning", "--max-messages", "2"], None);
+    let (ok, out, err) = fjord(
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            &addr,
+            "--topic",
+            "testTopic",
+            "--from-beginning",
+            "--max-messages",
+            "2",
+        ],
+        None,
+    );
     assert!(ok, "{err}");
     assert_eq!(out, "this is a message\nthis is another message\n");
     assert!(err.contains("Processed a total of 2 messages"), "{err}");
 
     // Keys, as the console tools take and print them.
     let (ok, _, err) = fjord(
-        &["console-producer", "--bootstrap-server", &addr, "--topic", "keyed", "--property", "parse.key=true", "--property", "key.separator=:"],
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            &addr,
+            "--topic",
+            "keyed",
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+        ],
         Some("user1:clicked\nuser2:searched\n"),
     );
     assert!(ok, "{err}");
     let (ok, out, _) = fjord(
-        &["console-consumer", "--bootstrap-server", &addr, "--topic", "keyed", "--from-beginning", "--max-messages", "2", "--property", "print.key=true"],
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            &addr,
+            "--topic",
+            "keyed",
+            "--from-beginning",
+            "--max-messages",
+            "2",
+            "--property",
+            "print.key=true",
+        ],
         None,
     );
     assert!(ok);
     assert_eq!(out, "user1\tclicked\nuser2\tsearched\n");
 
-    let (ok, out, _) = fjord(&["get-offsets", "--bootstrap-server", &addr, "--topic", "testTopic"], None);
+    let (ok, out, _) = fjord(
+        &["get-offsets", "--bootstrap-server", &addr, "--topic", "testTopic"],
+        None,
+    );
     assert!(ok);
     assert_eq!(out.trim(), "testTopic:0:2");
 
     let (ok, _, err) = fjord(&["topics", "--zookeeper", "127.0.0.1:2181", "--list"], None);
     assert!(!ok);
-    assert!(err.contains("Fjord has no ZooKeeper") && err.contains("--bootstrap-server"), "{err}");
+    assert!(
+        err.contains("Fjord has no ZooKeeper") && err.contains("--bootstrap-server"),
+        "{err}"
+    );
 
     let _ = server.kill();
     let _ = server.wait();
     let mut log = String::new();
     std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut log).unwrap();
-    assert!(log.contains("zookeeper.connect is ignored"), "the ZooKeeper key is warned about: {log}");
+    assert!(
+        log.contains("zookeeper.connect is ignored"),
+        "the ZooKeeper key is warned about: {log}"
+    );
 }
 
 #[test]
@@ -88,11 +165,18 @@ fn a_bad_config_value_is_one_line_naming_key_and_value_and_touches_nothing() {
     let out = Command::new(FJORD).arg("server").arg(&config).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("invalid value 'many' for config 'num.partitions'"), "{err}");
+    assert!(
+        err.contains("invalid value 'many' for config 'num.partitions'"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(!data.exists(), "nothing was created on disk");
 
-    let out = Command::new(FJORD).args(["server", "--override", "log.segment.bytes=-5", "--override"]).arg(format!("log.dirs={}", data.display())).output().unwrap();
+    let out = Command::new(FJORD)
+        .args(["server", "--override", "log.segment.bytes=-5", "--override"])
+        .arg(format!("log.dirs={}", data.display()))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("'log.segment.bytes'"));
     assert!(!data.exists());
@@ -103,5 +187,9 @@ fn unknown_keys_warn_and_the_broker_starts() {
     let tmp = tempfile::tempdir().unwrap();
     let mut b = common::BrokerProcess::start_in(&tmp.path().join("d"), &["no.such.setting=1"]);
     b.stop();
-    assert!(b.log_text().contains("unknown config 'no.such.setting' is ignored"), "{}", b.log_text());
+    assert!(
+        b.log_text().contains("unknown config 'no.such.setting' is ignored"),
+        "{}",
+        b.log_text()
+    );
 }

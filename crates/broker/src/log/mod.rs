@@ -3,12 +3,14 @@
 //! - `record_batch`: record batch v2 as raw bytes (validate, patch offsets, walk).
 //! - `index`: `OffsetIndex` and `TimeIndex`.
 //! - `segment`: `LogSegment`, one `.log` file with its indexes.
+//! - `file_records`: `FileRecords`, a slice of a segment that a fetch sends.
 //! - `producer_state`: `ProducerStateManager` for idempotent producers.
 //! - `checkpoint`: Kafka's checkpoint and metadata text files.
 //! - `unified_log`: `UnifiedLog`, one partition's log.
 //! - `log_manager`: `LogManager`, every log in every `log.dirs` directory.
 
 pub mod checkpoint;
+pub mod file_records;
 pub mod index;
 pub mod log_manager;
 pub mod producer_state;
@@ -16,6 +18,7 @@ pub mod record_batch;
 pub mod segment;
 pub mod unified_log;
 
+pub use file_records::FileRecords;
 pub use log_manager::LogManager;
 pub use unified_log::{AppendInfo, FetchDataInfo, FetchIsolation, UnifiedLog};
 

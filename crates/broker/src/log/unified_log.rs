@@ -13,7 +13,7 @@ use super::record_batch::{self, BatchHeader, BatchIter, ValidationRules};
 use super::segment::{self, LogSegment};
 use super::{LogError, TopicPartition};
 use crate::config::TopicConfig;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ pub struct AppendInfo {
 /// Records read for a fetch, with the offsets a FetchResponse reports.
 #[derive(Debug, Clone)]
 pub struct FetchDataInfo {
-    pub records: Bytes,
+    pub records: super::FileRecords,
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
@@ -290,8 +290,10 @@ impl UnifiedLog {
         inner.append_batches(&dir, &config, &records[..end], &headers, epoch, now_ms)
     }
 
-    /// Reads whole batches from `offset`, at most `max_bytes` unless the first batch alone
-    /// is larger and `min_one_batch` (fetch v3+ always sends at least one batch).
+    /// Returns the slice of the log from the batch holding `offset`, at most
+    /// `max_bytes` long, or the whole first batch when it alone is larger and
+    /// `min_one_batch` (fetch v3+), never past the isolation bound. As in Kafka's
+    /// `LogSegment.read`, the slice may end inside a batch.
     pub fn read(
         &self,
         offset: i64,
@@ -299,71 +301,51 @@ impl UnifiedLog {
         isolation: FetchIsolation,
         min_one_batch: bool,
     ) -> Result<FetchDataInfo, LogError> {
-        let (view, limit, mut info) = {
-            let inner = self.lock();
-            let info = FetchDataInfo {
-                records: Bytes::new(),
-                high_watermark: inner.high_watermark,
+        let inner = self.lock();
+        let mut info = FetchDataInfo {
+            records: super::FileRecords::empty(),
+            high_watermark: inner.high_watermark,
+            log_start_offset: inner.log_start_offset,
+            log_end_offset: inner.log_end_offset,
+        };
+        if offset < inner.log_start_offset || offset > inner.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
                 log_start_offset: inner.log_start_offset,
                 log_end_offset: inner.log_end_offset,
+            });
+        }
+        let limit = match isolation {
+            FetchIsolation::HighWatermark => inner.high_watermark,
+            FetchIsolation::LogEnd => inner.log_end_offset,
+        };
+        if offset >= limit {
+            return Ok(info);
+        }
+        let floor = inner.segments.range(..=offset).next_back();
+        for (_, seg) in floor.into_iter().chain(inner.segments.range(offset + 1..)) {
+            let Some((start, first)) = seg.position_of(offset, seg.size())? else {
+                continue;
             };
-            if offset < inner.log_start_offset || offset > inner.log_end_offset {
-                return Err(LogError::OffsetOutOfRange {
-                    offset,
-                    log_start_offset: inner.log_start_offset,
-                    log_end_offset: inner.log_end_offset,
-                });
-            }
-            let limit = match isolation {
-                FetchIsolation::HighWatermark => inner.high_watermark,
-                FetchIsolation::LogEnd => inner.log_end_offset,
-            };
-            if offset >= limit {
+            if first.base_offset >= limit {
                 return Ok(info);
             }
-            let mut found = None;
-            for seg in inner
-                .segments
-                .range(..=offset)
-                .next_back()
-                .into_iter()
-                .chain(inner.segments.range(offset + 1..))
-            {
-                if let Some((pos, header)) = seg.1.position_of(offset, seg.1.size())? {
-                    found = Some((seg.1.read_view(pos), header));
-                    break;
+            // Stop before the first batch at or past the bound (the high watermark).
+            let mut end = seg.size();
+            if limit < seg.next_offset() {
+                if let Some((pos, _)) = seg.position_of(limit, seg.size())? {
+                    end = pos;
                 }
             }
-            let Some((view, first)) = found else {
-                return Ok(info);
-            };
             let want = if min_one_batch {
                 max_bytes.max(first.size_bytes())
             } else {
                 max_bytes
             };
-            let end = view.end_position.min(view.start_position + want as u64);
-            (
-                segment::SegmentReadView {
-                    end_position: end,
-                    ..view
-                },
-                limit,
-                info,
-            )
-        };
-        let len = (view.end_position - view.start_position) as usize;
-        let mut buf = BytesMut::zeroed(len);
-        std::os::unix::fs::FileExt::read_exact_at(&*view.file, &mut buf, view.start_position)?;
-        let mut keep = 0;
-        for (at, h) in BatchIter::new(&buf) {
-            if h.base_offset >= limit {
-                break;
-            }
-            keep = at + h.size_bytes();
+            let end = end.min(start + want as u64);
+            info.records = super::FileRecords::new(seg.file().clone(), start, end.saturating_sub(start));
+            return Ok(info);
         }
-        buf.truncate(keep);
-        info.records = buf.freeze();
         Ok(info)
     }
 

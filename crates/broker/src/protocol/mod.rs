@@ -3,6 +3,7 @@
 //! (in `errors`) the one place domain errors become Kafka error codes.
 
 pub mod errors;
+pub mod fetch_response;
 pub mod frame;
 
 use bytes::{BufMut, Bytes, BytesMut};

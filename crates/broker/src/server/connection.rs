@@ -4,11 +4,13 @@
 
 use super::handlers;
 use super::Broker;
+use crate::log::FileRecords;
+use crate::protocol::fetch_response::ResponseChunk;
 use crate::protocol::{self, frame};
-use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -19,10 +21,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
-    let (tx, mut rx) = mpsc::channel::<BytesMut>(broker.config.max_in_flight_requests_per_connection);
+    let (tx, mut rx) = mpsc::channel::<Vec<ResponseChunk>>(broker.config.max_in_flight_requests_per_connection);
     let writer = tokio::spawn(async move {
-        while let Some(buf) = rx.recv().await {
-            if let Err(e) = wr.write_all(&buf).await {
+        while let Some(chunks) = rx.recv().await {
+            if let Err(e) = write_response(&mut wr, &chunks).await {
                 tracing::debug!(error = %e, "write failed");
                 break;
             }
@@ -61,4 +63,44 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     }
     drop(tx);
     let _ = writer.await;
+}
+
+async fn write_response(wr: &mut OwnedWriteHalf, chunks: &[ResponseChunk]) -> std::io::Result<()> {
+    for chunk in chunks {
+        match chunk {
+            ResponseChunk::Bytes(b) => wr.write_all(b).await?,
+            ResponseChunk::File(f) => send_file(wr, f).await?,
+        }
+    }
+    Ok(())
+}
+
+/// sendfile(2) from the segment straight to the socket, waiting for writability
+/// through tokio so the task never blocks the runtime.
+async fn send_file(wr: &mut OwnedWriteHalf, records: &FileRecords) -> std::io::Result<()> {
+    let Some(file) = records.file() else { return Ok(()) };
+    let mut offset = records.position();
+    let end = records.position() + records.len();
+    let stream: &TcpStream = wr.as_ref();
+    while offset < end {
+        stream.writable().await?;
+        let remaining = (end - offset) as usize;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(stream, &**file, Some(&mut offset), remaining).map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(0) => {
+                // The file is shorter than the slice (truncated under us): the
+                // response cannot be completed, so the connection must close.
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "segment shorter than the fetched slice",
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -6,23 +6,24 @@
 //! whose session cache is full; a request naming a session gets FETCH_SESSION_ID_NOT_FOUND
 //! and the client falls back to full fetches.
 
-use super::topic_name;
-use crate::log::FetchIsolation;
+use crate::log::{FetchIsolation, FileRecords};
 use crate::protocol::errors;
+use crate::protocol::fetch_response::{FetchPartitionData, FetchResponseData, FetchTopicData};
 use crate::server::topics;
 use crate::server::Broker;
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
 use std::time::Duration;
 
 /// Limit: the longest a fetch may wait, whatever the client asks.
 const MAX_WAIT_MS_LIMIT: i32 = 30_000;
 
-pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponseData {
     if req.session_id != 0 || req.session_epoch > 0 {
-        return FetchResponse::default().with_error_code(errors::code(ResponseError::FetchSessionIdNotFound));
+        return FetchResponseData {
+            error_code: errors::code(ResponseError::FetchSessionIdNotFound),
+            ..Default::default()
+        };
     }
     let replica_id = if version >= 15 {
         req.replica_state.replica_id.0
@@ -41,7 +42,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
         tokio::pin!(notified);
         notified.as_mut().enable();
         let (resp, bytes, errored) = read_all(broker, &req, version, isolation);
-        if bytes >= req.min_bytes.max(0) as usize
+        if bytes >= req.min_bytes.max(0) as u64
             || errored
             || tokio::time::Instant::now() >= deadline
             || broker.is_shutting_down()
@@ -55,16 +56,16 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     }
 }
 
-/// One pass over the requested partitions. Returns the response, bytes read, and
-/// whether any partition failed (which answers at once, as Kafka does).
+/// One pass over the requested partitions. Returns the response, bytes it will carry,
+/// and whether any partition failed (which answers at once, as Kafka does).
 fn read_all(
     broker: &Broker,
     req: &FetchRequest,
     version: i16,
     isolation: FetchIsolation,
-) -> (FetchResponse, usize, bool) {
-    let mut budget = req.max_bytes.max(0) as usize;
-    let mut total = 0usize;
+) -> (FetchResponseData, u64, bool) {
+    let mut budget = req.max_bytes.max(0) as u64;
+    let mut total = 0u64;
     let mut errored = false;
     let mut topics_out = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
@@ -75,65 +76,63 @@ fn read_all(
         };
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            let mut pd = PartitionData::default()
-                .with_partition_index(p.partition)
-                .with_high_watermark(-1)
-                .with_last_stable_offset(-1)
-                .with_log_start_offset(-1)
-                .with_records(Some(Bytes::new()));
-            if req.isolation_level == 1 {
-                pd.aborted_transactions = Some(Vec::new());
-            }
-            let Some(meta) = &meta else {
-                pd.error_code = if version >= 13 {
-                    errors::code(ResponseError::UnknownTopicId)
-                } else {
-                    errors::code(ResponseError::UnknownTopicOrPartition)
-                };
-                errored = true;
-                parts.push(pd);
-                continue;
+            let mut pd = FetchPartitionData {
+                partition_index: p.partition,
+                error_code: 0,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                aborted_transactions: (req.isolation_level == 1).then(Vec::new),
+                records: FileRecords::empty(),
             };
-            let log = match topics::partition_log(broker, &meta.name, p.partition) {
-                Ok(l) => l,
+            let log = match &meta {
+                None if version >= 13 => Err(errors::code(ResponseError::UnknownTopicId)),
+                None => Err(errors::code(ResponseError::UnknownTopicOrPartition)),
+                Some(meta) => topics::partition_log(broker, &meta.name, p.partition),
+            };
+            match log {
                 Err(code) => {
                     pd.error_code = code;
                     errored = true;
-                    parts.push(pd);
-                    continue;
                 }
-            };
-            let max = (p.partition_max_bytes.max(0) as usize).min(budget);
-            match log.read(p.fetch_offset, max, isolation, total == 0) {
-                Ok(info) => {
-                    total += info.records.len();
-                    budget = budget.saturating_sub(info.records.len());
-                    pd.high_watermark = info.high_watermark;
-                    pd.last_stable_offset = info.high_watermark;
-                    pd.log_start_offset = info.log_start_offset;
-                    pd.records = Some(info.records);
-                }
-                Err(e) => {
-                    let (lso, hw, _) = log.offsets();
-                    pd.high_watermark = hw;
-                    pd.last_stable_offset = hw;
-                    pd.log_start_offset = lso;
-                    pd.error_code = errors::log_error_code(&e);
-                    errored = true;
-                }
+                Ok(log) => match log.read(
+                    p.fetch_offset,
+                    (p.partition_max_bytes.max(0) as u64).min(budget) as usize,
+                    isolation,
+                    total == 0,
+                ) {
+                    Ok(info) => {
+                        total += info.records.len();
+                        budget = budget.saturating_sub(info.records.len());
+                        pd.high_watermark = info.high_watermark;
+                        pd.last_stable_offset = info.high_watermark;
+                        pd.log_start_offset = info.log_start_offset;
+                        pd.records = info.records;
+                    }
+                    Err(e) => {
+                        let (lso, hw, _) = log.offsets();
+                        pd.high_watermark = hw;
+                        pd.last_stable_offset = hw;
+                        pd.log_start_offset = lso;
+                        pd.error_code = errors::log_error_code(&e);
+                        errored = true;
+                    }
+                },
             }
             parts.push(pd);
         }
-        let mut out = FetchableTopicResponse::default()
-            .with_topic_id(t.topic_id)
-            .with_partitions(parts);
-        if version < 13 {
-            out.topic = topic_name(t.topic.to_string());
-        }
-        topics_out.push(out);
+        topics_out.push(FetchTopicData {
+            name: t.topic.to_string(),
+            topic_id: t.topic_id,
+            partitions: parts,
+        });
     }
     (
-        FetchResponse::default().with_responses(topics_out).with_session_id(0),
+        FetchResponseData {
+            error_code: 0,
+            session_id: 0,
+            topics: topics_out,
+        },
         total,
         errored,
     )

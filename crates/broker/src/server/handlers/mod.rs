@@ -12,8 +12,8 @@ mod metadata;
 mod produce;
 
 use super::Broker;
+use crate::protocol::fetch_response::{self, ResponseChunk};
 use crate::protocol::{self, DecodeError, EncodeError, RawRequest};
-use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ pub enum HandlerError {
 }
 
 /// Handles one request; `None` when no response is sent (acks=0 produce).
-pub async fn dispatch(broker: &Arc<Broker>, mut raw: RawRequest) -> Result<Option<BytesMut>, HandlerError> {
+pub async fn dispatch(broker: &Arc<Broker>, mut raw: RawRequest) -> Result<Option<Vec<ResponseChunk>>, HandlerError> {
     let mut version = raw.header.request_api_version;
     let correlation_id = raw.header.correlation_id;
     let key = raw.api_key;
@@ -45,7 +45,11 @@ pub async fn dispatch(broker: &Arc<Broker>, mut raw: RawRequest) -> Result<Optio
             Some(r) => ResponseKind::Produce(r),
             None => return Ok(None),
         },
-        ApiKey::Fetch => ResponseKind::Fetch(fetch::handle(broker, protocol::decode_body(&mut raw)?, version).await),
+        ApiKey::Fetch => {
+            // Framed by hand: records go out with sendfile, never copied.
+            let data = fetch::handle(broker, protocol::decode_body(&mut raw)?, version).await;
+            return Ok(Some(fetch_response::encode(version, correlation_id, &data).0));
+        }
         ApiKey::ListOffsets => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, protocol::decode_body(&mut raw)?, version))
         }
@@ -84,12 +88,8 @@ pub async fn dispatch(broker: &Arc<Broker>, mut raw: RawRequest) -> Result<Optio
             .into());
         }
     };
-    Ok(Some(protocol::encode_response(
-        key,
-        version,
-        correlation_id,
-        &response,
-    )?))
+    let bytes = protocol::encode_response(key, version, correlation_id, &response)?;
+    Ok(Some(vec![ResponseChunk::Bytes(bytes.freeze())]))
 }
 
 pub(crate) fn s(x: impl Into<String>) -> StrBytes {
