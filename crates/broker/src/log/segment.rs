@@ -221,13 +221,15 @@ impl LogSegment {
         self.size = position + size;
     }
 
-    /// Appends whole, offset-assigned batches. `headers` describe `bytes` in order.
-    pub fn append(&mut self, bytes: &[u8], headers: &[(usize, BatchHeader)]) -> io::Result<()> {
+    /// Appends whole, offset-assigned batches given as `parts` (one pwritev);
+    /// `headers` describe the batches at their positions in the concatenation.
+    pub fn append(&mut self, parts: &[&[u8]], headers: &[(usize, BatchHeader)]) -> io::Result<()> {
+        let bytes_len: usize = parts.iter().map(|p| p.len()).sum();
         assert!(
-            self.size + bytes.len() as u64 <= u32::MAX as u64,
+            self.size + bytes_len as u64 <= u32::MAX as u64,
             "segment position overflows the index"
         );
-        self.file.write_all_at(bytes, self.size)?;
+        write_all_vectored_at(&self.file, parts, self.size)?;
         self.data_dirty = true;
         let start = self.size;
         for (at, header) in headers {
@@ -239,7 +241,7 @@ impl LogSegment {
         }
         assert_eq!(
             self.size,
-            start + bytes.len() as u64,
+            start + bytes_len as u64,
             "batch headers must cover the appended bytes"
         );
         Ok(())
@@ -361,4 +363,27 @@ pub fn read_exact_at(file: &File, pos: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, pos)?;
     Ok(buf)
+}
+
+/// pwritev of `parts` at `pos`, continuing after short writes.
+fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut pos: u64) -> io::Result<()> {
+    let slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let written = rustix::io::pwritev(file, &slices, pos).map_err(io::Error::from)?;
+    if written == total {
+        return Ok(());
+    }
+    // Short write (rare): finish part by part.
+    let mut skip = written;
+    pos += written as u64;
+    for p in parts {
+        if skip >= p.len() {
+            skip -= p.len();
+            continue;
+        }
+        file.write_all_at(&p[skip..], pos)?;
+        pos += (p.len() - skip) as u64;
+        skip = 0;
+    }
+    Ok(())
 }

@@ -60,8 +60,6 @@ struct LocalLog {
     unflushed_messages: i64,
     last_flush_ms: i64,
     deleted: bool,
-    /// Reused buffer for patching batches before the write.
-    scratch: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -137,7 +135,6 @@ impl UnifiedLog {
                 unflushed_messages: 0,
                 last_flush_ms: now_ms,
                 deleted: false,
-                scratch: Vec::new(),
             }),
         };
         log.rebuild_producer_state()?;
@@ -201,26 +198,18 @@ impl UnifiedLog {
         if inner.deleted {
             return Err(LogError::Deleted);
         }
-        let mut to_write: Vec<(usize, BatchHeader)> = Vec::with_capacity(batches.len());
-        for b in &batches {
-            if b.header.has_producer_id() && b.header.base_sequence >= 0 {
-                match inner.producer_state.check(&b.header)? {
-                    ProducerCheck::Append => to_write.push((b.position, b.header)),
-                    ProducerCheck::Duplicate(m) => {
-                        tracing::debug!(partition = %self.topic_partition, first_offset = m.first_offset(), "duplicate batch");
-                        if batches.len() == 1 {
-                            return Ok(AppendInfo {
-                                base_offset: m.first_offset(),
-                                last_offset: m.last_offset,
-                                log_append_time_ms: -1,
-                                log_start_offset: inner.log_start_offset,
-                                records: 0,
-                            });
-                        }
-                    }
-                }
-            } else {
-                to_write.push((b.position, b.header));
+        // Produce v3+ carries exactly one batch per partition (validated above).
+        let b = batches[0];
+        if b.header.has_producer_id() && b.header.base_sequence >= 0 {
+            if let ProducerCheck::Duplicate(m) = inner.producer_state.check(&b.header)? {
+                tracing::debug!(partition = %self.topic_partition, first_offset = m.first_offset(), "duplicate batch");
+                return Ok(AppendInfo {
+                    base_offset: m.first_offset(),
+                    last_offset: m.last_offset,
+                    log_append_time_ms: -1,
+                    log_start_offset: inner.log_start_offset,
+                    records: 0,
+                });
             }
         }
         let append_time = if config.message_timestamp_log_append_time {
@@ -228,41 +217,48 @@ impl UnifiedLog {
         } else {
             -1
         };
-        let mut scratch = std::mem::take(&mut inner.scratch);
-        scratch.clear();
-        let mut headers = Vec::with_capacity(to_write.len());
         let base_offset = inner.log_end_offset;
-        let mut next = base_offset;
-        for (pos, h) in &to_write {
-            let at = scratch.len();
-            scratch.extend_from_slice(&records[*pos..*pos + h.size_bytes()]);
-            let batch = &mut scratch[at..];
-            record_batch::set_base_offset(batch, next);
-            record_batch::set_partition_leader_epoch(batch, leader_epoch);
-            if append_time >= 0 {
-                record_batch::set_log_append_time(batch, append_time);
-            }
-            let mut header = *h;
-            header.base_offset = next;
-            header.partition_leader_epoch = leader_epoch;
-            if append_time >= 0 {
-                header.max_timestamp = append_time;
-            }
-            next = header.next_offset();
-            headers.push((at, header));
+        let mut header = b.header;
+        header.base_offset = base_offset;
+        header.partition_leader_epoch = leader_epoch;
+        let original = &records[b.position..b.position + b.header.size_bytes()];
+        if append_time >= 0 {
+            // LogAppendTime changes CRC-covered fields: patch and re-sign a copy.
+            header.max_timestamp = append_time;
+            let mut copy = original.to_vec();
+            record_batch::set_base_offset(&mut copy, base_offset);
+            record_batch::set_partition_leader_epoch(&mut copy, leader_epoch);
+            record_batch::set_log_append_time(&mut copy, append_time);
+            inner.append_batches(
+                &self.dir,
+                &config,
+                &[copy.as_slice()],
+                &[(0, header)],
+                leader_epoch,
+                now_ms,
+            )?;
+        } else {
+            // Only the 16 bytes before the CRC'd part change; the rest is written
+            // straight from the request buffer (pwritev), never copied.
+            let mut head = [0u8; 16];
+            head.copy_from_slice(&original[..16]);
+            record_batch::set_base_offset(&mut head, base_offset);
+            record_batch::set_partition_leader_epoch(&mut head, leader_epoch);
+            inner.append_batches(
+                &self.dir,
+                &config,
+                &[head.as_slice(), &original[16..]],
+                &[(0, header)],
+                leader_epoch,
+                now_ms,
+            )?;
         }
-        let result = inner.append_batches(&self.dir, &config, &scratch, &headers, leader_epoch, now_ms);
-        inner.scratch = scratch;
-        if inner.scratch.capacity() > 4 << 20 {
-            inner.scratch = Vec::new();
-        }
-        result?;
         Ok(AppendInfo {
             base_offset,
-            last_offset: next - 1,
+            last_offset: header.last_offset(),
             log_append_time_ms: append_time,
             log_start_offset: inner.log_start_offset,
-            records: next - base_offset,
+            records: header.next_offset() - base_offset,
         })
     }
 
@@ -287,7 +283,7 @@ impl UnifiedLog {
             return Ok(());
         }
         let dir = self.dir.clone();
-        inner.append_batches(&dir, &config, &records[..end], &headers, epoch, now_ms)
+        inner.append_batches(&dir, &config, &[&records[..end]], &headers, epoch, now_ms)
     }
 
     /// Returns the slice of the log from the batch holding `offset`, at most
@@ -578,21 +574,24 @@ impl LocalLog {
         }
     }
 
+    /// Appends batches given as `parts` (concatenated, they are whole batches; `headers`
+    /// give each batch's position in that concatenation).
     fn append_batches(
         &mut self,
         dir: &Path,
         config: &TopicConfig,
-        bytes: &[u8],
+        parts: &[&[u8]],
         headers: &[(usize, BatchHeader)],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<(), LogError> {
+        let bytes_len: usize = parts.iter().map(|p| p.len()).sum();
         let Some((_, first)) = headers.first() else {
             return Ok(());
         };
         let last = headers[headers.len() - 1].1;
-        self.maybe_roll(dir, config, bytes.len(), first.base_offset, last.last_offset(), now_ms)?;
-        self.active().append(bytes, headers)?;
+        self.maybe_roll(dir, config, bytes_len, first.base_offset, last.last_offset(), now_ms)?;
+        self.active().append(parts, headers)?;
         for (_, h) in headers {
             self.producer_state.update(h);
         }
