@@ -76,14 +76,9 @@ def test_compression_codec_roundtrip(broker, codec):
 
 
 # librdkafka only uses LZ4 when the broker's ApiVersions response lists FindCoordinator
-# (its LZ4 feature is keyed on that API); otherwise it silently sends uncompressed batches.
-LZ4_NEEDS_FINDCOORDINATOR = pytest.mark.xfail(
-    reason="fjord's ApiVersions omits FindCoordinator (key 10), so librdkafka disables its "
-           "LZ4 feature and sends lz4-configured batches uncompressed", strict=True)
-
-
-@pytest.mark.parametrize("codec", [c if c != "lz4" else pytest.param(c, marks=LZ4_NEEDS_FINDCOORDINATOR)
-                                   for c in CODECS])
+# (its LZ4 feature is keyed on that API); otherwise it silently sends uncompressed
+# batches. Fjord lists it, so lz4 batches must arrive compressed.
+@pytest.mark.parametrize("codec", CODECS)
 def test_compression_codec_batches_stored_compressed(broker, codec):
     adm = ck.admin(broker)
     topic = unique_topic(f"ck-disk-{codec}")

@@ -124,19 +124,11 @@ def test_compression_codec_roundtrip(broker, codec):
 # kcat 1.7.1 is built on librdkafka 2.0.2, which compresses gzip/snappy/lz4 only if the
 # broker's ApiVersions lists Produce v0 (as Apache Kafka 4.x still does, KAFKA-18659),
 # and lz4 only if it lists FindCoordinator; otherwise it silently sends uncompressed.
-KCAT_CODEC_XFAIL = {
-    "gzip": "fjord advertises Produce 3..12 in ApiVersions; Kafka 4.x advertises 0..12 (KAFKA-18659) so "
-            "that librdkafka < 2.10 (kcat's 2.0.2) keeps compressing: it sends gzip batches uncompressed",
-    "snappy": "fjord advertises Produce 3..12 in ApiVersions; Kafka 4.x advertises 0..12 (KAFKA-18659) so "
-              "that librdkafka < 2.10 (kcat's 2.0.2) keeps compressing: it sends snappy batches uncompressed",
-    "lz4": "fjord advertises Produce 3..12 (not 0..12, KAFKA-18659) and no FindCoordinator in ApiVersions; "
-           "librdkafka then disables LZ4 and sends lz4 batches uncompressed",
-}
+# kcat's librdkafka (2.0.2) compresses only when ApiVersions advertises Produce from v0
+# (Kafka 4 does, KAFKA-18659) and lists FindCoordinator (for LZ4): Fjord does both.
 
 
-@pytest.mark.parametrize("codec", [
-    pytest.param(c, marks=pytest.mark.xfail(reason=KCAT_CODEC_XFAIL[c], strict=True)) if c in KCAT_CODEC_XFAIL
-    else c for c in CODECS])
+@pytest.mark.parametrize("codec", CODECS)
 def test_compression_codec_batches_stored_compressed(broker, codec):
     topic = unique_topic(f"kc-disk-{codec}")
     create_topic(broker, topic, 1)

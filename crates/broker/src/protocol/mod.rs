@@ -17,6 +17,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Fetch, 4, 16),
     (ApiKey::ListOffsets, 1, 9),
     (ApiKey::Metadata, 0, 12),
+    (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
@@ -29,6 +30,16 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
 ];
+
+/// The lowest version advertised in ApiVersions. Kafka 4 refuses Produce v0-2 but still
+/// advertises Produce from v0 (KAFKA-18659): librdkafka before 2.x enables compression
+/// only when v0 is in the range.
+pub fn advertised_min_version(key: ApiKey) -> Option<i16> {
+    if key == ApiKey::Produce {
+        return Some(0);
+    }
+    supported_versions(key).map(|(min, _)| min)
+}
 
 /// The version range Fjord serves for `key`, if it serves it at all.
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
@@ -115,6 +126,19 @@ pub fn decode_body<T: Decodable>(raw: &mut RawRequest) -> Result<T, DecodeError>
         reason: e.to_string(),
     })?;
     Ok(body)
+}
+
+/// Decodes the body of any request Fjord serves, as its handler would (used by the
+/// fuzz target; handlers decode their own type).
+pub fn decode_any_body(raw: &mut RawRequest) -> Result<(), DecodeError> {
+    let version = raw.header.request_api_version;
+    kafka_protocol::messages::RequestKind::decode(raw.api_key, &mut raw.body, version)
+        .map(|_| ())
+        .map_err(|e| DecodeError::Malformed {
+            api: raw.api_key,
+            version,
+            reason: e.to_string(),
+        })
 }
 
 /// The codec crate failed to encode a response (a field out of its version's range).

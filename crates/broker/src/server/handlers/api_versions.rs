@@ -11,7 +11,10 @@ use kafka_protocol::messages::ApiKey;
 pub fn handle(version: i16) -> (ApiVersionsResponse, i16) {
     let mut api_keys = Vec::new();
     for (key, _, _) in protocol::SUPPORTED_APIS {
-        if let Some((min, max)) = protocol::supported_versions(*key) {
+        if let (Some(min), Some((_, max))) = (
+            protocol::advertised_min_version(*key),
+            protocol::supported_versions(*key),
+        ) {
             api_keys.push(
                 ApiVersion::default()
                     .with_api_key(*key as i16)

@@ -7,6 +7,7 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod fetch;
+mod find_coordinator;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -75,6 +76,9 @@ pub async fn dispatch(broker: &Arc<Broker>, mut raw: RawRequest) -> Result<Optio
         ApiKey::DescribeCluster => ResponseKind::DescribeCluster(cluster::describe_cluster(broker)),
         ApiKey::DescribeLogDirs => {
             ResponseKind::DescribeLogDirs(cluster::describe_log_dirs(broker, protocol::decode_body(&mut raw)?))
+        }
+        ApiKey::FindCoordinator => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(protocol::decode_body(&mut raw)?, version))
         }
         ApiKey::InitProducerId => {
             ResponseKind::InitProducerId(cluster::init_producer_id(broker, protocol::decode_body(&mut raw)?))
