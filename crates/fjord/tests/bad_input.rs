@@ -289,3 +289,23 @@ fn idempotent_producer_duplicates_and_gaps() {
     assert_eq!(produce(&mut c, "idem", batch(1, Some((pid, 0, 5))).freeze()), (0, 5));
     assert_eq!(produce(&mut c, "idem", batch(1, Some((pid, 0, 6))).freeze()), (0, 6));
 }
+
+#[test]
+fn produce_v2_is_advertised_like_kafka_but_refused() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let produce = r
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Produce as i16)
+        .expect("produce listed");
+    assert_eq!(produce.min_version, 0, "advertised from v0, as Kafka 4 (KAFKA-18659)");
+    // Produce v2 header: key 0, version 2, correlation 5, null client id; acks, timeout, no topics.
+    c.send_bytes(&frame(&[
+        0, 0, 0, 2, 0, 0, 0, 5, 0xff, 0xff, 0, 1, 0, 0, 0x13, 0x88, 0, 0, 0, 0,
+    ]))
+    .unwrap();
+    assert!(c.is_closed(), "a v2 produce request is refused");
+    assert_serving(&broker);
+}

@@ -1,0 +1,166 @@
+//! Retention by time and by size deletes whole old segments and moves the log start
+//! offset; a consumer stopped with Ctrl-C exits cleanly.
+
+mod common;
+
+use common::{fjord, rdkafka_config, BrokerProcess, FJORD};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn produce(bootstrap: &str, topic: &str, n: usize, timestamp: Option<i64>) {
+    let p: BaseProducer = rdkafka_config(bootstrap)
+        .set("batch.num.messages", "10")
+        .set("linger.ms", "1")
+        .create()
+        .expect("producer");
+    for i in 0..n {
+        let v = format!("value-{i:06}-{}", "x".repeat(100));
+        let mut r = BaseRecord::<(), _>::to(topic).payload(&v).partition(0);
+        if let Some(ts) = timestamp {
+            r = r.timestamp(ts);
+        }
+        p.send(r).expect("send");
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
+fn segments(b: &BrokerProcess, topic: &str) -> usize {
+    std::fs::read_dir(b.data_dir.join(format!("{topic}-0")))
+        .expect("dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+        })
+        .count()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn retention_by_time_and_by_size_deletes_old_segments() {
+    let b = BrokerProcess::start(&["log.retention.check.interval.ms=200"]);
+    let (ok, _, err) = fjord(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--create",
+            "--topic",
+            "old",
+            "--partitions",
+            "1",
+            "--config",
+            "segment.bytes=4096",
+            "--config",
+            "retention.ms=60000",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    // Records stamped two minutes ago are past retention.ms=60000 as soon as they land.
+    let two_minutes_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        - 120_000;
+    produce(&b.bootstrap, "old", 300, Some(two_minutes_ago));
+    let c: BaseConsumer = rdkafka_config(&b.bootstrap).create().expect("client");
+    wait_for("time retention", || segments(&b, "old") == 1);
+    let (low, high) = c
+        .fetch_watermarks("old", 0, Duration::from_secs(5))
+        .expect("watermarks");
+    assert_eq!(high, 300);
+    assert!(
+        low > 0 && low < 300,
+        "log start offset moved to the active segment: {low}"
+    );
+
+    let (ok, _, err) = fjord(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--create",
+            "--topic",
+            "big",
+            "--partitions",
+            "1",
+            "--config",
+            "segment.bytes=4096",
+            "--config",
+            "retention.bytes=20000",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    produce(&b.bootstrap, "big", 1000, None);
+    wait_for("size retention", || {
+        let total: u64 = std::fs::read_dir(b.data_dir.join("big-0"))
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum();
+        total <= 20000 + 4096
+    });
+    let (low, high) = c
+        .fetch_watermarks("big", 0, Duration::from_secs(5))
+        .expect("watermarks");
+    assert_eq!(high, 1000);
+    assert!(
+        low > 700,
+        "only about 20 KB of the newest records remain: log start {low}"
+    );
+}
+
+#[test]
+fn console_consumer_exits_cleanly_on_ctrl_c() {
+    let b = BrokerProcess::start(&[]);
+    produce(&b.bootstrap, "ctrlc", 3, None);
+    let mut child = Command::new(FJORD)
+        .args([
+            "console-consumer",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--topic",
+            "ctrlc",
+            "--from-beginning",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let status = child.wait().expect("wait");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    assert!(status.success(), "exit status {status}: {err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(err.contains("Processed a total of 3 messages"), "{err}");
+}
