@@ -9,6 +9,7 @@
 //! - `time`: the clock handle, so tests can drive time.
 
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod protocol;

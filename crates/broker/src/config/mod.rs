@@ -71,6 +71,12 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
     pub log_flush_offset_checkpoint_interval_ms: u64,
+    pub group_initial_rebalance_delay_ms: i64,
+    pub group_min_session_timeout_ms: i64,
+    pub group_max_session_timeout_ms: i64,
+    pub group_max_size: usize,
+    pub offsets_topic_num_partitions: i32,
+    pub offset_metadata_max_bytes: usize,
     /// Defaults for every topic config, derived from the broker's `log.*` keys.
     pub topic_defaults: TopicConfig,
     /// Keys Fjord accepted but did not recognise, in file order.
@@ -93,9 +99,7 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "controller.listener.names",
     "listener.security.protocol.map",
     "inter.broker.listener.name",
-    "group.initial.rebalance.delay.ms",
     "offsets.topic.replication.factor",
-    "offsets.topic.num.partitions",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
@@ -172,6 +176,24 @@ impl BrokerConfig {
                 1,
                 i64::MAX,
             )?,
+            group_initial_rebalance_delay_ms: parse_opt(
+                props,
+                "group.initial.rebalance.delay.ms",
+                3000,
+                0,
+                i32::MAX as i64,
+            )?,
+            group_min_session_timeout_ms: parse_opt(props, "group.min.session.timeout.ms", 6000, 1, i32::MAX as i64)?,
+            group_max_session_timeout_ms: parse_opt(
+                props,
+                "group.max.session.timeout.ms",
+                1_800_000,
+                1,
+                i32::MAX as i64,
+            )?,
+            group_max_size: parse_opt(props, "group.max.size", 10_000, 1, 1_000_000)?,
+            offsets_topic_num_partitions: parse_opt(props, "offsets.topic.num.partitions", 50, 1, 10_000)?,
+            offset_metadata_max_bytes: parse_opt(props, "offset.metadata.max.bytes", 4096, 0, 1 << 20)?,
             topic_defaults: TopicConfig::from_broker_properties(props)?,
             warnings,
         })
@@ -202,6 +224,12 @@ fn is_known_key(key: &str) -> bool {
         "log.flush.scheduler.interval.ms",
         "log.flush.offset.checkpoint.interval.ms",
         "zookeeper.connect",
+        "group.initial.rebalance.delay.ms",
+        "group.min.session.timeout.ms",
+        "group.max.session.timeout.ms",
+        "group.max.size",
+        "offsets.topic.num.partitions",
+        "offset.metadata.max.bytes",
     ];
     KNOWN.contains(&key) || ACCEPTED_WITHOUT_EFFECT.contains(&key) || topic::is_broker_topic_key(key)
 }

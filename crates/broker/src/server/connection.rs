@@ -48,7 +48,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        match handlers::dispatch(&broker, raw).await {
+        match handlers::dispatch(&broker, raw, peer).await {
             Ok(Some(response)) => {
                 if tx.send(response).await.is_err() {
                     break;

@@ -6,10 +6,13 @@
 //! - `topics`: creating, growing, deleting topics and their logs.
 
 pub mod connection;
+pub mod groups;
 pub mod handlers;
 pub mod topics;
 
 use crate::config::{BrokerConfig, TopicConfig};
+use crate::group::coordinator::GroupConfig;
+use crate::group::GroupCoordinator;
 use crate::log::{LogError, LogManager};
 use crate::metadata::{MetadataError, TopicRegistry};
 use crate::time::Time;
@@ -39,6 +42,7 @@ pub struct Broker {
     pub time: Time,
     pub logs: LogManager,
     pub topics: TopicRegistry,
+    pub groups: GroupCoordinator,
     /// Broker-level config overrides set with (Incremental)AlterConfigs.
     pub dynamic_configs: RwLock<BTreeMap<String, String>>,
     /// Woken after every append, for fetches waiting on `min_bytes`.
@@ -58,12 +62,23 @@ impl Broker {
         let topics = TopicRegistry::open(&config.log_dirs[0])?;
         let dynamic = topics.broker_configs();
         let (shutdown, _) = watch::channel(false);
+        let group_config = GroupConfig {
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            max_size: config.group_max_size,
+            offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+            offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+            ..GroupConfig::default()
+        };
+        let groups = GroupCoordinator::new(group_config, time.clone());
         let broker = Arc::new(Broker {
             config,
             cluster_id,
             time,
             logs,
             topics,
+            groups,
             dynamic_configs: RwLock::new(dynamic),
             log_appended: Notify::new(),
             bound_addr: RwLock::new(None),
@@ -75,6 +90,13 @@ impl Broker {
             partitions = count,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "logs loaded"
+        );
+        let started = std::time::Instant::now();
+        let records = groups::load(&broker);
+        tracing::info!(
+            records,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "group offsets loaded"
         );
         Ok(broker)
     }
@@ -131,6 +153,16 @@ impl Broker {
         let limit = Arc::new(Semaphore::new(self.config.max_connections));
         let mut shutdown = self.shutdown.subscribe();
         let tasks = tokio::spawn(background_tasks(self.clone()));
+        let group_ticks = {
+            let broker = self.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(std::time::Duration::from_millis(50));
+                loop {
+                    interval.tick().await;
+                    broker.groups.tick();
+                }
+            })
+        };
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -156,6 +188,7 @@ impl Broker {
             });
         }
         tasks.abort();
+        group_ticks.abort();
     }
 
     /// Flushes every log and writes checkpoints and the clean-shutdown markers.

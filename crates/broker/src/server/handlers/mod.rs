@@ -7,7 +7,7 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod fetch;
-mod find_coordinator;
+mod group;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -31,7 +31,11 @@ pub enum HandlerError {
 }
 
 /// Handles one request; `None` when no response is sent (acks=0 produce).
-pub async fn dispatch(broker: &Arc<Broker>, mut raw: RawRequest) -> Result<Option<Vec<ResponseChunk>>, HandlerError> {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    mut raw: RawRequest,
+    peer: std::net::SocketAddr,
+) -> Result<Option<Vec<ResponseChunk>>, HandlerError> {
     let mut version = raw.header.request_api_version;
     let correlation_id = raw.header.correlation_id;
     let key = raw.api_key;
@@ -77,8 +81,39 @@ pub async fn dispatch(broker: &Arc<Broker>, mut raw: RawRequest) -> Result<Optio
         ApiKey::DescribeLogDirs => {
             ResponseKind::DescribeLogDirs(cluster::describe_log_dirs(broker, protocol::decode_body(&mut raw)?))
         }
-        ApiKey::FindCoordinator => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(protocol::decode_body(&mut raw)?, version))
+        ApiKey::FindCoordinator => ResponseKind::FindCoordinator(group::find_coordinator(
+            broker,
+            protocol::decode_body(&mut raw)?,
+            version,
+        )),
+        ApiKey::JoinGroup => {
+            let client_id = raw.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+            let req = protocol::decode_body(&mut raw)?;
+            ResponseKind::JoinGroup(
+                group::join_group(broker, req, version, &client_id, &format!("/{}", peer.ip())).await,
+            )
+        }
+        ApiKey::SyncGroup => {
+            ResponseKind::SyncGroup(group::sync_group(broker, protocol::decode_body(&mut raw)?, version).await)
+        }
+        ApiKey::Heartbeat => ResponseKind::Heartbeat(group::heartbeat(broker, protocol::decode_body(&mut raw)?)),
+        ApiKey::LeaveGroup => {
+            ResponseKind::LeaveGroup(group::leave_group(broker, protocol::decode_body(&mut raw)?, version))
+        }
+        ApiKey::OffsetCommit => {
+            ResponseKind::OffsetCommit(group::offset_commit(broker, protocol::decode_body(&mut raw)?))
+        }
+        ApiKey::OffsetFetch => {
+            ResponseKind::OffsetFetch(group::offset_fetch(broker, protocol::decode_body(&mut raw)?, version))
+        }
+        ApiKey::ListGroups => {
+            ResponseKind::ListGroups(group::list_groups(broker, protocol::decode_body(&mut raw)?, version))
+        }
+        ApiKey::DescribeGroups => {
+            ResponseKind::DescribeGroups(group::describe_groups(broker, protocol::decode_body(&mut raw)?))
+        }
+        ApiKey::DeleteGroups => {
+            ResponseKind::DeleteGroups(group::delete_groups(broker, protocol::decode_body(&mut raw)?))
         }
         ApiKey::InitProducerId => {
             ResponseKind::InitProducerId(cluster::init_producer_id(broker, protocol::decode_body(&mut raw)?))

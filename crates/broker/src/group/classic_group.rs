@@ -1,0 +1,327 @@
+//! One classic consumer group: Kafka's `ClassicGroup` state machine.
+//!
+//! States: Empty -> PreparingRebalance (a join) -> CompletingRebalance (every member
+//! rejoined, or the rebalance timeout passed: a new generation, the leader gets the
+//! members) -> Stable (the leader's SyncGroup brought the assignments) -> back to
+//! PreparingRebalance on a join, leave or expired session. Members waiting for a
+//! JoinGroup or SyncGroup response hold a oneshot sender here; the coordinator's lock
+//! guards the whole struct.
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use tokio::sync::oneshot;
+
+/// Kafka's error codes used by the group state machine.
+pub mod codes {
+    pub const NONE: i16 = 0;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+impl GroupState {
+    /// Kafka's names, as DescribeGroups and ListGroups print them.
+    pub fn name(&self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// What a JoinGroup response carries.
+#[derive(Debug, Clone, Default)]
+pub struct JoinResult {
+    pub error_code: i16,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Only for the leader: every member and its metadata for the chosen protocol.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinResult {
+    pub fn error(code: i16, member_id: &str) -> JoinResult {
+        JoinResult {
+            error_code: code,
+            generation_id: -1,
+            member_id: member_id.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncResult {
+    pub error_code: i16,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug)]
+pub struct Member {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i64,
+    pub rebalance_timeout_ms: i64,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    pub last_heartbeat_ms: i64,
+    pub join_waiter: Option<oneshot::Sender<JoinResult>>,
+    pub sync_waiter: Option<oneshot::Sender<SyncResult>>,
+}
+
+impl Member {
+    pub fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug)]
+pub struct ClassicGroup {
+    pub group_id: String,
+    pub state: GroupState,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: Option<String>,
+    pub members: BTreeMap<String, Member>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED (KIP-394), with their deadline.
+    pub pending_members: BTreeMap<String, i64>,
+    /// The rebalance completes at this time at the latest.
+    pub rebalance_deadline_ms: i64,
+    /// ...and, for a group that was empty, not before this (initial rebalance delay).
+    pub rebalance_earliest_ms: i64,
+}
+
+impl ClassicGroup {
+    pub fn new(group_id: &str) -> ClassicGroup {
+        ClassicGroup {
+            group_id: group_id.to_string(),
+            state: GroupState::Empty,
+            generation_id: 0,
+            protocol_type: None,
+            protocol_name: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending_members: BTreeMap::new(),
+            rebalance_deadline_ms: 0,
+            rebalance_earliest_ms: 0,
+        }
+    }
+
+    /// Whether every member supports one of `protocols` (and the type matches).
+    pub fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if self.members.is_empty() {
+            return !protocols.is_empty();
+        }
+        if self.protocol_type.as_deref().is_some_and(|t| t != protocol_type) {
+            return false;
+        }
+        protocols.iter().any(|(name, _)| {
+            self.members
+                .values()
+                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+        })
+    }
+
+    /// Starts a rebalance: pending syncs are told REBALANCE_IN_PROGRESS.
+    pub fn prepare_rebalance(&mut self, now_ms: i64, initial_delay_ms: i64) {
+        if self.state == GroupState::PreparingRebalance {
+            return;
+        }
+        let was_empty = self.state == GroupState::Empty;
+        for m in self.members.values_mut() {
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(SyncResult {
+                    error_code: codes::REBALANCE_IN_PROGRESS,
+                    ..Default::default()
+                });
+            }
+        }
+        let timeout = self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
+        self.rebalance_earliest_ms = if was_empty { now_ms + initial_delay_ms } else { now_ms };
+        self.rebalance_deadline_ms = now_ms + timeout.max(if was_empty { initial_delay_ms } else { 0 });
+        self.state = GroupState::PreparingRebalance;
+    }
+
+    /// Completes the rebalance when every member has rejoined (after the initial
+    /// delay) or the deadline passed. Returns whether it completed.
+    pub fn maybe_complete_join(&mut self, now_ms: i64) -> bool {
+        if self.state != GroupState::PreparingRebalance {
+            return false;
+        }
+        let all_joined = self.members.values().all(|m| m.join_waiter.is_some()) && self.pending_members.is_empty();
+        if !(all_joined && now_ms >= self.rebalance_earliest_ms) && now_ms < self.rebalance_deadline_ms {
+            return false;
+        }
+        // Members that did not rejoin in time leave the group.
+        self.members.retain(|_, m| m.join_waiter.is_some());
+        self.generation_id += 1;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.leader = None;
+            self.protocol_name = None;
+            self.protocol_type = None;
+            return true;
+        }
+        self.protocol_name = Some(self.select_protocol());
+        self.protocol_type = self.members.values().next().map(|m| m.protocol_type.clone());
+        if !self.leader.as_ref().is_some_and(|l| self.members.contains_key(l)) {
+            self.leader = self.members.keys().next().cloned();
+        }
+        self.state = GroupState::CompletingRebalance;
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        let leader = self.leader.clone().unwrap_or_default();
+        let roster: Vec<(String, Option<String>, Bytes)> = self
+            .members
+            .values()
+            .map(|m| {
+                (
+                    m.member_id.clone(),
+                    m.group_instance_id.clone(),
+                    m.metadata_for(&protocol),
+                )
+            })
+            .collect();
+        for m in self.members.values_mut() {
+            m.assignment = Bytes::new();
+            m.last_heartbeat_ms = now_ms;
+            let result = JoinResult {
+                error_code: codes::NONE,
+                generation_id: self.generation_id,
+                protocol_type: self.protocol_type.clone(),
+                protocol_name: Some(protocol.clone()),
+                leader: leader.clone(),
+                member_id: m.member_id.clone(),
+                members: if m.member_id == leader {
+                    roster.clone()
+                } else {
+                    Vec::new()
+                },
+            };
+            if let Some(w) = m.join_waiter.take() {
+                let _ = w.send(result);
+            }
+        }
+        true
+    }
+
+    /// Kafka's vote: each member names its most preferred protocol that all support.
+    fn select_protocol(&self) -> String {
+        let candidates: Vec<&String> = self
+            .members
+            .values()
+            .next()
+            .map(|m| {
+                m.protocols
+                    .iter()
+                    .map(|(n, _)| n)
+                    .filter(|n| self.members.values().all(|o| o.protocols.iter().any(|(x, _)| x == *n)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut votes: BTreeMap<&String, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some((n, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n)) {
+                *votes.entry(n).or_default() += 1;
+            }
+        }
+        let best = votes.values().copied().max().unwrap_or(0);
+        candidates
+            .into_iter()
+            .find(|c| votes.get(c).copied().unwrap_or(0) == best)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The leader's SyncGroup: store the assignments, answer everyone, become Stable.
+    pub fn complete_sync(&mut self, assignments: Vec<(String, Bytes)>) {
+        let mut by_member: BTreeMap<String, Bytes> = assignments.into_iter().collect();
+        for m in self.members.values_mut() {
+            m.assignment = by_member.remove(&m.member_id).unwrap_or_default();
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(SyncResult {
+                    error_code: codes::NONE,
+                    protocol_type: self.protocol_type.clone(),
+                    protocol_name: self.protocol_name.clone(),
+                    assignment: m.assignment.clone(),
+                });
+            }
+        }
+        self.state = GroupState::Stable;
+    }
+
+    /// Removes a member (leave or expiry) and rebalances the rest.
+    pub fn remove_member(&mut self, member_id: &str, now_ms: i64) -> bool {
+        let Some(mut m) = self.members.remove(member_id) else {
+            return false;
+        };
+        if let Some(w) = m.join_waiter.take() {
+            let _ = w.send(JoinResult::error(codes::UNKNOWN_MEMBER_ID, member_id));
+        }
+        if self.leader.as_deref() == Some(member_id) {
+            self.leader = None;
+        }
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                if self.members.is_empty() {
+                    self.state = GroupState::Empty;
+                    self.generation_id += 1;
+                } else {
+                    self.prepare_rebalance(now_ms, 0);
+                }
+            }
+            GroupState::PreparingRebalance => {
+                self.maybe_complete_join(now_ms);
+            }
+            GroupState::Empty | GroupState::Dead => {}
+        }
+        true
+    }
+
+    /// Members whose session expired (not counting those waiting in a rebalance).
+    pub fn expired_members(&self, now_ms: i64) -> Vec<String> {
+        self.members
+            .values()
+            .filter(|m| {
+                m.join_waiter.is_none()
+                    && m.sync_waiter.is_none()
+                    && now_ms - m.last_heartbeat_ms > m.session_timeout_ms
+            })
+            .map(|m| m.member_id.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,472 @@
+//! `GroupCoordinator`: every classic group this broker coordinates, their committed
+//! offsets, and the clock-driven work (session expiry, rebalance completion).
+//!
+//! Lock: one `Mutex` over the groups map and one over the offsets map; never held
+//! across an await. Callers wait on the oneshot receivers `join` and `sync` return.
+//! Persistence is the caller's: records for `__consumer_offsets` are written before
+//! `store_offsets` makes them visible.
+
+use super::classic_group::{codes, ClassicGroup, GroupState, JoinResult, Member, SyncResult};
+use super::offsets::{GroupOffsets, OffsetAndMetadata, OffsetsRecord};
+use crate::time::Time;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::oneshot;
+
+/// Limits, Kafka's names and defaults.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub initial_rebalance_delay_ms: i64,
+    pub min_session_timeout_ms: i64,
+    pub max_session_timeout_ms: i64,
+    pub max_size: usize,
+    pub offset_metadata_max_bytes: usize,
+    pub offsets_topic_num_partitions: i32,
+    /// Limit: groups one broker coordinates.
+    pub groups_max: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            initial_rebalance_delay_ms: 3000,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: 10_000,
+            offset_metadata_max_bytes: 4096,
+            offsets_topic_num_partitions: 50,
+            groups_max: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("group error code {0}")]
+    Code(i16),
+}
+
+/// A JoinGroup request in domain terms.
+#[derive(Debug, Clone)]
+pub struct JoinParams {
+    pub group_id: String,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i64,
+    pub rebalance_timeout_ms: i64,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: a new member must first get its id (KIP-394).
+    pub require_known_member_id: bool,
+}
+
+/// What a JoinGroup gets: an answer now, or one when the rebalance completes.
+#[derive(Debug)]
+pub enum JoinOutcome {
+    Now(JoinResult),
+    Wait(oneshot::Receiver<JoinResult>),
+}
+
+/// An immediate JoinGroup error: code and the member id to report.
+type JoinRefusal = (i16, String);
+
+/// One member as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    pub config: GroupConfig,
+    time: Time,
+    groups: Mutex<HashMap<String, ClassicGroup>>,
+    offsets: Mutex<HashMap<String, GroupOffsets>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig, time: Time) -> GroupCoordinator {
+        GroupCoordinator {
+            config,
+            time,
+            groups: Mutex::new(HashMap::new()),
+            offsets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// JoinGroup.
+    pub fn join(&self, p: JoinParams) -> JoinOutcome {
+        match self.try_join(p) {
+            Ok(rx) => JoinOutcome::Wait(rx),
+            Err((code, member_id)) => JoinOutcome::Now(JoinResult::error(code, &member_id)),
+        }
+    }
+
+    fn try_join(&self, p: JoinParams) -> Result<oneshot::Receiver<JoinResult>, JoinRefusal> {
+        let now = self.time.now_ms();
+        if p.group_id.is_empty() {
+            return Err((codes::INVALID_GROUP_ID, p.member_id.clone()));
+        }
+        if p.session_timeout_ms < self.config.min_session_timeout_ms
+            || p.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            return Err((codes::INVALID_SESSION_TIMEOUT, p.member_id.clone()));
+        }
+        let mut groups = lock(&self.groups);
+        if !groups.contains_key(&p.group_id) && groups.len() >= self.config.groups_max {
+            return Err((codes::COORDINATOR_NOT_AVAILABLE, p.member_id.clone()));
+        }
+        let group = groups
+            .entry(p.group_id.clone())
+            .or_insert_with(|| ClassicGroup::new(&p.group_id));
+        if !group.supports(&p.protocol_type, &p.protocols) {
+            return Err((codes::INCONSISTENT_GROUP_PROTOCOL, p.member_id.clone()));
+        }
+        let member_id = self.resolve_member(group, &p, now)?;
+        let (tx, rx) = oneshot::channel();
+        let member = group.members.entry(member_id.clone()).or_insert_with(|| Member {
+            member_id: member_id.clone(),
+            group_instance_id: p.group_instance_id.clone(),
+            client_id: p.client_id.clone(),
+            client_host: p.client_host.clone(),
+            session_timeout_ms: p.session_timeout_ms,
+            rebalance_timeout_ms: p.rebalance_timeout_ms,
+            protocol_type: p.protocol_type.clone(),
+            protocols: Vec::new(),
+            assignment: Bytes::new(),
+            last_heartbeat_ms: now,
+            join_waiter: None,
+            sync_waiter: None,
+        });
+        member.protocols = p.protocols.clone();
+        member.session_timeout_ms = p.session_timeout_ms;
+        member.rebalance_timeout_ms = p.rebalance_timeout_ms.max(p.session_timeout_ms);
+        member.last_heartbeat_ms = now;
+        if let Some(old) = member.join_waiter.replace(tx) {
+            let _ = old.send(JoinResult::error(codes::UNKNOWN_MEMBER_ID, &member_id));
+        }
+        group.prepare_rebalance(now, self.config.initial_rebalance_delay_ms);
+        group.maybe_complete_join(now);
+        Ok(rx)
+    }
+
+    /// The member id this join speaks for, or the immediate answer.
+    fn resolve_member(&self, group: &mut ClassicGroup, p: &JoinParams, now: i64) -> Result<String, JoinRefusal> {
+        if !p.member_id.is_empty() {
+            if group.members.contains_key(&p.member_id) {
+                return Ok(p.member_id.clone());
+            }
+            if group.pending_members.remove(&p.member_id).is_some() {
+                return self.admit(group, &p.member_id);
+            }
+            return Err((codes::UNKNOWN_MEMBER_ID, p.member_id.clone()));
+        }
+        let new_id = format!("{}-{}", p.client_id, uuid::Uuid::new_v4());
+        if let Some(instance) = &p.group_instance_id {
+            // Static membership (KIP-345): the instance's old member id is replaced.
+            let old = group
+                .members
+                .values()
+                .find(|m| m.group_instance_id.as_ref() == Some(instance))
+                .map(|m| m.member_id.clone());
+            if let Some(old) = old {
+                if let Some(mut m) = group.members.remove(&old) {
+                    if let Some(w) = m.join_waiter.take() {
+                        let _ = w.send(JoinResult::error(codes::FENCED_INSTANCE_ID, &old));
+                    }
+                    if group.leader.as_deref() == Some(old.as_str()) {
+                        group.leader = Some(new_id.clone());
+                    }
+                }
+            }
+            return self.admit(group, &new_id);
+        }
+        if p.require_known_member_id {
+            group.pending_members.insert(new_id.clone(), now + p.session_timeout_ms);
+            return Err((codes::MEMBER_ID_REQUIRED, new_id));
+        }
+        self.admit(group, &new_id)
+    }
+
+    fn admit(&self, group: &ClassicGroup, id: &str) -> Result<String, JoinRefusal> {
+        if group.members.len() >= self.config.max_size {
+            return Err((codes::GROUP_MAX_SIZE_REACHED, id.to_string()));
+        }
+        Ok(id.to_string())
+    }
+
+    pub fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Result<oneshot::Receiver<SyncResult>, SyncResult> {
+        let err = |code| SyncResult {
+            error_code: code,
+            ..Default::default()
+        };
+        let mut groups = lock(&self.groups);
+        let Some(group) = groups.get_mut(group_id) else {
+            return Err(err(codes::UNKNOWN_MEMBER_ID));
+        };
+        if !group.members.contains_key(member_id) {
+            return Err(err(codes::UNKNOWN_MEMBER_ID));
+        }
+        if generation != group.generation_id {
+            return Err(err(codes::ILLEGAL_GENERATION));
+        }
+        match group.state {
+            GroupState::PreparingRebalance => Err(err(codes::REBALANCE_IN_PROGRESS)),
+            GroupState::Stable => {
+                let m = &group.members[member_id];
+                Err(SyncResult {
+                    error_code: codes::NONE,
+                    protocol_type: group.protocol_type.clone(),
+                    protocol_name: group.protocol_name.clone(),
+                    assignment: m.assignment.clone(),
+                })
+            }
+            GroupState::CompletingRebalance => {
+                let (tx, rx) = oneshot::channel();
+                if let Some(m) = group.members.get_mut(member_id) {
+                    m.sync_waiter = Some(tx);
+                }
+                if group.leader.as_deref() == Some(member_id) {
+                    group.complete_sync(assignments);
+                }
+                Ok(rx)
+            }
+            GroupState::Empty | GroupState::Dead => Err(err(codes::UNKNOWN_MEMBER_ID)),
+        }
+    }
+
+    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
+        let now = self.time.now_ms();
+        let mut groups = lock(&self.groups);
+        let Some(group) = groups.get_mut(group_id) else {
+            return codes::UNKNOWN_MEMBER_ID;
+        };
+        let state = group.state;
+        let current = group.generation_id;
+        let Some(m) = group.members.get_mut(member_id) else {
+            return codes::UNKNOWN_MEMBER_ID;
+        };
+        m.last_heartbeat_ms = now;
+        if generation != current {
+            return codes::ILLEGAL_GENERATION;
+        }
+        match state {
+            GroupState::PreparingRebalance => codes::REBALANCE_IN_PROGRESS,
+            _ => codes::NONE,
+        }
+    }
+
+    /// LeaveGroup for several members (by member id, or instance id for static ones).
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
+        let now = self.time.now_ms();
+        let mut groups = lock(&self.groups);
+        let Some(group) = groups.get_mut(group_id) else {
+            return vec![codes::UNKNOWN_MEMBER_ID; members.len()];
+        };
+        members
+            .iter()
+            .map(|(member_id, instance)| {
+                let id = match instance {
+                    Some(i) if member_id.is_empty() => group
+                        .members
+                        .values()
+                        .find(|m| m.group_instance_id.as_ref() == Some(i))
+                        .map(|m| m.member_id.clone()),
+                    _ => Some(member_id.clone()),
+                };
+                match id {
+                    Some(id) if group.remove_member(&id, now) => codes::NONE,
+                    _ => codes::UNKNOWN_MEMBER_ID,
+                }
+            })
+            .collect()
+    }
+
+    /// Expires sessions and completes rebalances whose time has come.
+    pub fn tick(&self) {
+        let now = self.time.now_ms();
+        let mut groups = lock(&self.groups);
+        for group in groups.values_mut() {
+            group.pending_members.retain(|_, deadline| *deadline > now);
+            for id in group.expired_members(now) {
+                tracing::info!(group = %group.group_id, member = %id, "member session expired");
+                group.remove_member(&id, now);
+            }
+            group.maybe_complete_join(now);
+        }
+    }
+
+    /// Checks an OffsetCommit against the group's membership; `NONE` when it may go on.
+    pub fn validate_commit(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
+        if group_id.is_empty() {
+            return codes::INVALID_GROUP_ID;
+        }
+        let groups = lock(&self.groups);
+        let Some(group) = groups.get(group_id) else {
+            return if generation < 0 {
+                codes::NONE
+            } else {
+                codes::ILLEGAL_GENERATION
+            };
+        };
+        if generation < 0 && member_id.is_empty() {
+            // A standalone consumer (assign) may commit to a group with no members.
+            return if group.members.is_empty() {
+                codes::NONE
+            } else {
+                codes::ILLEGAL_GENERATION
+            };
+        }
+        if !group.members.contains_key(member_id) {
+            return codes::UNKNOWN_MEMBER_ID;
+        }
+        if generation != group.generation_id {
+            return codes::ILLEGAL_GENERATION;
+        }
+        if group.state == GroupState::PreparingRebalance {
+            return codes::REBALANCE_IN_PROGRESS;
+        }
+        codes::NONE
+    }
+
+    pub fn store_offsets(&self, group_id: &str, offsets: Vec<((String, i32), OffsetAndMetadata)>) {
+        let mut all = lock(&self.offsets);
+        let g = all.entry(group_id.to_string()).or_default();
+        for (k, v) in offsets {
+            g.insert(k, v);
+        }
+    }
+
+    pub fn committed(&self, group_id: &str) -> GroupOffsets {
+        lock(&self.offsets).get(group_id).cloned().unwrap_or_default()
+    }
+
+    /// Applies a record read back from `__consumer_offsets` at start-up.
+    pub fn load_record(&self, record: OffsetsRecord) {
+        if let OffsetsRecord::Commit {
+            group,
+            topic,
+            partition,
+            value,
+        } = record
+        {
+            let mut all = lock(&self.offsets);
+            match value {
+                Some(v) => {
+                    all.entry(group).or_default().insert((topic, partition), v);
+                }
+                None => {
+                    if let Some(g) = all.get_mut(&group) {
+                        g.remove(&(topic, partition));
+                        if g.is_empty() {
+                            all.remove(&group);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every group: id, protocol type, state name.
+    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+        let groups = lock(&self.groups);
+        let offsets = lock(&self.offsets);
+        let mut out: Vec<(String, String, &'static str)> = groups
+            .values()
+            .map(|g| {
+                (
+                    g.group_id.clone(),
+                    g.protocol_type.clone().unwrap_or_else(|| "consumer".into()),
+                    g.state.name(),
+                )
+            })
+            .collect();
+        for id in offsets.keys() {
+            if !groups.contains_key(id) {
+                out.push((id.clone(), "consumer".into(), GroupState::Empty.name()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = lock(&self.groups);
+        let Some(g) = groups.get(group_id) else {
+            return lock(&self.offsets).contains_key(group_id).then(|| GroupDescription {
+                group_id: group_id.to_string(),
+                state: GroupState::Empty.name(),
+                protocol_type: "consumer".into(),
+                protocol: String::new(),
+                members: Vec::new(),
+            });
+        };
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        Some(GroupDescription {
+            group_id: g.group_id.clone(),
+            state: g.state.name(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: protocol.clone(),
+            members: g
+                .members
+                .values()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// DeleteGroups: only an empty group; returns the offsets to tombstone.
+    pub fn delete(&self, group_id: &str) -> Result<Vec<(String, i32)>, i16> {
+        let mut groups = lock(&self.groups);
+        let mut offsets = lock(&self.offsets);
+        let known = groups.contains_key(group_id) || offsets.contains_key(group_id);
+        if !known {
+            return Err(codes::GROUP_ID_NOT_FOUND);
+        }
+        if groups.get(group_id).is_some_and(|g| !g.members.is_empty()) {
+            return Err(codes::NON_EMPTY_GROUP);
+        }
+        groups.remove(group_id);
+        Ok(offsets
+            .remove(group_id)
+            .map(|o| o.into_keys().collect())
+            .unwrap_or_default())
+    }
+}

@@ -1,0 +1,143 @@
+//! The group coordinator's I/O: `__consumer_offsets` (created on first use, compacted,
+//! `offsets.topic.num.partitions` partitions), commits written there before they are
+//! visible, and the offsets loaded back at start-up.
+
+use super::topics::{self, NewTopic};
+use super::Broker;
+use crate::group::offsets::{self, OffsetAndMetadata};
+use crate::group::{partition_for, OFFSETS_TOPIC};
+use crate::log::{FetchIsolation, UnifiedLog};
+use crate::protocol::errors;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Bytes read at a time while loading `__consumer_offsets`.
+const LOAD_CHUNK_BYTES: usize = 8 << 20;
+
+/// The `__consumer_offsets` partition that holds `group_id`, created if needed.
+pub fn offsets_log(broker: &Broker, group_id: &str) -> Result<Arc<UnifiedLog>, i16> {
+    let partitions = broker.groups.config.offsets_topic_num_partitions;
+    if broker.topics.get(OFFSETS_TOPIC).is_none() {
+        let mut configs = BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        configs.insert("segment.bytes".to_string(), "104857600".to_string());
+        let req = NewTopic {
+            name: OFFSETS_TOPIC.into(),
+            partitions,
+            replication_factor: 1,
+            configs,
+        };
+        match topics::create_topic(broker, req, false) {
+            Ok(_) | Err(crate::metadata::MetadataError::TopicExists(_)) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
+                return Err(errors::code(ResponseError::CoordinatorNotAvailable));
+            }
+        }
+    }
+    let n = broker
+        .topics
+        .get(OFFSETS_TOPIC)
+        .map(|t| t.partitions)
+        .unwrap_or(partitions);
+    topics::partition_log(broker, OFFSETS_TOPIC, partition_for(group_id, n))
+}
+
+/// Writes the commits (or tombstones, `None`) of one group as one record batch.
+pub fn write_offsets(
+    broker: &Broker,
+    group_id: &str,
+    entries: &[((String, i32), Option<OffsetAndMetadata>)],
+) -> Result<(), i16> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let log = offsets_log(broker, group_id)?;
+    let now = broker.time.now_ms();
+    let records: Vec<Record> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, ((topic, partition), value))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // One batch: the encoder splits where offset - sequence changes.
+            sequence: i as i32 - 1,
+            timestamp: now,
+            key: Some(offsets::offset_key(group_id, topic, *partition)),
+            value: value.as_ref().map(offsets::offset_value),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|_| errors::code(ResponseError::UnknownServerError))?;
+    match log.append_as_leader(&buf, 0, now) {
+        Ok(info) => {
+            log.update_high_watermark(info.last_offset + 1);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(group = group_id, error = %e, "writing offsets failed");
+            Err(errors::log_error_code(&e))
+        }
+    }
+}
+
+/// Loads every committed offset from `__consumer_offsets`. Returns records applied.
+pub fn load(broker: &Broker) -> usize {
+    let Some(topic) = broker.topics.get(OFFSETS_TOPIC) else {
+        return 0;
+    };
+    let mut applied = 0;
+    for p in 0..topic.partitions {
+        let Ok(log) = topics::partition_log(broker, OFFSETS_TOPIC, p) else {
+            continue;
+        };
+        let mut offset = log.log_start_offset();
+        while offset < log.log_end_offset() {
+            let Ok(info) = log.read(offset, LOAD_CHUNK_BYTES, FetchIsolation::LogEnd, true) else {
+                break;
+            };
+            let Ok(bytes) = info.records.read_to_bytes() else { break };
+            let mut whole = 0;
+            let mut next = offset;
+            for (at, h) in crate::log::record_batch::BatchIter::new(&bytes) {
+                whole = at + h.size_bytes();
+                next = h.next_offset();
+            }
+            if whole == 0 {
+                break;
+            }
+            let mut batches = Bytes::copy_from_slice(&bytes[..whole]);
+            while !batches.is_empty() {
+                let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut batches) else {
+                    break;
+                };
+                for r in set.records {
+                    if let Some(rec) = offsets::parse_record(r.key.as_ref(), r.value.as_ref()) {
+                        broker.groups.load_record(rec);
+                        applied += 1;
+                    }
+                }
+            }
+            offset = next;
+        }
+    }
+    applied
+}

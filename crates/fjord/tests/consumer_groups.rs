@@ -1,0 +1,154 @@
+//! Consumer groups with librdkafka: partitions shared out and rebalanced, committed
+//! offsets surviving a broker restart.
+
+mod common;
+
+use common::{rdkafka_config, BrokerProcess};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+fn consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    rdkafka_config(bootstrap)
+        .set("group.id", group)
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer")
+}
+
+fn create(bootstrap: &str, topic: &str, partitions: &str) {
+    let (ok, _, err) = common::fjord(
+        &[
+            "topics",
+            "--bootstrap-server",
+            bootstrap,
+            "--create",
+            "--topic",
+            topic,
+            "--partitions",
+            partitions,
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+}
+
+fn produce(bootstrap: &str, topic: &str, n: usize, partitions: usize) {
+    let p: BaseProducer = rdkafka_config(bootstrap).create().expect("producer");
+    for i in 0..n {
+        let v = format!("m{i}");
+        p.send(
+            BaseRecord::<(), _>::to(topic)
+                .payload(&v)
+                .partition((i % partitions) as i32),
+        )
+        .expect("send");
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
+fn assigned(c: &BaseConsumer) -> usize {
+    c.assignment().map(|a| a.count()).unwrap_or(0)
+}
+
+/// Polls every consumer until `done` holds or 30 s pass; returns values seen.
+fn poll_until(consumers: &[&BaseConsumer], mut done: impl FnMut(&[&BaseConsumer], usize) -> bool) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        for c in consumers {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(20)) {
+                seen.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
+            }
+        }
+        if done(consumers, seen.len()) {
+            return seen;
+        }
+    }
+    panic!(
+        "timed out: assignments {:?}, {} messages",
+        consumers.iter().map(|c| assigned(c)).collect::<Vec<_>>(),
+        seen.len()
+    );
+}
+
+#[test]
+fn three_consumers_share_six_partitions_and_rebalance_when_one_leaves() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    create(&b.bootstrap, "shared", "6");
+    produce(&b.bootstrap, "shared", 600, 6);
+    let cs: Vec<BaseConsumer> = (0..3).map(|_| consumer(&b.bootstrap, "g1")).collect();
+    for c in &cs {
+        c.subscribe(&["shared"]).expect("subscribe");
+    }
+    let refs: Vec<&BaseConsumer> = cs.iter().collect();
+    // Without commits, a rebalance during the first polls may deliver a message twice;
+    // what matters is that every one arrives and the partitions end up two apiece.
+    let mut unique: HashSet<String> = HashSet::new();
+    let mut seen_so_far = 0;
+    poll_until(&refs, |cs, _| cs.iter().all(|c| assigned(c) == 2));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while unique.len() < 600 && Instant::now() < deadline {
+        for c in &refs {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(20)) {
+                unique.insert(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
+                seen_so_far += 1;
+            }
+        }
+    }
+    assert_eq!(unique.len(), 600, "every message consumed ({seen_so_far} deliveries)");
+
+    let mut cs = cs;
+    let leaver = cs.pop().expect("third consumer");
+    leaver.unsubscribe();
+    drop(leaver);
+    let refs: Vec<&BaseConsumer> = cs.iter().collect();
+    poll_until(&refs, |cs, _| cs.iter().all(|c| assigned(c) == 3));
+
+    let (ok, out, err) = common::fjord(&["topics", "--bootstrap-server", &b.bootstrap, "--list"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("__consumer_offsets"), "{out}");
+}
+
+#[test]
+fn committed_offsets_survive_restart_and_kill_minus_nine() {
+    let mut b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0", "offsets.topic.num.partitions=5"]);
+    create(&b.bootstrap, "resume", "1");
+    produce(&b.bootstrap, "resume", 60, 1);
+    let c = consumer(&b.bootstrap, "g2");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("resume", 0, Offset::Offset(42)).expect("tpl");
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+    drop(c);
+    let committed = |b: &BrokerProcess| {
+        let c = consumer(&b.bootstrap, "g2");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("resume", 0);
+        let r = c.committed_offsets(tpl, Duration::from_secs(10)).expect("committed");
+        r.elements()[0].offset()
+    };
+    assert_eq!(committed(&b), Offset::Offset(42));
+    b.stop();
+    b.restart();
+    assert_eq!(committed(&b), Offset::Offset(42), "after a clean restart");
+    let c = consumer(&b.bootstrap, "g2");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("resume", 0, Offset::Offset(50)).expect("tpl");
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+    drop(c);
+    b.kill9();
+    b.restart();
+    assert_eq!(committed(&b), Offset::Offset(50), "after kill -9");
+    // A subscribing consumer resumes from the committed offset.
+    let c = consumer(&b.bootstrap, "g2");
+    c.subscribe(&["resume"]).expect("subscribe");
+    let seen = poll_until(&[&c], |_, n| n >= 10);
+    assert_eq!(seen[0], "m50");
+}
