@@ -25,6 +25,10 @@ pub struct Args {
     /// earliest, latest, or an offset (needs --partition).
     #[arg(long)]
     pub offset: Option<String>,
+    /// Join this consumer group (subscribe, commit offsets) instead of reading every
+    /// partition on its own.
+    #[arg(long)]
+    pub group: Option<String>,
     #[arg(long = "max-messages")]
     pub max_messages: Option<u64>,
     /// Exit when no message arrives for this long.
@@ -75,6 +79,25 @@ pub fn run(args: Args) -> Result<()> {
         .set("group.id", group);
     for (k, v) in parse_pairs(&args.consumer_properties, "--consumer-property")? {
         config.set(k, v);
+    }
+    if let Some(group) = &args.group {
+        if args.partition.is_some() || args.offset.is_some() {
+            bail!("--group cannot be combined with --partition or --offset");
+        }
+        let reset = if args.from_beginning { "earliest" } else { "latest" };
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.offset.reset", reset);
+        let consumer: BaseConsumer = config.create().context("creating consumer")?;
+        consumer.subscribe(&[&args.topic]).context("subscribing")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        signal_stop(stop.clone());
+        let count = consume(&consumer, &args, &fmt, &stop)?;
+        // Commit what was printed before leaving the group.
+        let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+        eprintln!("Processed a total of {count} messages");
+        return Ok(());
     }
     let consumer: BaseConsumer = config.create().context("creating consumer")?;
     let md = consumer

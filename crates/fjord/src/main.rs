@@ -6,6 +6,7 @@
 mod client;
 mod console_consumer;
 mod console_producer;
+mod consumer_groups;
 mod dump_log;
 mod get_offsets;
 mod perf;
@@ -32,6 +33,9 @@ enum Command {
     ConsoleProducer(console_producer::Args),
     /// Print messages to stdout (kafka-console-consumer.sh).
     ConsoleConsumer(console_consumer::Args),
+    /// List, describe (offsets, lag, members), reset and delete consumer groups
+    /// (kafka-consumer-groups.sh, the tutorial's offset checker).
+    ConsumerGroups(consumer_groups::Args),
     /// Earliest, latest or by-time offsets per partition (kafka-get-offsets.sh).
     GetOffsets(get_offsets::Args),
     /// Print the batches of a segment file (kafka-dump-log.sh).
@@ -54,6 +58,7 @@ fn main() {
         Command::Topics(a) => topics::run(a),
         Command::ConsoleProducer(a) => console_producer::run(a),
         Command::ConsoleConsumer(a) => console_consumer::run(a),
+        Command::ConsumerGroups(a) => consumer_groups::run(a),
         Command::GetOffsets(a) => get_offsets::run(a),
         Command::DumpLog(a) => dump_log::run(a),
         Command::Perf(a) => perf::run(a),

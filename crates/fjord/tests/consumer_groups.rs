@@ -152,3 +152,141 @@ fn committed_offsets_survive_restart_and_kill_minus_nine() {
     let seen = poll_until(&[&c], |_, n| n >= 10);
     assert_eq!(seen[0], "m50");
 }
+
+/// The CURRENT-OFFSET, LOG-END-OFFSET and LAG columns of `--describe` for partition 0.
+fn describe_row(bootstrap: &str, group: &str) -> (String, String, String) {
+    let (ok, out, err) = common::fjord(
+        &[
+            "consumer-groups",
+            "--bootstrap-server",
+            bootstrap,
+            "--describe",
+            "--group",
+            group,
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+            "CONSUMER-ID",
+            "HOST",
+            "CLIENT-ID"
+        ]
+    );
+    let row: Vec<&str> = lines.next().expect("row").split_whitespace().collect();
+    (row[3].to_string(), row[4].to_string(), row[5].to_string())
+}
+
+fn reset(bootstrap: &str, group: &str, how: &[&str]) {
+    let mut args = vec![
+        "consumer-groups",
+        "--bootstrap-server",
+        bootstrap,
+        "--reset-offsets",
+        "--group",
+        group,
+        "--topic",
+        "lagged",
+    ];
+    args.extend_from_slice(how);
+    args.push("--execute");
+    let (ok, out, err) = common::fjord(&args, None);
+    assert!(ok, "{how:?}: {err}");
+    assert!(out.starts_with("GROUP"), "{out}");
+}
+
+#[test]
+fn offset_checker_lag_and_every_reset_option() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    create(&b.bootstrap, "lagged", "1");
+    produce(&b.bootstrap, "lagged", 10, 1);
+    let (ok, out, err) = common::fjord(
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--topic",
+            "lagged",
+            "--group",
+            "checker",
+            "--from-beginning",
+            "--max-messages",
+            "10",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 10);
+    assert_eq!(
+        describe_row(&b.bootstrap, "checker"),
+        ("10".into(), "10".into(), "0".into())
+    );
+    produce(&b.bootstrap, "lagged", 5, 1);
+    assert_eq!(
+        describe_row(&b.bootstrap, "checker"),
+        ("10".into(), "15".into(), "5".into()),
+        "LAG after 5 more messages"
+    );
+
+    let (ok, out, _) = common::fjord(&["consumer-groups", "--bootstrap-server", &b.bootstrap, "--list"], None);
+    assert!(ok && out.lines().any(|l| l == "checker"), "{out}");
+
+    let current = |b: &BrokerProcess| describe_row(&b.bootstrap, "checker").0;
+    reset(&b.bootstrap, "checker", &["--to-earliest"]);
+    assert_eq!(current(&b), "0");
+    reset(&b.bootstrap, "checker", &["--to-offset", "7"]);
+    assert_eq!(current(&b), "7");
+    reset(&b.bootstrap, "checker", &["--shift-by", "-2"]);
+    assert_eq!(current(&b), "5");
+    reset(&b.bootstrap, "checker", &["--to-latest"]);
+    assert_eq!(current(&b), "15");
+    reset(&b.bootstrap, "checker", &["--to-datetime", "2000-01-01T00:00:00.000"]);
+    assert_eq!(current(&b), "0");
+    reset(&b.bootstrap, "checker", &["--to-latest"]);
+    reset(&b.bootstrap, "checker", &["--by-duration", "PT1H"]);
+    assert_eq!(current(&b), "0", "every record is younger than an hour");
+    let (ok, _, _) = common::fjord(
+        &[
+            "consumer-groups",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--reset-offsets",
+            "--group",
+            "checker",
+            "--topic",
+            "lagged",
+            "--to-offset",
+            "3",
+            "--dry-run",
+        ],
+        None,
+    );
+    assert!(ok);
+    assert_eq!(current(&b), "0", "--dry-run changes nothing");
+
+    let (ok, out, err) = common::fjord(
+        &[
+            "consumer-groups",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--delete",
+            "--group",
+            "checker",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("successful"), "{out}");
+    let (_, out, _) = common::fjord(&["consumer-groups", "--bootstrap-server", &b.bootstrap, "--list"], None);
+    assert!(!out.lines().any(|l| l == "checker"), "{out}");
+}
