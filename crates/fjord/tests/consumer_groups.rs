@@ -290,3 +290,183 @@ fn offset_checker_lag_and_every_reset_option() {
     let (_, out, _) = common::fjord(&["consumer-groups", "--bootstrap-server", &b.bootstrap, "--list"], None);
     assert!(!out.lines().any(|l| l == "checker"), "{out}");
 }
+
+#[test]
+fn bad_group_requests_get_kafkas_error_codes() {
+    use common::RawClient;
+    use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
+    use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
+    use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
+    use kafka_protocol::messages::join_group_response::JoinGroupResponse;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
+    use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
+    use kafka_protocol::messages::{ApiKey, GroupId};
+    use kafka_protocol::protocol::StrBytes;
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    let s = |x: &str| StrBytes::from_string(x.to_string());
+    let join = |c: &mut RawClient, group: &str, member: &str| -> JoinGroupResponse {
+        let req = JoinGroupRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(s(member))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(bytes::Bytes::from_static(b"\0\0"))]);
+        c.request(ApiKey::JoinGroup, 5, &req)
+    };
+    assert_eq!(join(&mut c, "", "").error_code, 24, "INVALID_GROUP_ID");
+    assert_eq!(join(&mut c, "g", "nobody").error_code, 25, "UNKNOWN_MEMBER_ID");
+    let first = join(&mut c, "g", "");
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED (KIP-394)");
+    let joined = join(&mut c, "g", first.member_id.as_str());
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.generation_id, 1);
+    assert_eq!(joined.leader, joined.member_id);
+    let sync: SyncGroupResponse = c.request(
+        ApiKey::SyncGroup,
+        3,
+        &SyncGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_generation_id(0)
+            .with_member_id(joined.member_id.clone()),
+    );
+    assert_eq!(sync.error_code, 22, "ILLEGAL_GENERATION for a stale generation");
+    let hb = |c: &mut RawClient, generation: i32, member: StrBytes| -> i16 {
+        let r: HeartbeatResponse = c.request(
+            ApiKey::Heartbeat,
+            3,
+            &HeartbeatRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_generation_id(generation)
+                .with_member_id(member),
+        );
+        r.error_code
+    };
+    assert_eq!(hb(&mut c, 1, s("someone-else")), 25, "UNKNOWN_MEMBER_ID");
+    assert_eq!(hb(&mut c, 0, joined.member_id.clone()), 22, "ILLEGAL_GENERATION");
+    let sync: SyncGroupResponse = c.request(
+        ApiKey::SyncGroup,
+        3,
+        &SyncGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_generation_id(1)
+            .with_member_id(joined.member_id.clone()),
+    );
+    assert_eq!(sync.error_code, 0);
+    assert_eq!(hb(&mut c, 1, joined.member_id.clone()), 0);
+    // The coordinator still serves other groups.
+    let other = join(&mut c, "other", "");
+    assert_eq!(join(&mut c, "other", other.member_id.as_str()).error_code, 0);
+}
+
+/// Members and their partition counts from `--describe --members`.
+fn members(bootstrap: &str, group: &str) -> Vec<usize> {
+    let (ok, out, err) = common::fjord(
+        &[
+            "consumer-groups",
+            "--bootstrap-server",
+            bootstrap,
+            "--describe",
+            "--group",
+            group,
+            "--members",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let mut counts: Vec<usize> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+        .collect();
+    counts.sort_unstable();
+    counts
+}
+
+fn wait_members(bootstrap: &str, group: &str, want: &[usize], within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut last = Vec::new();
+    while Instant::now() < deadline {
+        last = members(bootstrap, group);
+        if last == want {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("members of {group}: {last:?}, wanted {want:?}");
+}
+
+#[test]
+fn a_consumer_killed_with_minus_nine_is_expelled_after_its_session_timeout() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    create(&b.bootstrap, "expel", "2");
+    let spawn = || {
+        std::process::Command::new(common::FJORD)
+            .args([
+                "console-consumer",
+                "--bootstrap-server",
+                &b.bootstrap,
+                "--topic",
+                "expel",
+                "--group",
+                "expel-g",
+                "--consumer-property",
+                "session.timeout.ms=6000",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn consumer")
+    };
+    let mut a = spawn();
+    let mut victim = spawn();
+    wait_members(&b.bootstrap, "expel-g", &[1, 1], Duration::from_secs(30));
+    victim.kill().expect("kill -9");
+    let _ = victim.wait();
+    let killed = Instant::now();
+    wait_members(&b.bootstrap, "expel-g", &[2], Duration::from_secs(30));
+    let took = killed.elapsed();
+    assert!(
+        took >= Duration::from_secs(4),
+        "expelled only after the session timeout ({took:?})"
+    );
+    let _ = a.kill();
+    let _ = a.wait();
+}
+
+#[test]
+fn cooperative_sticky_and_static_members_share_partitions() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    create(&b.bootstrap, "coop", "6");
+    let make = |i: usize| -> BaseConsumer {
+        rdkafka_config(&b.bootstrap)
+            .set("group.id", "coop-g")
+            .set("session.timeout.ms", "6000")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("group.instance.id", format!("static-{i}"))
+            .create()
+            .expect("consumer")
+    };
+    let cs: Vec<BaseConsumer> = (0..3).map(make).collect();
+    for c in &cs {
+        c.subscribe(&["coop"]).expect("subscribe");
+    }
+    let refs: Vec<&BaseConsumer> = cs.iter().collect();
+    poll_until(&refs, |cs, _| cs.iter().all(|c| assigned(c) == 2));
+    let (ok, out, _) = common::fjord(
+        &[
+            "consumer-groups",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--describe",
+            "--group",
+            "coop-g",
+            "--state",
+        ],
+        None,
+    );
+    assert!(ok && out.contains("Stable"), "{out}");
+}
