@@ -119,15 +119,14 @@ fn committed(
         .collect())
 }
 
-/// Partitions each member owns, from the consumer protocol's assignment bytes.
-fn owners(
-    base: &BaseConsumer,
-    group: &str,
-) -> Result<(
-    String,
-    BTreeMap<(String, i32), (String, String, String)>,
-    Vec<(String, String, String, usize)>,
-)> {
+/// `(member id, host, client id)` per owned partition.
+type Owners = BTreeMap<(String, i32), (String, String, String)>;
+/// `(member id, host, client id, partition count)` per member.
+type Members = Vec<(String, String, String, usize)>;
+
+/// The group's state, and the partitions each member owns (from the consumer
+/// protocol's assignment bytes).
+fn owners(base: &BaseConsumer, group: &str) -> Result<(String, Owners, Members)> {
     let list = base
         .fetch_group_list(Some(group), TIMEOUT)
         .context("describing group")?;
@@ -194,14 +193,14 @@ fn parse_assignment(b: &[u8]) -> Vec<(String, i32)> {
 fn describe(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
     let (state, owners, members) = owners(base, group)?;
     if args.state {
-        println!("{:<24} {:<12} {}", "GROUP", "STATE", "#MEMBERS");
+        println!("{:<24} {:<12} #MEMBERS", "GROUP", "STATE");
         println!("{:<24} {:<12} {}", group, state, members.len());
         return Ok(());
     }
     if args.members {
         println!(
-            "{:<24} {:<48} {:<16} {:<24} {}",
-            "GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"
+            "{:<24} {:<48} {:<16} {:<24} #PARTITIONS",
+            "GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID"
         );
         for (id, host, client, n) in &members {
             println!("{group:<24} {id:<48} {host:<16} {client:<24} {n}");
@@ -217,8 +216,8 @@ fn describe(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         rows.entry(k.clone()).or_insert(None);
     }
     println!(
-        "{:<24} {:<24} {:<10} {:<15} {:<15} {:<8} {:<48} {:<16} {}",
-        "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"
+        "{:<24} {:<24} {:<10} {:<15} {:<15} {:<8} {:<48} {:<16} CLIENT-ID",
+        "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST"
     );
     for ((topic, partition), current) in rows {
         let (_, end) = base.fetch_watermarks(&topic, partition, TIMEOUT)?;
@@ -286,7 +285,7 @@ fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         };
         new_offsets.push((topic.clone(), *partition, target.clamp(low, high)));
     }
-    println!("{:<24} {:<24} {:<10} {}", "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET");
+    println!("{:<24} {:<24} {:<10} NEW-OFFSET", "GROUP", "TOPIC", "PARTITION");
     for (t, p, o) in &new_offsets {
         println!("{group:<24} {t:<24} {p:<10} {o}");
     }
