@@ -335,7 +335,9 @@ fn parse_datetime(s: &str) -> Result<i64> {
     if d.len() != 3 || t.len() != 3 {
         return Err(bad());
     }
-    let ms: i64 = millis.trim_end_matches('Z').parse().map_err(|_| bad())?;
+    // A fraction of a second: ".5" is 500 ms.
+    let fraction = format!("{:0<3}", millis.trim_end_matches('Z'));
+    let ms: i64 = fraction.get(..3).ok_or_else(bad)?.parse().map_err(|_| bad())?;
     // Days from the civil date (Howard Hinnant's algorithm).
     let (y, m, day) = (if d[1] <= 2 { d[0] - 1 } else { d[0] }, d[1], d[2]);
     let era = y.div_euclid(400);

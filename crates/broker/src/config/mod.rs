@@ -77,6 +77,10 @@ pub struct BrokerConfig {
     pub group_max_size: usize,
     pub offsets_topic_num_partitions: i32,
     pub offset_metadata_max_bytes: usize,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: u64,
+    pub log_cleaner_dedupe_buffer_size: usize,
+    pub log_cleaner_io_max_bytes_per_second: f64,
     /// Defaults for every topic config, derived from the broker's `log.*` keys.
     pub topic_defaults: TopicConfig,
     /// Keys Fjord accepted but did not recognise, in file order.
@@ -194,6 +198,24 @@ impl BrokerConfig {
             group_max_size: parse_opt(props, "group.max.size", 10_000, 1, 1_000_000)?,
             offsets_topic_num_partitions: parse_opt(props, "offsets.topic.num.partitions", 50, 1, 10_000)?,
             offset_metadata_max_bytes: parse_opt(props, "offset.metadata.max.bytes", 4096, 0, 1 << 20)?,
+            log_cleaner_enable: parse_bool_opt(props, "log.cleaner.enable", true)?,
+            log_cleaner_backoff_ms: parse_opt(props, "log.cleaner.backoff.ms", 15_000, 1, i64::MAX)?,
+            log_cleaner_dedupe_buffer_size: parse_opt(
+                props,
+                "log.cleaner.dedupe.buffer.size",
+                134_217_728,
+                1024,
+                i32::MAX as i64,
+            )?,
+            log_cleaner_io_max_bytes_per_second: match props.get("log.cleaner.io.max.bytes.per.second") {
+                Some(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| *x > 0.0)
+                    .ok_or_else(|| invalid("log.cleaner.io.max.bytes.per.second", v, "must be a positive number"))?,
+                None => f64::MAX,
+            },
             topic_defaults: TopicConfig::from_broker_properties(props)?,
             warnings,
         })
@@ -230,6 +252,10 @@ fn is_known_key(key: &str) -> bool {
         "group.max.size",
         "offsets.topic.num.partitions",
         "offset.metadata.max.bytes",
+        "log.cleaner.enable",
+        "log.cleaner.backoff.ms",
+        "log.cleaner.dedupe.buffer.size",
+        "log.cleaner.io.max.bytes.per.second",
     ];
     KNOWN.contains(&key) || ACCEPTED_WITHOUT_EFFECT.contains(&key) || topic::is_broker_topic_key(key)
 }

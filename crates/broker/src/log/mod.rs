@@ -7,9 +7,11 @@
 //! - `producer_state`: `ProducerStateManager` for idempotent producers.
 //! - `checkpoint`: Kafka's checkpoint and metadata text files.
 //! - `unified_log`: `UnifiedLog`, one partition's log.
+//! - `cleaner`: `LogCleaner`, compaction of `cleanup.policy=compact` logs.
 //! - `log_manager`: `LogManager`, every log in every `log.dirs` directory.
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod file_records;
 pub mod index;
 pub mod log_manager;

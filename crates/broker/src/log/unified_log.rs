@@ -391,6 +391,39 @@ impl UnifiedLog {
         self.lock().segments.len()
     }
 
+    /// The segments a cleaner may rewrite: every one but the active segment, as
+    /// `(base_offset, file, valid bytes)`.
+    pub fn cleanable_segments(&self) -> Vec<(i64, Arc<std::fs::File>, u64)> {
+        let inner = self.lock();
+        let n = inner.segments.len();
+        inner
+            .segments
+            .iter()
+            .take(n.saturating_sub(1))
+            .map(|(b, s)| (*b, s.file().clone(), s.size()))
+            .collect()
+    }
+
+    /// Swaps in a cleaned copy of segment `base_offset`, written at `cleaned`: Kafka's
+    /// `.cleaned` file becomes the `.log` (an atomic rename), indexes are rebuilt from it.
+    /// Readers holding the old file keep reading the old bytes.
+    pub fn replace_segment(&self, base_offset: i64, cleaned: &Path, now_ms: i64) -> Result<(), LogError> {
+        let mut inner = self.lock();
+        let Some(old) = inner.segments.get(&base_offset) else {
+            return Ok(());
+        };
+        if inner.segments.keys().next_back() == Some(&base_offset) {
+            return Err(LogError::Corrupt("the active segment is never cleaned".into()));
+        }
+        let interval = self.config().index_interval_bytes as u64;
+        let log_path = old.path(".log");
+        std::fs::rename(cleaned, &log_path)?;
+        let (mut seg, _) = LogSegment::open(&self.dir, base_offset, interval, true, now_ms)?;
+        seg.flush()?;
+        inner.segments.insert(base_offset, seg);
+        Ok(())
+    }
+
     /// First offset whose record timestamp is at least `timestamp`, with that timestamp.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
         let inner = self.lock();

@@ -203,11 +203,19 @@ async fn background_tasks(broker: Arc<Broker>) {
     let tick_ms = 200u64;
     let mut since_retention = 0u64;
     let mut since_checkpoint = 0u64;
+    let mut since_cleaning = 0u64;
     let mut interval = tokio::time::interval(std::time::Duration::from_millis(tick_ms));
     loop {
         interval.tick().await;
         since_retention += tick_ms;
         since_checkpoint += tick_ms;
+        since_cleaning += tick_ms;
+        if broker.config.log_cleaner_enable && since_cleaning >= broker.config.log_cleaner_backoff_ms {
+            since_cleaning = 0;
+            let b = broker.clone();
+            // The cleaner reads and rewrites whole segments: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || clean_compacted_logs(&b)).await;
+        }
         let now = broker.time.now_ms();
         for log in broker.logs.all() {
             if let Err(e) = log.maybe_flush_by_time(now) {
@@ -248,5 +256,28 @@ pub(crate) fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T>
     match l.write() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
+    }
+}
+
+/// One cleaner pass over every compacted log.
+fn clean_compacted_logs(broker: &Broker) {
+    let config = crate::log::cleaner::CleanerConfig {
+        dedupe_buffer_bytes: broker.config.log_cleaner_dedupe_buffer_size,
+        io_max_bytes_per_second: broker.config.log_cleaner_io_max_bytes_per_second,
+    };
+    for log in broker.logs.all() {
+        match crate::log::cleaner::clean(&log, &config, broker.time.now_ms()) {
+            Ok(s) if s.segments > 0 => tracing::info!(
+                partition = %log.topic_partition,
+                segments = s.segments,
+                records_read = s.records_read,
+                records_kept = s.records_kept,
+                bytes_before = s.bytes_before,
+                bytes_after = s.bytes_after,
+                "cleaned log"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(partition = %log.topic_partition, error = %e, "cleaning failed"),
+        }
     }
 }

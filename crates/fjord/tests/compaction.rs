@@ -1,0 +1,114 @@
+//! Log compaction: 100,000 updates over 1,000 keys compact to about the latest 1,000
+//! values, and a consumer reading during cleaning never sees a key go back in time.
+
+mod common;
+
+use common::{rdkafka_config, BrokerProcess};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Reads the whole partition once; checks no key's sequence goes backwards.
+/// Returns (records read, key -> last sequence).
+fn read_all(bootstrap: &str) -> (usize, HashMap<String, u64>) {
+    let c: BaseConsumer = rdkafka_config(bootstrap)
+        .set("group.id", "compaction-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("compacted", 0, Offset::Beginning)
+        .expect("tpl");
+    c.assign(&tpl).expect("assign");
+    let (_, high) = c
+        .fetch_watermarks("compacted", 0, Duration::from_secs(5))
+        .expect("watermarks");
+    let mut last: HashMap<String, u64> = HashMap::new();
+    let mut count = 0;
+    let mut position = -1i64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while position + 1 < high && Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.expect("message");
+            position = m.offset();
+            count += 1;
+            let key = String::from_utf8_lossy(m.key().expect("key")).to_string();
+            let seq: u64 = String::from_utf8_lossy(m.payload().expect("value"))
+                .parse()
+                .expect("sequence");
+            if let Some(prev) = last.insert(key.clone(), seq) {
+                assert!(
+                    seq > prev,
+                    "key {key} went back from {prev} to {seq} at offset {position}"
+                );
+            }
+        }
+    }
+    assert!(position + 1 >= high, "read to the end");
+    (count, last)
+}
+
+#[test]
+fn hundred_thousand_updates_compact_to_the_latest_values() {
+    let b = BrokerProcess::start(&["log.cleaner.backoff.ms=300"]);
+    let (ok, _, err) = common::fjord(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--create",
+            "--topic",
+            "compacted",
+            "--partitions",
+            "1",
+            "--config",
+            "cleanup.policy=compact",
+            "--config",
+            "segment.bytes=65536",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let p: BaseProducer = rdkafka_config(&b.bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let mut latest: HashMap<String, u64> = HashMap::new();
+    for seq in 0..100_000u64 {
+        let key = format!("key-{}", seq % 1000);
+        let value = seq.to_string();
+        loop {
+            match p.send(BaseRecord::to("compacted").key(&key).payload(&value).partition(0)) {
+                Ok(()) => break,
+                Err(_) => {
+                    p.poll(Duration::from_millis(5));
+                }
+            }
+        }
+        p.poll(Duration::ZERO);
+        latest.insert(key, seq);
+        // Read while the cleaner works.
+        if seq == 50_000 {
+            p.flush(Duration::from_secs(30)).expect("flush");
+            read_all(&b.bootstrap);
+        }
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+    let mut compacted = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let (count, last) = read_all(&b.bootstrap);
+        assert_eq!(last, latest, "every key's newest value survives");
+        compacted = count;
+        if count < 10_000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("compaction left {compacted} of 100,000 records");
+    assert!(compacted < 10_000, "compaction left {compacted} of 100,000 records");
+    assert!(b.log_text().contains("cleaned log"));
+}
