@@ -43,6 +43,8 @@ pub struct Broker {
     pub logs: LogManager,
     pub topics: TopicRegistry,
     pub groups: GroupCoordinator,
+    /// Held while `__consumer_offsets` is looked up or created.
+    pub offsets_topic_creation: std::sync::Mutex<()>,
     /// Broker-level config overrides set with (Incremental)AlterConfigs.
     pub dynamic_configs: RwLock<BTreeMap<String, String>>,
     /// Woken after every append, for fetches waiting on `min_bytes`.
@@ -79,6 +81,7 @@ impl Broker {
             logs,
             topics,
             groups,
+            offsets_topic_creation: std::sync::Mutex::new(()),
             dynamic_configs: RwLock::new(dynamic),
             log_appended: Notify::new(),
             bound_addr: RwLock::new(None),
