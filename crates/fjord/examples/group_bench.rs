@@ -5,6 +5,7 @@
 //! 1. OffsetCommit throughput: 4 connections, 100 pipelined commits each at a time.
 //! 2. A group of `members` protocol-level members: time from the last JoinGroup sent to
 //!    every member holding its SyncGroup answer.
+//!
 //! The start-up load time of `__consumer_offsets` is in the broker's log
 //! ("group offsets loaded ... elapsed_ms") after a restart.
 
