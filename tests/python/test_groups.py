@@ -84,3 +84,30 @@ def test_confluent_group_consumer_splits_partitions_and_commits(broker_factory):
     assert sum(tp.offset for tp in committed if tp.offset >= 0) == 400
     for c in consumers:
         c.close()
+
+
+def test_confluent_admin_lists_describes_and_deletes_group_offsets(broker_factory):
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AdminClient
+    broker = broker_factory(GROUP_DELAY)
+    create(broker.bootstrap, "adm-topic", 2)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "adm-group"})
+    c.commit(offsets=[TopicPartition("adm-topic", 0, 5), TopicPartition("adm-topic", 1, 7)], asynchronous=False)
+    c.close()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    listed = admin.list_consumer_groups().result(30)
+    assert "adm-group" in [g.group_id for g in listed.valid]
+    described = admin.describe_consumer_groups(["adm-group"])["adm-group"].result(30)
+    assert described.group_id == "adm-group" and described.members == []
+    req = [ConsumerGroupTopicPartitions("adm-group")]
+    offsets = admin.list_consumer_group_offsets(req)["adm-group"].result(30)
+    assert {tp.partition: tp.offset for tp in offsets.topic_partitions} == {0: 5, 1: 7}
+    # OffsetDelete through kafka-python (confluent-kafka's admin has no call for it).
+    kadmin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    result = kadmin.delete_group_offsets("adm-group", [KTopicPartition("adm-topic", 0)])
+    kadmin.close()
+    assert result, result
+    offsets = admin.list_consumer_group_offsets(req)["adm-group"].result(30)
+    assert {tp.partition: tp.offset for tp in offsets.topic_partitions} == {1: 7}
+    admin.delete_consumer_groups(["adm-group"])["adm-group"].result(30)
+    assert "adm-group" not in [g.group_id for g in admin.list_consumer_groups().result(30).valid]

@@ -452,6 +452,52 @@ impl GroupCoordinator {
         })
     }
 
+    /// OffsetDelete: which of `partitions` may lose their committed offset. Refused
+    /// (GROUP_SUBSCRIBED_TO_TOPIC) for a topic an active member subscribes to.
+    pub fn deletable_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<((String, i32), i16)>, i16> {
+        let groups = lock(&self.groups);
+        let offsets = lock(&self.offsets);
+        if !groups.contains_key(group_id) && !offsets.contains_key(group_id) {
+            return Err(codes::GROUP_ID_NOT_FOUND);
+        }
+        let subscribed: Vec<String> = groups
+            .get(group_id)
+            .map(|g| {
+                g.members
+                    .values()
+                    .flat_map(|m| subscription_topics(&m.metadata_for(g.protocol_name.as_deref().unwrap_or_default())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(partitions
+            .iter()
+            .map(|(t, p)| {
+                (
+                    (t.clone(), *p),
+                    if subscribed.contains(t) {
+                        codes::GROUP_SUBSCRIBED_TO_TOPIC
+                    } else {
+                        codes::NONE
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Forgets committed offsets (after their tombstones are written).
+    pub fn remove_offsets(&self, group_id: &str, partitions: &[(String, i32)]) {
+        let mut all = lock(&self.offsets);
+        if let Some(g) = all.get_mut(group_id) {
+            for k in partitions {
+                g.remove(k);
+            }
+        }
+    }
+
     /// DeleteGroups: only an empty group; returns the offsets to tombstone.
     pub fn delete(&self, group_id: &str) -> Result<Vec<(String, i32)>, i16> {
         let mut groups = lock(&self.groups);
@@ -469,4 +515,27 @@ impl GroupCoordinator {
             .map(|o| o.into_keys().collect())
             .unwrap_or_default())
     }
+}
+
+/// The topics of a ConsumerProtocolSubscription: version i16, [topic string], ...
+fn subscription_topics(b: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(count) = b.get(2..6).map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]])) else {
+        return out;
+    };
+    let mut pos = 6usize;
+    for _ in 0..count.clamp(0, 100_000) {
+        let Some(len) = b
+            .get(pos..pos + 2)
+            .map(|x| i16::from_be_bytes([x[0], x[1]]).max(0) as usize)
+        else {
+            break;
+        };
+        let Some(name) = b.get(pos + 2..pos + 2 + len) else {
+            break;
+        };
+        out.push(String::from_utf8_lossy(name).to_string());
+        pos += 2 + len;
+    }
+    out
 }

@@ -27,6 +27,10 @@ use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
+use kafka_protocol::messages::offset_delete_request::OffsetDeleteRequest;
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -438,4 +442,49 @@ pub fn delete_groups(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsR
         })
         .collect();
     DeleteGroupsResponse::default().with_results(results)
+}
+
+pub fn offset_delete(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let group = req.group_id.to_string();
+    let wanted: Vec<(String, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.to_string(), p.partition_index))
+        })
+        .collect();
+    let verdicts = match broker.groups.deletable_offsets(&group, &wanted) {
+        Ok(v) => v,
+        Err(code) => return OffsetDeleteResponse::default().with_error_code(code),
+    };
+    let deletable: Vec<(String, i32)> = verdicts
+        .iter()
+        .filter(|(_, c)| *c == codes::NONE)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let tombstones: Vec<_> = deletable.iter().map(|k| (k.clone(), None)).collect();
+    if let Err(code) = groups::write_offsets(broker, &group, &tombstones) {
+        return OffsetDeleteResponse::default().with_error_code(code);
+    }
+    broker.groups.remove_offsets(&group, &deletable);
+    let mut by_topic: std::collections::BTreeMap<String, Vec<OffsetDeleteResponsePartition>> = Default::default();
+    for ((t, p), code) in verdicts {
+        by_topic.entry(t).or_default().push(
+            OffsetDeleteResponsePartition::default()
+                .with_partition_index(p)
+                .with_error_code(code),
+        );
+    }
+    OffsetDeleteResponse::default().with_topics(
+        by_topic
+            .into_iter()
+            .map(|(t, ps)| {
+                OffsetDeleteResponseTopic::default()
+                    .with_name(topic_name(t))
+                    .with_partitions(ps)
+            })
+            .collect(),
+    )
 }

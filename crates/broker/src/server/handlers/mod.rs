@@ -115,6 +115,9 @@ pub async fn dispatch(
         ApiKey::DeleteGroups => {
             ResponseKind::DeleteGroups(group::delete_groups(broker, protocol::decode_body(&mut raw)?))
         }
+        ApiKey::OffsetDelete => {
+            ResponseKind::OffsetDelete(group::offset_delete(broker, protocol::decode_body(&mut raw)?))
+        }
         ApiKey::InitProducerId => {
             ResponseKind::InitProducerId(cluster::init_producer_id(broker, protocol::decode_body(&mut raw)?))
         }
