@@ -73,6 +73,9 @@ pub enum JoinOutcome {
 /// An immediate JoinGroup error: code and the member id to report.
 type JoinRefusal = (i16, String);
 
+/// A partition and the error code for it (NONE: go ahead).
+pub type PartitionVerdict = ((String, i32), i16);
+
 /// One member as DescribeGroups shows it.
 #[derive(Debug, Clone)]
 pub struct MemberDescription {
@@ -458,7 +461,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         partitions: &[(String, i32)],
-    ) -> Result<Vec<((String, i32), i16)>, i16> {
+    ) -> Result<Vec<PartitionVerdict>, i16> {
         let groups = lock(&self.groups);
         let offsets = lock(&self.offsets);
         if !groups.contains_key(group_id) && !offsets.contains_key(group_id) {
