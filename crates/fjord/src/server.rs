@@ -42,6 +42,10 @@ pub fn run(args: ServerArgs) -> Result<()> {
         .thread_name("fjord")
         .build()?;
     runtime.block_on(async move {
+        // Handlers first: a SIGTERM that arrives once the port is announced must mean
+        // a clean shutdown, never the default kill.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let broker = Broker::open(config, Time::System)?;
         let listener = broker.bind().await?;
         let addr = listener.local_addr()?;
@@ -52,7 +56,10 @@ pub fn run(args: ServerArgs) -> Result<()> {
             let broker = broker.clone();
             tokio::spawn(async move { broker.serve(listener).await })
         };
-        shutdown_signal().await;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
         tracing::info!("shutting down");
         broker.begin_shutdown();
         let _ = serve.await;
@@ -60,16 +67,4 @@ pub fn run(args: ServerArgs) -> Result<()> {
         tracing::info!("shut down cleanly");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -60,22 +60,10 @@ impl LogSegment {
             .create(true)
             .truncate(true)
             .open(&path)?;
-        Ok(LogSegment {
-            base_offset,
-            dir: dir.to_path_buf(),
-            file: Arc::new(file),
-            size: 0,
-            offset_index: OffsetIndex::new(base_offset),
-            time_index: TimeIndex::new(base_offset),
-            index_interval_bytes,
-            bytes_since_last_index_entry: 0,
-            max_timestamp: -1,
-            offset_of_max_timestamp: base_offset,
-            next_offset: base_offset,
-            rolling_base_ms: now_ms,
-            indexes_dirty: true,
-            data_dirty: false,
-        })
+        let mut seg = LogSegment::create_from(dir, base_offset, file, index_interval_bytes, now_ms);
+        // A new segment's (empty) index files are written at its first flush.
+        seg.indexes_dirty = true;
+        Ok(seg)
     }
 
     /// Opens an existing segment. With `recover`, every batch is read and checked and the
