@@ -356,7 +356,9 @@ impl GroupCoordinator {
         if generation != group.generation_id {
             return codes::ILLEGAL_GENERATION;
         }
-        if group.state == GroupState::PreparingRebalance {
+        // As Kafka: members of the current generation may commit while the group
+        // prepares a rebalance (they are still processing), not while it completes.
+        if group.state == GroupState::CompletingRebalance {
             return codes::REBALANCE_IN_PROGRESS;
         }
         codes::NONE
