@@ -7,6 +7,7 @@
 //! - `log`: storage in Kafka's on-disk format.
 //! - `config`: `server.properties` keys and topic configs.
 //! - `time`: the clock handle, so tests can drive time.
+//! - `sync`: lock helpers shared by all of the above.
 
 pub mod config;
 pub mod group;
@@ -14,4 +15,5 @@ pub mod log;
 pub mod metadata;
 pub mod protocol;
 pub mod server;
+pub mod sync;
 pub mod time;

@@ -136,9 +136,6 @@ fn retried_batches_of_an_idempotent_librdkafka_producer_are_stored_once() {
 
     let consumer: BaseConsumer = rdkafka_config(&via_proxy)
         .set("group.id", "retry-check")
-        // Until the group coordinator exists (issue 3), librdkafka's close waits out the
-        // session timeout when the coordinator query went through the proxy.
-        .set("session.timeout.ms", "6000")
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();

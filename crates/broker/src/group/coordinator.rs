@@ -11,7 +11,7 @@ use super::offsets::{GroupOffsets, OffsetAndMetadata, OffsetsRecord};
 use crate::time::Time;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 /// Limits, Kafka's names and defaults.
@@ -39,12 +39,6 @@ impl Default for GroupConfig {
             groups_max: 100_000,
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum GroupError {
-    #[error("group error code {0}")]
-    Code(i16),
 }
 
 /// A JoinGroup request in domain terms.
@@ -104,12 +98,7 @@ pub struct GroupCoordinator {
     offsets: Mutex<HashMap<String, GroupOffsets>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
+use crate::sync::lock;
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig, time: Time) -> GroupCoordinator {

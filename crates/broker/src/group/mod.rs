@@ -11,7 +11,7 @@ pub mod classic_group;
 pub mod coordinator;
 pub mod offsets;
 
-pub use coordinator::{GroupCoordinator, GroupError};
+pub use coordinator::GroupCoordinator;
 
 /// Kafka's `__consumer_offsets`.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

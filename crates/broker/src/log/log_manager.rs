@@ -13,7 +13,7 @@ use super::{LogError, TopicPartition, UnifiedLog};
 use crate::config::TopicConfig;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
@@ -152,12 +152,12 @@ impl LogManager {
     }
 
     fn insert(&self, tp: TopicPartition, dir_index: usize, log: Arc<UnifiedLog>) {
-        write_lock(&self.logs).insert(tp.clone(), log);
-        write_lock(&self.placement).insert(tp, dir_index);
+        crate::sync::write(&self.logs).insert(tp.clone(), log);
+        crate::sync::write(&self.placement).insert(tp, dir_index);
     }
 
     pub fn get(&self, tp: &TopicPartition) -> Option<Arc<UnifiedLog>> {
-        read_lock(&self.logs).get(tp).cloned()
+        crate::sync::read(&self.logs).get(tp).cloned()
     }
 
     /// The log of `tp`, created in the least-used log dir when it does not exist.
@@ -172,7 +172,7 @@ impl LogManager {
             return Ok(log);
         }
         let dir_index = {
-            let placement = read_lock(&self.placement);
+            let placement = crate::sync::read(&self.placement);
             (0..self.log_dirs.len())
                 .min_by_key(|i| placement.values().filter(|d| *d == i).count())
                 .unwrap_or(0)
@@ -194,17 +194,19 @@ impl LogManager {
     }
 
     pub fn all(&self) -> Vec<Arc<UnifiedLog>> {
-        read_lock(&self.logs).values().cloned().collect()
+        crate::sync::read(&self.logs).values().cloned().collect()
     }
 
     pub fn dir_of(&self, tp: &TopicPartition) -> Option<PathBuf> {
-        read_lock(&self.placement).get(tp).map(|i| self.log_dirs[*i].clone())
+        crate::sync::read(&self.placement)
+            .get(tp)
+            .map(|i| self.log_dirs[*i].clone())
     }
 
     /// Deletes the partition's directory.
     pub fn delete(&self, tp: &TopicPartition) -> Result<(), LogError> {
-        let log = write_lock(&self.logs).remove(tp);
-        write_lock(&self.placement).remove(tp);
+        let log = crate::sync::write(&self.logs).remove(tp);
+        crate::sync::write(&self.placement).remove(tp);
         if let Some(log) = log {
             log.delete()?;
         }
@@ -213,8 +215,8 @@ impl LogManager {
 
     /// Writes the three offset checkpoints of every log dir.
     pub fn checkpoint(&self) -> Result<(), LogError> {
-        let logs = read_lock(&self.logs).clone();
-        let placement = read_lock(&self.placement).clone();
+        let logs = crate::sync::read(&self.logs).clone();
+        let placement = crate::sync::read(&self.placement).clone();
         for (i, dir) in self.log_dirs.iter().enumerate() {
             let mut recovery = BTreeMap::new();
             let mut starts = BTreeMap::new();
@@ -244,23 +246,4 @@ impl LogManager {
         }
         Ok(())
     }
-}
-
-fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    match l.read() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
-fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    match l.write() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
-/// Kafka's partition directory path under `log_dir`.
-pub fn partition_dir(log_dir: &Path, tp: &TopicPartition) -> PathBuf {
-    log_dir.join(tp.dir_name())
 }

@@ -142,25 +142,15 @@ impl UnifiedLog {
     }
 
     fn lock(&self) -> MutexGuard<'_, LocalLog> {
-        // A panic while holding the lock already broke an invariant; fail loudly.
-        match self.inner.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        crate::sync::lock(&self.inner)
     }
 
     pub fn config(&self) -> Arc<TopicConfig> {
-        match self.config.read() {
-            Ok(c) => c.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        crate::sync::read(&self.config).clone()
     }
 
     pub fn set_config(&self, config: Arc<TopicConfig>) {
-        match self.config.write() {
-            Ok(mut c) => *c = config,
-            Err(p) => *p.into_inner() = config,
-        }
+        *crate::sync::write(&self.config) = config;
     }
 
     /// Loads the newest producer snapshot and replays the batches after it.

@@ -101,17 +101,11 @@ impl TopicRegistry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Stored> {
-        match self.state.read() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        crate::sync::read(&self.state)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Stored> {
-        match self.state.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        crate::sync::write(&self.state)
     }
 
     fn persist(&self, stored: &Stored) -> Result<(), MetadataError> {
@@ -198,10 +192,7 @@ impl TopicRegistry {
 
     /// A producer id never handed out before, even across restarts.
     pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
-        let mut ids = match self.producer_ids.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut ids = crate::sync::lock(&self.producer_ids);
         if ids.0 >= ids.1 {
             let mut state = self.write();
             let start = state.next_producer_id_block;

@@ -22,10 +22,7 @@ pub fn offsets_log(broker: &Broker, group_id: &str) -> Result<Arc<UnifiedLog>, i
     let partitions = broker.groups.config.offsets_topic_num_partitions;
     // The topic is visible in metadata before its logs exist: creators and readers
     // serialize on this lock so nobody sees it half made.
-    let _creating = match broker.offsets_topic_creation.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
+    let _creating = crate::sync::lock(&broker.offsets_topic_creation);
     if broker.topics.get(OFFSETS_TOPIC).is_none() {
         let mut configs = BTreeMap::new();
         configs.insert("cleanup.policy".to_string(), "compact".to_string());

@@ -106,7 +106,7 @@ impl Broker {
 
     /// Topic defaults: the static `log.*` keys with dynamic broker overrides on top.
     pub fn topic_defaults(&self) -> Result<TopicConfig, crate::config::ConfigError> {
-        let dynamic = read_lock(&self.dynamic_configs).clone();
+        let dynamic = crate::sync::read(&self.dynamic_configs).clone();
         let mut defaults = self.config.topic_defaults.clone();
         for (k, v) in &dynamic {
             if let Some(spec) = crate::config::TOPIC_CONFIG_KEYS.iter().find(|s| s.broker_key == k) {
@@ -119,7 +119,7 @@ impl Broker {
     pub fn advertised(&self) -> (String, i32) {
         let l = &self.config.advertised_listeners[0];
         let port = if l.port == 0 {
-            read_lock(&self.bound_addr).map(|a| a.port()).unwrap_or(0)
+            crate::sync::read(&self.bound_addr).map(|a| a.port()).unwrap_or(0)
         } else {
             l.port
         };
@@ -146,7 +146,7 @@ impl Broker {
             source,
         })?;
         if let Ok(a) = listener.local_addr() {
-            *write_lock(&self.bound_addr) = Some(a);
+            *crate::sync::write(&self.bound_addr) = Some(a);
         }
         Ok(listener)
     }
@@ -245,20 +245,6 @@ async fn background_tasks(broker: Arc<Broker>) {
                 tracing::error!(error = %e, "checkpoint failed");
             }
         }
-    }
-}
-
-pub(crate) fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    match l.read() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
-pub(crate) fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    match l.write() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }
 
