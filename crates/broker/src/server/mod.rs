@@ -169,7 +169,9 @@ impl Broker {
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
-                _ = shutdown.changed() => break,
+                // wait_for, not changed(): a shutdown requested before this task
+                // subscribed must still end the loop.
+                _ = shutdown.wait_for(|stop| *stop) => break,
             };
             let (stream, peer) = match accepted {
                 Ok(a) => a,
