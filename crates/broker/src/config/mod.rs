@@ -77,6 +77,14 @@ pub struct BrokerConfig {
     pub group_max_size: usize,
     pub offsets_topic_num_partitions: i32,
     pub offset_metadata_max_bytes: usize,
+    /// `offsets.retention.minutes`, in ms.
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: i64,
+    pub group_consumer_session_timeout_ms: i64,
+    pub group_consumer_heartbeat_interval_ms: i64,
+    pub group_consumer_max_size: usize,
+    /// `group.consumer.assignors`, as short names (`uniform`, `range`); first is default.
+    pub group_consumer_assignors: Vec<String>,
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
     pub log_cleaner_dedupe_buffer_size: usize,
@@ -101,6 +109,7 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
     "controller.listener.names",
+    "group.coordinator.rebalance.protocols",
     "listener.security.protocol.map",
     "inter.broker.listener.name",
     "offsets.topic.replication.factor",
@@ -198,6 +207,31 @@ impl BrokerConfig {
             group_max_size: parse_opt(props, "group.max.size", 10_000, 1, 1_000_000)?,
             offsets_topic_num_partitions: parse_opt(props, "offsets.topic.num.partitions", 50, 1, 10_000)?,
             offset_metadata_max_bytes: parse_opt(props, "offset.metadata.max.bytes", 4096, 0, 1 << 20)?,
+            offsets_retention_ms: parse_opt(props, "offsets.retention.minutes", 10_080i64, 1, i32::MAX as i64)?
+                * 60_000,
+            offsets_retention_check_interval_ms: parse_opt(
+                props,
+                "offsets.retention.check.interval.ms",
+                600_000,
+                1,
+                i64::MAX,
+            )?,
+            group_consumer_session_timeout_ms: parse_opt(
+                props,
+                "group.consumer.session.timeout.ms",
+                45_000,
+                1,
+                i32::MAX as i64,
+            )?,
+            group_consumer_heartbeat_interval_ms: parse_opt(
+                props,
+                "group.consumer.heartbeat.interval.ms",
+                5_000,
+                1,
+                i32::MAX as i64,
+            )?,
+            group_consumer_max_size: parse_opt(props, "group.consumer.max.size", 10_000, 1, 1_000_000)?,
+            group_consumer_assignors: parse_assignors(props)?,
             log_cleaner_enable: parse_bool_opt(props, "log.cleaner.enable", true)?,
             log_cleaner_backoff_ms: parse_opt(props, "log.cleaner.backoff.ms", 15_000, 1, i64::MAX)?,
             log_cleaner_dedupe_buffer_size: parse_opt(
@@ -220,6 +254,27 @@ impl BrokerConfig {
             warnings,
         })
     }
+}
+
+/// `group.consumer.assignors`: Kafka's short names or its class names.
+fn parse_assignors(props: &BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
+    const KEY: &str = "group.consumer.assignors";
+    let Some(v) = props.get(KEY) else {
+        return Ok(vec!["uniform".into(), "range".into()]);
+    };
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+        let name = match item {
+            "uniform" | "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => "uniform",
+            "range" | "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => "range",
+            _ => return Err(invalid(KEY, v, "known assignors are uniform and range")),
+        };
+        out.push(name.to_string());
+    }
+    if out.is_empty() {
+        return Err(invalid(KEY, v, "at least one assignor is required"));
+    }
+    Ok(out)
 }
 
 fn is_known_key(key: &str) -> bool {
@@ -252,6 +307,12 @@ fn is_known_key(key: &str) -> bool {
         "group.max.size",
         "offsets.topic.num.partitions",
         "offset.metadata.max.bytes",
+        "offsets.retention.minutes",
+        "offsets.retention.check.interval.ms",
+        "group.consumer.session.timeout.ms",
+        "group.consumer.heartbeat.interval.ms",
+        "group.consumer.max.size",
+        "group.consumer.assignors",
         "log.cleaner.enable",
         "log.cleaner.backoff.ms",
         "log.cleaner.dedupe.buffer.size",

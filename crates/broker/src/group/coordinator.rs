@@ -6,7 +6,9 @@
 //! Persistence is the caller's: records for `__consumer_offsets` are written before
 //! `store_offsets` makes them visible.
 
+use super::assignor::{Assignor, ASSIGNORS};
 use super::classic_group::{codes, ClassicGroup, GroupState, JoinResult, Member, SyncResult};
+use super::consumer_group::ConsumerGroup;
 use super::offsets::{GroupOffsets, OffsetAndMetadata, OffsetsRecord};
 use crate::time::Time;
 use bytes::Bytes;
@@ -25,6 +27,14 @@ pub struct GroupConfig {
     pub offsets_topic_num_partitions: i32,
     /// Limit: groups one broker coordinates.
     pub groups_max: usize,
+    /// The consumer group protocol (KIP-848): `group.consumer.*`.
+    pub consumer_session_timeout_ms: i64,
+    pub consumer_heartbeat_interval_ms: i64,
+    pub consumer_max_size: usize,
+    /// `group.consumer.assignors`: the first is the default.
+    pub consumer_assignors: Vec<Assignor>,
+    /// `offsets.retention.minutes`, in ms: committed offsets of an empty group expire.
+    pub offsets_retention_ms: i64,
 }
 
 impl Default for GroupConfig {
@@ -37,6 +47,11 @@ impl Default for GroupConfig {
             offset_metadata_max_bytes: 4096,
             offsets_topic_num_partitions: 50,
             groups_max: 100_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_max_size: 10_000,
+            consumer_assignors: ASSIGNORS.to_vec(),
+            offsets_retention_ms: 7 * 24 * 3_600_000,
         }
     }
 }
@@ -90,12 +105,28 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
 }
 
+/// One group as ListGroups shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: &'static str,
+    /// KIP-848's group type: `classic` or `consumer`.
+    pub group_type: &'static str,
+}
+
 #[derive(Debug)]
 pub struct GroupCoordinator {
     pub config: GroupConfig,
-    time: Time,
-    groups: Mutex<HashMap<String, ClassicGroup>>,
-    offsets: Mutex<HashMap<String, GroupOffsets>>,
+    pub(super) time: Time,
+    pub(super) groups: Mutex<HashMap<String, ClassicGroup>>,
+    /// Groups of the consumer protocol (KIP-848). Lock order: `groups`, then
+    /// `consumer_groups`, then `offsets`.
+    pub(super) consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
+    pub(super) offsets: Mutex<HashMap<String, GroupOffsets>>,
+    /// The last time each group was seen with members, for `offsets.retention.minutes`.
+    /// Locked last.
+    pub(super) active_ms: Mutex<HashMap<String, i64>>,
 }
 
 use crate::sync::lock;
@@ -106,6 +137,8 @@ impl GroupCoordinator {
             config,
             time,
             groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(HashMap::new()),
+            active_ms: Mutex::new(HashMap::new()),
             offsets: Mutex::new(HashMap::new()),
         }
     }
@@ -129,6 +162,17 @@ impl GroupCoordinator {
             return Err((codes::INVALID_SESSION_TIMEOUT, p.member_id.clone()));
         }
         let mut groups = lock(&self.groups);
+        {
+            let mut consumer = lock(&self.consumer_groups);
+            match consumer.get(&p.group_id) {
+                Some(g) if !g.members.is_empty() => {
+                    return Err((codes::INCONSISTENT_GROUP_PROTOCOL, p.member_id.clone()))
+                }
+                // An empty consumer group becomes a classic group; its offsets stay.
+                Some(_) => drop(consumer.remove(&p.group_id)),
+                None => {}
+            }
+        }
         if !groups.contains_key(&p.group_id) && groups.len() >= self.config.groups_max {
             return Err((codes::COORDINATOR_NOT_AVAILABLE, p.member_id.clone()));
         }
@@ -316,12 +360,52 @@ impl GroupCoordinator {
             }
             group.maybe_complete_join(now);
         }
+        let mut active = lock(&self.active_ms);
+        for g in groups.values().filter(|g| !g.members.is_empty()) {
+            active.insert(g.group_id.clone(), now);
+        }
+        drop(active);
+        drop(groups);
+        self.consumer_tick(now);
+    }
+
+    /// Committed offsets past `offsets.retention.minutes`, as Kafka expires them: a
+    /// group with members keeps its offsets; an empty one loses each offset once the
+    /// retention has passed since its commit and since the group was last active.
+    pub fn expired_offsets(&self) -> Vec<(String, Vec<(String, i32)>)> {
+        let now = self.time.now_ms();
+        let retention = self.config.offsets_retention_ms;
+        let groups = lock(&self.groups);
+        let consumer = lock(&self.consumer_groups);
+        let offsets = lock(&self.offsets);
+        let active = lock(&self.active_ms);
+        let mut out = Vec::new();
+        for (group, committed) in offsets.iter() {
+            let has_members = groups.get(group).is_some_and(|g| !g.members.is_empty())
+                || consumer.get(group).is_some_and(|g| !g.members.is_empty());
+            if has_members {
+                continue;
+            }
+            let last_active = active.get(group).copied().unwrap_or(i64::MIN);
+            let expired: Vec<(String, i32)> = committed
+                .iter()
+                .filter(|(_, o)| now - o.commit_timestamp_ms.max(last_active) > retention)
+                .map(|(k, _)| k.clone())
+                .collect();
+            if !expired.is_empty() {
+                out.push((group.clone(), expired));
+            }
+        }
+        out
     }
 
     /// Checks an OffsetCommit against the group's membership; `NONE` when it may go on.
     pub fn validate_commit(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
         if group_id.is_empty() {
             return codes::INVALID_GROUP_ID;
+        }
+        if let Some(g) = lock(&self.consumer_groups).get(group_id) {
+            return g.validate_commit(member_id, generation);
         }
         let groups = lock(&self.groups);
         let Some(group) = groups.get(group_id) else {
@@ -391,30 +475,44 @@ impl GroupCoordinator {
         }
     }
 
-    /// Every group: id, protocol type, state name.
-    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+    /// Every group: id, protocol type, state name, group type (classic or consumer).
+    pub fn list(&self) -> Vec<ListedGroup> {
         let groups = lock(&self.groups);
+        let consumer = lock(&self.consumer_groups);
         let offsets = lock(&self.offsets);
-        let mut out: Vec<(String, String, &'static str)> = groups
+        let mut out: Vec<ListedGroup> = groups
             .values()
-            .map(|g| {
-                (
-                    g.group_id.clone(),
-                    g.protocol_type.clone().unwrap_or_else(|| "consumer".into()),
-                    g.state.name(),
-                )
+            .map(|g| ListedGroup {
+                group_id: g.group_id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_else(|| "consumer".into()),
+                state: g.state.name(),
+                group_type: "classic",
             })
             .collect();
+        out.extend(consumer.values().map(|g| ListedGroup {
+            group_id: g.group_id.clone(),
+            protocol_type: "consumer".into(),
+            state: g.state_name(),
+            group_type: "consumer",
+        }));
         for id in offsets.keys() {
-            if !groups.contains_key(id) {
-                out.push((id.clone(), "consumer".into(), GroupState::Empty.name()));
+            if !groups.contains_key(id) && !consumer.contains_key(id) {
+                out.push(ListedGroup {
+                    group_id: id.clone(),
+                    protocol_type: "consumer".into(),
+                    state: GroupState::Empty.name(),
+                    group_type: "classic",
+                });
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
     }
 
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        if let Some(d) = self.consumer_classic_view(group_id) {
+            return Some(d);
+        }
         let groups = lock(&self.groups);
         let Some(g) = groups.get(group_id) else {
             return lock(&self.offsets).contains_key(group_id).then(|| GroupDescription {
@@ -453,9 +551,10 @@ impl GroupCoordinator {
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<Vec<PartitionVerdict>, i16> {
+        let consumer = self.consumer_subscriptions(group_id);
         let groups = lock(&self.groups);
         let offsets = lock(&self.offsets);
-        if !groups.contains_key(group_id) && !offsets.contains_key(group_id) {
+        if !groups.contains_key(group_id) && !offsets.contains_key(group_id) && consumer.is_none() {
             return Err(codes::GROUP_ID_NOT_FOUND);
         }
         let subscribed: Vec<String> = groups
@@ -464,9 +563,12 @@ impl GroupCoordinator {
                 g.members
                     .values()
                     .flat_map(|m| subscription_topics(&m.metadata_for(g.protocol_name.as_deref().unwrap_or_default())))
-                    .collect()
+                    .collect::<Vec<String>>()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .chain(consumer.into_iter().flatten())
+            .collect();
         Ok(partitions
             .iter()
             .map(|(t, p)| {
@@ -489,21 +591,28 @@ impl GroupCoordinator {
             for k in partitions {
                 g.remove(k);
             }
+            if g.is_empty() {
+                all.remove(group_id);
+            }
         }
     }
 
     /// DeleteGroups: only an empty group; returns the offsets to tombstone.
     pub fn delete(&self, group_id: &str) -> Result<Vec<(String, i32)>, i16> {
         let mut groups = lock(&self.groups);
+        let mut consumer = lock(&self.consumer_groups);
         let mut offsets = lock(&self.offsets);
-        let known = groups.contains_key(group_id) || offsets.contains_key(group_id);
+        let known = groups.contains_key(group_id) || consumer.contains_key(group_id) || offsets.contains_key(group_id);
         if !known {
             return Err(codes::GROUP_ID_NOT_FOUND);
         }
-        if groups.get(group_id).is_some_and(|g| !g.members.is_empty()) {
+        if groups.get(group_id).is_some_and(|g| !g.members.is_empty())
+            || consumer.get(group_id).is_some_and(|g| !g.members.is_empty())
+        {
             return Err(codes::NON_EMPTY_GROUP);
         }
         groups.remove(group_id);
+        consumer.remove(group_id);
         Ok(offsets
             .remove(group_id)
             .map(|o| o.into_keys().collect())

@@ -1,13 +1,20 @@
-//! The group coordinator (classic protocol): membership, rebalances, committed offsets.
+//! The group coordinator (classic and consumer protocols): membership, rebalances, committed offsets.
 //!
 //! - `classic_group`: one group's state machine (Empty, PreparingRebalance,
 //!   CompletingRebalance, Stable, Dead), driven by joins, syncs, heartbeats, leaves and
 //!   the clock. Pure: it answers through the channels members wait on.
 //! - `offsets`: committed offsets and their records in `__consumer_offsets`
 //!   (Kafka's key and value formats).
-//! - `coordinator`: the shared map of groups, timers, and persistence.
+//! - `consumer_group`: one group of the consumer protocol (KIP-848): group epoch,
+//!   target assignment, and each member's reconciliation towards it. Pure.
+//! - `assignor`: the server-side assignors of that protocol, `uniform` and `range`.
+//! - `coordinator`: the shared map of groups, timers, and persistence;
+//!   `consumer_coordinator` is its consumer-protocol half.
 
+pub mod assignor;
 pub mod classic_group;
+pub mod consumer_coordinator;
+pub mod consumer_group;
 pub mod coordinator;
 pub mod offsets;
 

@@ -144,3 +144,18 @@ pub fn load(broker: &Broker) -> usize {
     }
     applied
 }
+
+/// Writes tombstones for the committed offsets past `offsets.retention.minutes`, then
+/// forgets them.
+pub fn expire_offsets(broker: &Broker) {
+    for (group, partitions) in broker.groups.expired_offsets() {
+        let tombstones: Vec<_> = partitions.iter().map(|k| (k.clone(), None)).collect();
+        match write_offsets(broker, &group, &tombstones) {
+            Ok(()) => {
+                broker.groups.remove_offsets(&group, &partitions);
+                tracing::info!(group = %group, partitions = partitions.len(), "expired committed offsets");
+            }
+            Err(code) => tracing::warn!(group = %group, code, "expiring offsets failed"),
+        }
+    }
+}

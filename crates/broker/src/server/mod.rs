@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod topics;
 
 use crate::config::{BrokerConfig, TopicConfig};
+use crate::group::assignor::Assignor;
 use crate::group::coordinator::GroupConfig;
 use crate::group::GroupCoordinator;
 use crate::log::{LogError, LogManager};
@@ -71,6 +72,15 @@ impl Broker {
             max_size: config.group_max_size,
             offset_metadata_max_bytes: config.offset_metadata_max_bytes,
             offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+            consumer_session_timeout_ms: config.group_consumer_session_timeout_ms,
+            consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+            consumer_max_size: config.group_consumer_max_size,
+            consumer_assignors: config
+                .group_consumer_assignors
+                .iter()
+                .filter_map(|n| Assignor::from_name(n))
+                .collect(),
+            offsets_retention_ms: config.offsets_retention_ms,
             ..GroupConfig::default()
         };
         let groups = GroupCoordinator::new(group_config, time.clone());
@@ -209,12 +219,18 @@ async fn background_tasks(broker: Arc<Broker>) {
     let mut since_retention = 0u64;
     let mut since_checkpoint = 0u64;
     let mut since_cleaning = 0u64;
+    let mut since_offsets_expiry = 0u64;
     let mut interval = tokio::time::interval(std::time::Duration::from_millis(tick_ms));
     loop {
         interval.tick().await;
         since_retention += tick_ms;
         since_checkpoint += tick_ms;
         since_cleaning += tick_ms;
+        since_offsets_expiry += tick_ms;
+        if since_offsets_expiry >= broker.config.offsets_retention_check_interval_ms as u64 {
+            since_offsets_expiry = 0;
+            groups::expire_offsets(&broker);
+        }
         if broker.config.log_cleaner_enable && since_cleaning >= broker.config.log_cleaner_backoff_ms {
             since_cleaning = 0;
             let b = broker.clone();

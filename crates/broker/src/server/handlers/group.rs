@@ -369,20 +369,26 @@ pub fn list_groups(broker: &Broker, req: ListGroupsRequest, version: i16) -> Lis
         .iter()
         .map(|x| x.to_string().to_ascii_lowercase())
         .collect();
+    let types: Vec<String> = req
+        .types_filter
+        .iter()
+        .map(|x| x.to_string().to_ascii_lowercase())
+        .collect();
     let groups = broker
         .groups
         .list()
         .into_iter()
-        .filter(|(_, _, state)| filter.is_empty() || filter.contains(&state.to_ascii_lowercase()))
-        .map(|(id, ptype, state)| {
+        .filter(|g| filter.is_empty() || filter.contains(&g.state.to_ascii_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+        .map(|l| {
             let mut g = ListedGroup::default()
-                .with_group_id(GroupId(s(id)))
-                .with_protocol_type(s(ptype));
+                .with_group_id(GroupId(s(l.group_id)))
+                .with_protocol_type(s(l.protocol_type));
             if version >= 4 {
-                g.group_state = s(state);
+                g.group_state = s(l.state);
             }
             if version >= 5 {
-                g.group_type = s("classic");
+                g.group_type = s(l.group_type);
             }
             g
         })

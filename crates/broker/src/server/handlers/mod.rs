@@ -6,6 +6,7 @@ mod admin;
 mod api_versions;
 mod cluster;
 mod configs;
+mod consumer_group;
 mod fetch;
 mod group;
 mod list_offsets;
@@ -117,6 +118,20 @@ pub async fn dispatch(
         }
         ApiKey::OffsetDelete => {
             ResponseKind::OffsetDelete(group::offset_delete(broker, protocol::decode_body(&mut raw)?))
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let client_id = raw.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+            let req = protocol::decode_body(&mut raw)?;
+            ResponseKind::ConsumerGroupHeartbeat(consumer_group::heartbeat(
+                broker,
+                req,
+                version,
+                &client_id,
+                &format!("/{}", peer.ip()),
+            ))
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            ResponseKind::ConsumerGroupDescribe(consumer_group::describe(broker, protocol::decode_body(&mut raw)?))
         }
         ApiKey::InitProducerId => {
             ResponseKind::InitProducerId(cluster::init_producer_id(broker, protocol::decode_body(&mut raw)?))

@@ -1,0 +1,348 @@
+//! The `GroupCoordinator`'s consumer-protocol half (KIP-848): ConsumerGroupHeartbeat
+//! validation, classic and consumer groups side by side under one group id space,
+//! session and revocation timeouts, and ConsumerGroupDescribe.
+//!
+//! Lock order as in `coordinator`: `groups`, then `consumer_groups`, then `offsets`.
+
+use super::assignor::{Assignment, Assignor};
+use super::classic_group::codes;
+use super::consumer_group::{
+    ConsumerGroup, ConsumerGroupLimits, ConsumerHeartbeat, HeartbeatReply, TopicLookup, JOIN_EPOCH, LEAVE_STATIC_EPOCH,
+};
+use super::coordinator::{GroupCoordinator, GroupDescription, MemberDescription};
+use crate::sync::lock;
+use bytes::{BufMut, Bytes, BytesMut};
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// One member as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone)]
+pub struct ConsumerMemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub assignment: Assignment,
+    pub target_assignment: Assignment,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupDescription {
+    pub group_id: String,
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor_name: &'static str,
+    pub members: Vec<ConsumerMemberDescription>,
+}
+
+/// Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`.
+fn validate(hb: &ConsumerHeartbeat, version: i16, regex: bool) -> Result<(), HeartbeatReply> {
+    let invalid = |m: &str| Err(HeartbeatReply::error(codes::INVALID_REQUEST, m));
+    if hb.group_id.is_empty() {
+        return invalid("GroupId can't be empty.");
+    }
+    if hb.instance_id.as_deref() == Some("") {
+        return invalid("InstanceId can't be empty.");
+    }
+    if hb.rack_id.as_deref() == Some("") {
+        return invalid("RackId can't be empty.");
+    }
+    if (version >= 1 || hb.member_epoch != JOIN_EPOCH) && hb.member_id.is_empty() {
+        return invalid("MemberId can't be empty.");
+    }
+    if regex {
+        return invalid("SubscribedTopicRegex is not supported by Fjord yet; subscribe to topic names.");
+    }
+    match hb.member_epoch {
+        JOIN_EPOCH => {
+            if hb.rebalance_timeout_ms == -1 {
+                return invalid("RebalanceTimeoutMs must be provided in first request.");
+            }
+            if hb.owned.as_ref().is_none_or(|o| o.values().any(|p| !p.is_empty())) {
+                return invalid("TopicPartitions must be empty when (re-)joining.");
+            }
+            if hb.subscribed_topic_names.is_none() {
+                return invalid("SubscribedTopicNames must be set in first request.");
+            }
+        }
+        LEAVE_STATIC_EPOCH if hb.instance_id.is_none() => {
+            return invalid("InstanceId can't be null when leaving with epoch -2.");
+        }
+        e if e < LEAVE_STATIC_EPOCH => return invalid("MemberEpoch is invalid."),
+        _ => {}
+    }
+    if let Some(a) = &hb.server_assignor {
+        if Assignor::from_name(a).is_none() {
+            return Err(HeartbeatReply::error(
+                codes::UNSUPPORTED_ASSIGNOR,
+                format!("ServerAssignor {a} is not supported. Supported assignors: uniform, range."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl GroupCoordinator {
+    /// ConsumerGroupHeartbeat. `regex`: the request subscribed by regular expression.
+    pub fn consumer_heartbeat(
+        &self,
+        hb: ConsumerHeartbeat,
+        version: i16,
+        regex: bool,
+        topics: TopicLookup,
+    ) -> HeartbeatReply {
+        if let Err(reply) = validate(&hb, version, regex) {
+            return reply;
+        }
+        let now = self.time.now_ms();
+        let joining = hb.member_epoch == JOIN_EPOCH;
+        let mut classic = lock(&self.groups);
+        if let Some(g) = classic.get(&hb.group_id) {
+            if !g.members.is_empty() || !joining {
+                return HeartbeatReply::error(
+                    codes::GROUP_ID_NOT_FOUND,
+                    format!("Group {} is not a consumer group.", hb.group_id),
+                );
+            }
+            // An empty classic group becomes a consumer group; its offsets stay.
+            classic.remove(&hb.group_id);
+        }
+        let mut groups = lock(&self.consumer_groups);
+        if !groups.contains_key(&hb.group_id) {
+            if !joining {
+                return HeartbeatReply::error(codes::GROUP_ID_NOT_FOUND, format!("Group {} not found.", hb.group_id));
+            }
+            if classic.len() + groups.len() >= self.config.groups_max {
+                return HeartbeatReply::error(codes::COORDINATOR_NOT_AVAILABLE, "too many groups");
+            }
+        }
+        drop(classic);
+        let default = self
+            .config
+            .consumer_assignors
+            .first()
+            .copied()
+            .unwrap_or(Assignor::Uniform);
+        let group = groups
+            .entry(hb.group_id.clone())
+            .or_insert_with(|| ConsumerGroup::new(&hb.group_id, default));
+        let limits = ConsumerGroupLimits {
+            max_size: self.config.consumer_max_size,
+            default_assignor: default,
+        };
+        let mut reply = group.heartbeat(&hb, now, &limits, topics);
+        if reply.error_code == codes::NONE && reply.member_epoch >= 0 {
+            reply.heartbeat_interval_ms = self.config.consumer_heartbeat_interval_ms;
+        }
+        reply
+    }
+
+    /// Expires consumer-protocol members: session timeout, or partitions not revoked
+    /// within the rebalance timeout.
+    pub(super) fn consumer_tick(&self, now: i64) {
+        let mut groups = lock(&self.consumer_groups);
+        for group in groups.values_mut() {
+            for id in group.expired_members(now, self.config.consumer_session_timeout_ms) {
+                tracing::info!(group = %group.group_id, member = %id, "consumer group member expired");
+                group.remove_member(&id);
+            }
+        }
+        let mut active = lock(&self.active_ms);
+        for g in groups.values().filter(|g| !g.members.is_empty()) {
+            active.insert(g.group_id.clone(), now);
+        }
+    }
+
+    /// ConsumerGroupDescribe; GROUP_ID_NOT_FOUND for an unknown or classic group.
+    pub fn consumer_describe(&self, group_id: &str) -> Result<ConsumerGroupDescription, (i16, String)> {
+        let groups = lock(&self.consumer_groups);
+        let Some(g) = groups.get(group_id) else {
+            return Err((codes::GROUP_ID_NOT_FOUND, format!("Group {group_id} not found.")));
+        };
+        Ok(ConsumerGroupDescription {
+            group_id: g.group_id.clone(),
+            state: g.state_name(),
+            group_epoch: g.group_epoch,
+            assignment_epoch: g.assignment_epoch,
+            assignor_name: g.assignor.name(),
+            members: g
+                .members
+                .values()
+                .map(|m| ConsumerMemberDescription {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    member_epoch: m.member_epoch,
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed_topic_names: m.subscribed_topic_names.iter().cloned().collect(),
+                    assignment: m.assigned.clone(),
+                    target_assignment: g.target.get(&m.member_id).cloned().unwrap_or_default(),
+                })
+                .collect(),
+        })
+    }
+
+    /// A consumer group as DescribeGroups shows it. Kafka answers GROUP_ID_NOT_FOUND
+    /// here; Fjord answers in the classic form (protocol type `consumer`, the assignor as
+    /// protocol, subscriptions and assignments in the consumer protocol's byte format),
+    /// so tools that only know DescribeGroups, librdkafka's group list among them, still
+    /// see the group's members.
+    pub(super) fn consumer_classic_view(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = lock(&self.consumer_groups);
+        let g = groups.get(group_id)?;
+        let names: BTreeMap<Uuid, &str> = g
+            .subscription_metadata
+            .iter()
+            .map(|(n, (id, _))| (*id, n.as_str()))
+            .collect();
+        Some(GroupDescription {
+            group_id: g.group_id.clone(),
+            state: g.state_name(),
+            protocol_type: "consumer".into(),
+            protocol: g.assignor.name().into(),
+            members: g
+                .members
+                .values()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: subscription_bytes(&m.subscribed_topic_names),
+                    assignment: assignment_bytes(&m.assigned, &names),
+                })
+                .collect(),
+        })
+    }
+
+    /// The topics a consumer group's members subscribe to (`None`: not a consumer group).
+    pub(super) fn consumer_subscriptions(&self, group_id: &str) -> Option<BTreeSet<String>> {
+        let groups = lock(&self.consumer_groups);
+        groups.get(group_id).map(|g| {
+            g.members
+                .values()
+                .flat_map(|m| m.subscribed_topic_names.iter().cloned())
+                .collect()
+        })
+    }
+}
+
+fn put_string(b: &mut BytesMut, s: &str) {
+    let bytes = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
+    b.put_i16(bytes.len() as i16);
+    b.put_slice(bytes);
+}
+
+/// ConsumerProtocolSubscription v0: version, [topic], user data (null).
+fn subscription_bytes(topics: &BTreeSet<String>) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    b.put_i32(topics.len() as i32);
+    for t in topics {
+        put_string(&mut b, t);
+    }
+    b.put_i32(-1);
+    b.freeze()
+}
+
+/// ConsumerProtocolAssignment v0: version, [topic, [partition]], user data (null).
+fn assignment_bytes(a: &Assignment, names: &BTreeMap<Uuid, &str>) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    let named: Vec<(&str, &BTreeSet<i32>)> = a.iter().filter_map(|(id, ps)| Some((*names.get(id)?, ps))).collect();
+    b.put_i32(named.len() as i32);
+    for (name, ps) in named {
+        put_string(&mut b, name);
+        b.put_i32(ps.len() as i32);
+        for p in ps {
+            b.put_i32(*p);
+        }
+    }
+    b.put_i32(-1);
+    b.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::coordinator::GroupConfig;
+    use crate::time::Time;
+
+    fn hb(member: &str, epoch: i32, owned: Option<Assignment>) -> ConsumerHeartbeat {
+        ConsumerHeartbeat {
+            group_id: "g".into(),
+            member_id: member.into(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: 60_000,
+            subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_string()]),
+            owned,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn parts(a: &Option<Assignment>) -> usize {
+        a.as_ref().map(|a| a.values().map(|s| s.len()).sum()).unwrap_or(0)
+    }
+
+    /// Two members: the second gets its partitions only after the first revokes them.
+    #[test]
+    fn revoke_before_reassign() {
+        let time = Time::manual(0);
+        let c = GroupCoordinator::new(GroupConfig::default(), time.clone());
+        let id = Uuid::new_v4();
+        let lookup = move |n: &str| (n == "t").then_some((id, 4));
+        let r1 = c.consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, false, &lookup);
+        assert_eq!((r1.error_code, r1.member_epoch, parts(&r1.assignment)), (0, 1, 4));
+        let owned_a = r1.assignment.clone();
+        let r2 = c.consumer_heartbeat(hb("b", 0, Some(BTreeMap::new())), 1, false, &lookup);
+        // b is at epoch 2 but a still holds everything: nothing yet.
+        assert_eq!((r2.member_epoch, parts(&r2.assignment)), (2, 0));
+        // a is asked to give up two partitions and stays at epoch 1 until it does.
+        let r1 = c.consumer_heartbeat(hb("a", 1, owned_a), 1, false, &lookup);
+        assert_eq!((r1.member_epoch, parts(&r1.assignment)), (1, 2));
+        let kept = r1.assignment.clone();
+        let r1 = c.consumer_heartbeat(hb("a", 1, kept), 1, false, &lookup);
+        assert_eq!(r1.member_epoch, 2);
+        let r2 = c.consumer_heartbeat(hb("b", 2, Some(BTreeMap::new())), 1, false, &lookup);
+        assert_eq!(parts(&r2.assignment), 2);
+        let d = c.consumer_describe("g").expect("described");
+        assert_eq!(d.state, "Stable");
+        // A wrong epoch is fenced; a classic join to the same group id is refused.
+        let r = c.consumer_heartbeat(hb("b", 7, None), 1, false, &lookup);
+        assert_eq!(r.error_code, codes::FENCED_MEMBER_EPOCH);
+        // b's session expires: a gets everything back at the next epoch.
+        time.advance_ms(40_000);
+        let _ = c.consumer_heartbeat(hb("a", 2, None), 1, false, &lookup);
+        time.advance_ms(10_000);
+        c.consumer_tick(time.now_ms());
+        let r1 = c.consumer_heartbeat(hb("a", 2, None), 1, false, &lookup);
+        assert_eq!((r1.member_epoch, parts(&r1.assignment)), (3, 4));
+    }
+
+    #[test]
+    fn invalid_requests() {
+        let c = GroupCoordinator::new(GroupConfig::default(), Time::manual(0));
+        let lookup = |_: &str| None;
+        let mut bad = hb("a", 0, Some(BTreeMap::new()));
+        bad.group_id.clear();
+        assert_eq!(
+            c.consumer_heartbeat(bad, 1, false, &lookup).error_code,
+            codes::INVALID_REQUEST
+        );
+        let mut bad = hb("a", 0, Some(BTreeMap::new()));
+        bad.server_assignor = Some("sticky".into());
+        assert_eq!(
+            c.consumer_heartbeat(bad, 1, false, &lookup).error_code,
+            codes::UNSUPPORTED_ASSIGNOR
+        );
+        let r = c.consumer_heartbeat(hb("a", 3, None), 1, false, &lookup);
+        assert_eq!(r.error_code, codes::GROUP_ID_NOT_FOUND);
+    }
+}
