@@ -48,8 +48,13 @@ pub fn heartbeat(
         client_host: client_host.to_string(),
     };
     let lookup = |name: &str| broker.topics.get(name).map(|t| (t.topic_id, t.partitions));
-    let regex = req.subscribed_topic_regex.is_some();
+    // The empty string means "no regex" (librdkafka always sends it).
+    let regex = req.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty());
+    tracing::debug!(?hb, regex, "ConsumerGroupHeartbeat");
     let reply = broker.groups.consumer_heartbeat(hb, version, regex, &lookup);
+    if reply.error_code != 0 {
+        tracing::debug!(code = reply.error_code, message = ?reply.error_message, "ConsumerGroupHeartbeat refused");
+    }
     let assignment = reply.assignment.map(|a| {
         heartbeat::Assignment::default().with_topic_partitions(
             a.into_iter()
