@@ -23,6 +23,9 @@ pub struct Args {
     pub delete: bool,
     #[arg(long = "reset-offsets", group = "action")]
     pub reset_offsets: bool,
+    /// Delete the group's committed offsets of --topic T (or T:P,P,...).
+    #[arg(long = "delete-offsets", group = "action")]
+    pub delete_offsets: bool,
     #[arg(long)]
     pub group: Option<String>,
     /// With --describe: the members instead of the offsets.
@@ -34,7 +37,8 @@ pub struct Args {
     /// With --describe: offsets and lag (the default).
     #[arg(long)]
     pub offsets: bool,
-    /// With --reset-offsets: the topic (all the group's topics when absent).
+    /// With --reset-offsets: the topic (all the group's topics when absent); with
+    /// --delete-offsets: T or T:P,P,... (required).
     #[arg(long)]
     pub topic: Option<String>,
     #[arg(long = "to-earliest")]
@@ -85,10 +89,13 @@ pub fn run(args: Args) -> Result<()> {
     if args.reset_offsets {
         return reset(&args, group, &base);
     }
+    if args.delete_offsets {
+        return delete_offsets(&args, group, &base);
+    }
     if args.describe {
         return describe(&args, group, &base);
     }
-    bail!("one of --list, --describe, --delete, --reset-offsets is required")
+    bail!("one of --list, --describe, --delete, --reset-offsets, --delete-offsets is required")
 }
 
 /// The group's committed offsets, looked up for every partition of every topic.
@@ -298,6 +305,81 @@ fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         c.commit(&tpl, CommitMode::Sync).context("committing the new offsets")?;
     } else if !args.dry_run {
         eprintln!("WARN: No action will be performed as the --execute option is missing. Use --dry-run to silence this warning.");
+    }
+    Ok(())
+}
+
+/// OffsetDelete, which the rdkafka crate does not expose: sent by `admin_request`.
+fn delete_offsets(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequest, OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::offset_delete_response::OffsetDeleteResponse;
+    use kafka_protocol::messages::{ApiKey, GroupId, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let spec = args
+        .topic
+        .as_deref()
+        .ok_or_else(|| anyhow!("--delete-offsets needs --topic T or T:P,P,..."))?;
+    let (topic, listed) = match spec.split_once(':') {
+        Some((t, ps)) => {
+            let ps: Result<Vec<i32>, _> = ps.split(',').map(|p| p.trim().parse::<i32>()).collect();
+            (t, Some(ps.with_context(|| format!("bad partition list in '{spec}'"))?))
+        }
+        None => (spec, None),
+    };
+    let partitions = match listed {
+        Some(ps) => ps,
+        None => {
+            let md = base.fetch_metadata(Some(topic), TIMEOUT).context("fetching metadata")?;
+            let t = md
+                .topics()
+                .first()
+                .ok_or_else(|| anyhow!("topic '{topic}' not found"))?;
+            if let Some(e) = t.error() {
+                bail!("topic '{topic}': {e:?}");
+            }
+            t.partitions().iter().map(|p| p.id()).collect()
+        }
+    };
+    let req = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_topics(vec![OffsetDeleteRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(*p))
+                    .collect(),
+            )]);
+    let resp: OffsetDeleteResponse =
+        crate::admin_request::to_group_coordinator(&args.connect.bootstrap()?, group, ApiKey::OffsetDelete, 0, &req)?;
+    match resp.error_code {
+        0 => {}
+        69 => bail!("consumer group '{group}' does not exist"),
+        code => bail!("deleting offsets of group '{group}' failed: error code {code}"),
+    }
+    println!("Request succeed for deleting offsets with topic {topic} group {group}\n");
+    println!("{:<24} {:<10} STATUS", "TOPIC", "PARTITION");
+    let mut failed = false;
+    for t in &resp.topics {
+        for p in &t.partitions {
+            let status = match p.error_code {
+                0 => "Successful".to_string(),
+                86 => {
+                    failed = true;
+                    "Error: the group is actively subscribed to the topic".to_string()
+                }
+                c => {
+                    failed = true;
+                    format!("Error: code {c}")
+                }
+            };
+            println!("{:<24} {:<10} {status}", t.name.as_str(), p.partition_index);
+        }
+    }
+    if failed {
+        bail!("some offsets could not be deleted");
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! Layout: `server` starts a broker; `topics`, `console_producer`, `console_consumer`,
 //! `get_offsets`, `dump_log` and `perf` are the tools, built on librdkafka (`client`).
 
+mod admin_request;
 mod client;
 mod console_consumer;
 mod console_producer;

@@ -274,6 +274,22 @@ fn offset_checker_lag_and_every_reset_option() {
     assert!(ok);
     assert_eq!(current(&b), "0", "--dry-run changes nothing");
 
+    // --delete-offsets: the committed offset goes, the group's other state stays.
+    let cg = |args: &[&str]| {
+        let mut all = vec!["consumer-groups", "--bootstrap-server", &b.bootstrap];
+        all.extend_from_slice(args);
+        common::fjord(&all, None)
+    };
+    let (ok, out, err) = cg(&["--delete-offsets", "--group", "checker", "--topic", "lagged:0"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Successful"), "{out}");
+    let (ok, _, err) = cg(&["--describe", "--group", "checker"]);
+    assert!(!ok && err.contains("no committed offsets"), "{err}");
+    let (ok, _, err) = cg(&["--delete-offsets", "--group", "nosuchgroup", "--topic", "lagged"]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    reset(&b.bootstrap, "checker", &["--to-offset", "3"]);
+    assert_eq!(current(&b), "3");
+
     let (ok, out, err) = common::fjord(
         &[
             "consumer-groups",

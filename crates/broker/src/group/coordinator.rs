@@ -642,3 +642,47 @@ fn subscription_topics(b: &[u8]) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(c: &GroupCoordinator, group: &str, at_ms: i64) {
+        let o = OffsetAndMetadata {
+            offset: 5,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: at_ms,
+        };
+        c.store_offsets(group, vec![(("t".to_string(), 0), o)]);
+    }
+
+    /// offsets.retention.minutes: an empty group's offsets expire once the retention
+    /// has passed since the commit and since the group last had members.
+    #[test]
+    fn offsets_of_empty_groups_expire_after_the_retention() {
+        let time = Time::manual(0);
+        let config = GroupConfig {
+            offsets_retention_ms: 60_000,
+            ..GroupConfig::default()
+        };
+        let c = GroupCoordinator::new(config, time.clone());
+        commit(&c, "standalone", 0);
+        time.advance_ms(30_000);
+        commit(&c, "recent", time.now_ms());
+        assert!(
+            c.expired_offsets().is_empty(),
+            "nothing is older than the retention yet"
+        );
+        time.advance_ms(31_000);
+        let expired = c.expired_offsets();
+        assert_eq!(expired, vec![("standalone".to_string(), vec![("t".to_string(), 0)])]);
+        c.remove_offsets("standalone", &expired[0].1);
+        assert!(
+            c.list().iter().all(|g| g.group_id != "standalone"),
+            "a group with nothing left is gone"
+        );
+        time.advance_ms(60_000);
+        assert_eq!(c.expired_offsets().len(), 1, "the recent commit expires in its turn");
+    }
+}
