@@ -485,6 +485,27 @@ fn cooperative_sticky_and_static_members_share_partitions() {
         None,
     );
     assert!(ok && out.contains("Stable"), "{out}");
+
+    // KIP-345: a static member that restarts takes its old place without a rebalance
+    // (unless it led the group: then the leader must re-run the assignment). At most
+    // one of the first two is the leader.
+    let mut cs = cs;
+    let mut rejoined_quietly = false;
+    for i in 0..2 {
+        drop(std::mem::replace(&mut cs[i], make(i)));
+        cs[i].subscribe(&["coop"]).expect("subscribe");
+        let refs: Vec<&BaseConsumer> = cs.iter().collect();
+        poll_until(&refs, |cs, _| cs.iter().all(|c| assigned(c) == 2));
+        if b.log_text().contains("static member rejoined without a rebalance") {
+            rejoined_quietly = true;
+            break;
+        }
+    }
+    assert!(
+        rejoined_quietly,
+        "a restarted static member caused a rebalance: {}",
+        b.log_text()
+    );
 }
 
 /// Commits after every processed message: when a consumer leaves mid-stream, the rest

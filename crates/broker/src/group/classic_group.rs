@@ -290,6 +290,62 @@ impl ClassicGroup {
         self.state = GroupState::Stable;
     }
 
+    /// KIP-345: a static member restarting (no member id, a known instance id) in a
+    /// Stable group takes its old place under a new member id, assignment and all,
+    /// without a rebalance. `None` when a rebalance is needed after all: the group is
+    /// not Stable, the instance is new or the leader, or the group's protocol would
+    /// change.
+    pub fn replace_static_member(
+        &mut self,
+        instance: &str,
+        new_id: &str,
+        protocols: &[(String, Bytes)],
+        now_ms: i64,
+    ) -> Option<JoinResult> {
+        if self.state != GroupState::Stable {
+            return None;
+        }
+        let old_id = self
+            .members
+            .values()
+            .find(|m| m.group_instance_id.as_deref() == Some(instance))
+            .map(|m| m.member_id.clone())?;
+        if self.leader.as_deref() == Some(old_id.as_str()) {
+            return None;
+        }
+        let mut m = self.members.remove(&old_id)?;
+        // As Kafka: no rebalance as long as the group's protocol would not change. The
+        // metadata itself may (cooperative-sticky's owned partitions do).
+        let old_protocols = std::mem::replace(&mut m.protocols, protocols.to_vec());
+        let old_member_id = m.member_id.clone();
+        self.members.insert(old_member_id.clone(), m);
+        if self.protocol_name.as_deref() != Some(self.select_protocol().as_str()) {
+            if let Some(m) = self.members.get_mut(&old_member_id) {
+                m.protocols = old_protocols;
+            }
+            return None;
+        }
+        let mut m = self.members.remove(&old_member_id)?;
+        if let Some(w) = m.sync_waiter.take() {
+            let _ = w.send(SyncResult {
+                error_code: codes::FENCED_INSTANCE_ID,
+                ..Default::default()
+            });
+        }
+        m.member_id = new_id.to_string();
+        m.last_heartbeat_ms = now_ms;
+        self.members.insert(new_id.to_string(), m);
+        Some(JoinResult {
+            error_code: codes::NONE,
+            generation_id: self.generation_id,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: new_id.to_string(),
+            members: Vec::new(),
+        })
+    }
+
     /// Removes a member (leave or expiry) and rebalances the rest.
     pub fn remove_member(&mut self, member_id: &str, now_ms: i64) -> bool {
         let Some(mut m) = self.members.remove(member_id) else {

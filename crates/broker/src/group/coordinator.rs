@@ -146,12 +146,12 @@ impl GroupCoordinator {
     /// JoinGroup.
     pub fn join(&self, p: JoinParams) -> JoinOutcome {
         match self.try_join(p) {
-            Ok(rx) => JoinOutcome::Wait(rx),
+            Ok(outcome) => outcome,
             Err((code, member_id)) => JoinOutcome::Now(JoinResult::error(code, &member_id)),
         }
     }
 
-    fn try_join(&self, p: JoinParams) -> Result<oneshot::Receiver<JoinResult>, JoinRefusal> {
+    fn try_join(&self, p: JoinParams) -> Result<JoinOutcome, JoinRefusal> {
         let now = self.time.now_ms();
         if p.group_id.is_empty() {
             return Err((codes::INVALID_GROUP_ID, p.member_id.clone()));
@@ -182,6 +182,13 @@ impl GroupCoordinator {
         if !group.supports(&p.protocol_type, &p.protocols) {
             return Err((codes::INCONSISTENT_GROUP_PROTOCOL, p.member_id.clone()));
         }
+        if let (true, Some(instance)) = (p.member_id.is_empty(), &p.group_instance_id) {
+            let new_id = format!("{}-{}", p.client_id, uuid::Uuid::new_v4());
+            if let Some(r) = group.replace_static_member(instance, &new_id, &p.protocols, now) {
+                tracing::info!(group = %p.group_id, instance = %instance, "static member rejoined without a rebalance");
+                return Ok(JoinOutcome::Now(r));
+            }
+        }
         let member_id = self.resolve_member(group, &p, now)?;
         let (tx, rx) = oneshot::channel();
         let member = group.members.entry(member_id.clone()).or_insert_with(|| Member {
@@ -207,7 +214,7 @@ impl GroupCoordinator {
         }
         group.prepare_rebalance(now, self.config.initial_rebalance_delay_ms);
         group.maybe_complete_join(now);
-        Ok(rx)
+        Ok(JoinOutcome::Wait(rx))
     }
 
     /// The member id this join speaks for, or the immediate answer.
