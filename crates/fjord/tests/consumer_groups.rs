@@ -550,3 +550,82 @@ fn commits_after_processing_bound_duplicates_to_the_uncommitted_window() {
         "{duplicates} duplicates exceed the uncommitted window"
     );
 }
+
+/// The group's record in `__consumer_offsets` brings a Stable group back after a
+/// restart (clean and kill -9): its member heartbeats on with the same generation, no
+/// rejoin, and DescribeGroups shows it with its assignment.
+#[test]
+fn group_membership_survives_restart_and_kill_minus_nine() {
+    use common::RawClient;
+    use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+    use kafka_protocol::messages::describe_groups_response::DescribeGroupsResponse;
+    use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
+    use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
+    use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
+    use kafka_protocol::messages::join_group_response::JoinGroupResponse;
+    use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
+    use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
+    use kafka_protocol::messages::{ApiKey, GroupId};
+    use kafka_protocol::protocol::StrBytes;
+    let s = |x: &str| StrBytes::from_string(x.to_string());
+    let mut b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    let join = |c: &mut RawClient, member: &str| -> JoinGroupResponse {
+        let req = JoinGroupRequest::default()
+            .with_group_id(GroupId(s("kept")))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_member_id(s(member))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(bytes::Bytes::from_static(b"subscription"))]);
+        c.request(ApiKey::JoinGroup, 5, &req)
+    };
+    let id = join(&mut c, "").member_id;
+    let joined = join(&mut c, id.as_str());
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    let sync: SyncGroupResponse = c.request(
+        ApiKey::SyncGroup,
+        3,
+        &SyncGroupRequest::default()
+            .with_group_id(GroupId(s("kept")))
+            .with_generation_id(1)
+            .with_member_id(id.clone())
+            .with_assignments(vec![SyncGroupRequestAssignment::default()
+                .with_member_id(id.clone())
+                .with_assignment(bytes::Bytes::from_static(b"assignment"))]),
+    );
+    assert_eq!(sync.error_code, 0);
+    // The record is written on the coordinator's next tick (50 ms).
+    std::thread::sleep(Duration::from_millis(300));
+    for how in ["clean restart", "kill -9"] {
+        if how == "kill -9" {
+            b.kill9();
+        } else {
+            b.stop();
+        }
+        b.restart();
+        let mut c = RawClient::connect(&b.bootstrap);
+        let hb: HeartbeatResponse = c.request(
+            ApiKey::Heartbeat,
+            3,
+            &HeartbeatRequest::default()
+                .with_group_id(GroupId(s("kept")))
+                .with_generation_id(1)
+                .with_member_id(id.clone()),
+        );
+        assert_eq!(hb.error_code, 0, "the member heartbeats on after a {how}");
+        let d: DescribeGroupsResponse = c.request(
+            ApiKey::DescribeGroups,
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("kept"))]),
+        );
+        let g = &d.groups[0];
+        assert_eq!(g.group_state.as_str(), "Stable", "after a {how}");
+        assert_eq!(g.protocol_data.as_str(), "range");
+        assert_eq!(g.members.len(), 1);
+        assert_eq!(g.members[0].member_assignment.as_ref(), b"assignment");
+        assert_eq!(g.members[0].member_metadata.as_ref(), b"subscription");
+    }
+}

@@ -7,6 +7,7 @@
 //! JoinGroup or SyncGroup response hold a oneshot sender here; the coordinator's lock
 //! guards the whole struct.
 
+use super::offsets::{GroupMetadataValue, MemberMetadataValue};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use tokio::sync::oneshot;
@@ -130,6 +131,9 @@ pub struct ClassicGroup {
     pub rebalance_deadline_ms: i64,
     /// ...and, for a group that was empty, not before this (initial rebalance delay).
     pub rebalance_earliest_ms: i64,
+    /// Set when a generation completed (or the group emptied) and the group's record in
+    /// `__consumer_offsets` is not written yet; the coordinator's tick collects it.
+    pub dirty: bool,
 }
 
 impl ClassicGroup {
@@ -145,7 +149,68 @@ impl ClassicGroup {
             pending_members: BTreeMap::new(),
             rebalance_deadline_ms: 0,
             rebalance_earliest_ms: 0,
+            dirty: false,
         }
+    }
+
+    /// The group as Kafka stores it in `__consumer_offsets`.
+    pub fn to_record(&self, now_ms: i64) -> GroupMetadataValue {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        GroupMetadataValue {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation_id,
+            protocol: self.protocol_name.clone(),
+            leader: self.leader.clone(),
+            current_state_timestamp_ms: now_ms,
+            members: self
+                .members
+                .values()
+                .map(|m| MemberMetadataValue {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms.clamp(0, i32::MAX as i64) as i32,
+                    session_timeout_ms: m.session_timeout_ms.clamp(0, i32::MAX as i64) as i32,
+                    subscription: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A group loaded from its record: Stable with its members (whose sessions start
+    /// now, as in Kafka), or Empty.
+    pub fn from_record(group_id: &str, r: GroupMetadataValue, now_ms: i64) -> ClassicGroup {
+        let mut g = ClassicGroup::new(group_id);
+        g.generation_id = r.generation;
+        let protocol = r.protocol.clone().unwrap_or_default();
+        for m in r.members {
+            g.members.insert(
+                m.member_id.clone(),
+                Member {
+                    member_id: m.member_id,
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: m.session_timeout_ms as i64,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms as i64,
+                    protocol_type: r.protocol_type.clone(),
+                    protocols: vec![(protocol.clone(), m.subscription)],
+                    assignment: m.assignment,
+                    last_heartbeat_ms: now_ms,
+                    join_waiter: None,
+                    sync_waiter: None,
+                },
+            );
+        }
+        if !g.members.is_empty() {
+            g.state = GroupState::Stable;
+            g.protocol_type = Some(r.protocol_type);
+            g.protocol_name = r.protocol;
+            g.leader = r.leader;
+        }
+        g
     }
 
     /// Whether every member supports one of `protocols` (and the type matches).
@@ -201,6 +266,7 @@ impl ClassicGroup {
             self.leader = None;
             self.protocol_name = None;
             self.protocol_type = None;
+            self.dirty = true;
             return true;
         }
         self.protocol_name = Some(self.select_protocol());
@@ -288,6 +354,7 @@ impl ClassicGroup {
             }
         }
         self.state = GroupState::Stable;
+        self.dirty = true;
     }
 
     /// KIP-345: a static member restarting (no member id, a known instance id) in a
@@ -335,6 +402,7 @@ impl ClassicGroup {
         m.member_id = new_id.to_string();
         m.last_heartbeat_ms = now_ms;
         self.members.insert(new_id.to_string(), m);
+        self.dirty = true;
         Some(JoinResult {
             error_code: codes::NONE,
             generation_id: self.generation_id,
@@ -362,6 +430,7 @@ impl ClassicGroup {
                 if self.members.is_empty() {
                     self.state = GroupState::Empty;
                     self.generation_id += 1;
+                    self.dirty = true;
                 } else {
                     self.prepare_rebalance(now_ms, 0);
                 }

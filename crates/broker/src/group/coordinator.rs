@@ -9,7 +9,7 @@
 use super::assignor::{Assignor, ASSIGNORS};
 use super::classic_group::{codes, ClassicGroup, GroupState, JoinResult, Member, SyncResult};
 use super::consumer_group::ConsumerGroup;
-use super::offsets::{GroupOffsets, OffsetAndMetadata, OffsetsRecord};
+use super::offsets::{GroupMetadataValue, GroupOffsets, OffsetAndMetadata, OffsetsRecord};
 use crate::time::Time;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -355,8 +355,9 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// Expires sessions and completes rebalances whose time has come.
-    pub fn tick(&self) {
+    /// Expires sessions and completes rebalances whose time has come. Returns the
+    /// classic groups whose record must be written to `__consumer_offsets`.
+    pub fn tick(&self) -> Vec<(String, GroupMetadataValue)> {
         let now = self.time.now_ms();
         let mut groups = lock(&self.groups);
         for group in groups.values_mut() {
@@ -372,8 +373,17 @@ impl GroupCoordinator {
             active.insert(g.group_id.clone(), now);
         }
         drop(active);
+        let dirty = groups
+            .values_mut()
+            .filter(|g| g.dirty)
+            .map(|g| {
+                g.dirty = false;
+                (g.group_id.clone(), g.to_record(now))
+            })
+            .collect();
         drop(groups);
         self.consumer_tick(now);
+        dirty
     }
 
     /// Committed offsets past `offsets.retention.minutes`, as Kafka expires them: a
@@ -458,6 +468,19 @@ impl GroupCoordinator {
 
     /// Applies a record read back from `__consumer_offsets` at start-up.
     pub fn load_record(&self, record: OffsetsRecord) {
+        if let OffsetsRecord::GroupMetadata { group, value } = record {
+            let mut groups = lock(&self.groups);
+            match value {
+                Some(v) => {
+                    let g = ClassicGroup::from_record(&group, v, self.time.now_ms());
+                    groups.insert(group, g);
+                }
+                None => {
+                    groups.remove(&group);
+                }
+            }
+            return;
+        }
         if let OffsetsRecord::Commit {
             group,
             topic,

@@ -4,7 +4,7 @@
 
 use super::topics::{self, NewTopic};
 use super::Broker;
-use crate::group::offsets::{self, OffsetAndMetadata};
+use crate::group::offsets::{self, GroupMetadataValue, OffsetAndMetadata};
 use crate::group::{partition_for, OFFSETS_TOPIC};
 use crate::log::{FetchIsolation, UnifiedLog};
 use crate::protocol::errors;
@@ -55,6 +55,30 @@ pub fn write_offsets(
     group_id: &str,
     entries: &[((String, i32), Option<OffsetAndMetadata>)],
 ) -> Result<(), i16> {
+    let records: Vec<(Bytes, Option<Bytes>)> = entries
+        .iter()
+        .map(|((topic, partition), value)| {
+            (
+                offsets::offset_key(group_id, topic, *partition),
+                value.as_ref().map(offsets::offset_value),
+            )
+        })
+        .collect();
+    write_records(broker, group_id, &records)
+}
+
+/// Writes a classic group's record (`None`: its tombstone).
+pub fn write_group_metadata(broker: &Broker, group_id: &str, value: Option<&GroupMetadataValue>) -> Result<(), i16> {
+    let record = (
+        offsets::group_metadata_key(group_id),
+        value.map(offsets::group_metadata_value),
+    );
+    write_records(broker, group_id, &[record])
+}
+
+/// Appends keyed records of one group to its `__consumer_offsets` partition, as one
+/// batch, and advances the high watermark (this broker is the only replica).
+fn write_records(broker: &Broker, group_id: &str, entries: &[(Bytes, Option<Bytes>)]) -> Result<(), i16> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -63,7 +87,7 @@ pub fn write_offsets(
     let records: Vec<Record> = entries
         .iter()
         .enumerate()
-        .map(|(i, ((topic, partition), value))| Record {
+        .map(|(i, (key, value))| Record {
             transactional: false,
             control: false,
             partition_leader_epoch: 0,
@@ -74,8 +98,8 @@ pub fn write_offsets(
             // One batch: the encoder splits where offset - sequence changes.
             sequence: i as i32 - 1,
             timestamp: now,
-            key: Some(offsets::offset_key(group_id, topic, *partition)),
-            value: value.as_ref().map(offsets::offset_value),
+            key: Some(key.clone()),
+            value: value.clone(),
             headers: Default::default(),
             delete_horizon: false,
         })

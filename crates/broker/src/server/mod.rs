@@ -172,7 +172,11 @@ impl Broker {
                 let mut interval = tokio::time::interval(std::time::Duration::from_millis(50));
                 loop {
                     interval.tick().await;
-                    broker.groups.tick();
+                    for (group, record) in broker.groups.tick() {
+                        if let Err(code) = groups::write_group_metadata(&broker, &group, Some(&record)) {
+                            tracing::warn!(group = %group, code, "writing the group's record failed");
+                        }
+                    }
                 }
             })
         };

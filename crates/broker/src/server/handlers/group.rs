@@ -438,6 +438,7 @@ pub fn delete_groups(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsR
                 Ok(keys) => {
                     let tombstones: Vec<_> = keys.into_iter().map(|k| (k, None)).collect();
                     groups::write_offsets(broker, g.as_str(), &tombstones)
+                        .and_then(|()| groups::write_group_metadata(broker, g.as_str(), None))
                         .err()
                         .unwrap_or(codes::NONE)
                 }
