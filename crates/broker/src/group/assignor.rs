@@ -161,7 +161,11 @@ fn uniform_homogeneous(members: &[&AssignorMember], topics: &BTreeMap<Uuid, i32>
 fn uniform_heterogeneous(members: &[&AssignorMember], topics: &BTreeMap<Uuid, i32>) -> BTreeMap<String, Assignment> {
     let mut out = empty_result(members);
     let mut load: BTreeMap<&str, usize> = members.iter().map(|m| (m.member_id.as_str(), 0)).collect();
-    for (t, p) in all_partitions(members, topics) {
+    // The most constrained partitions (fewest subscribers) first, so the flexible
+    // ones can even out the load.
+    let mut partitions = all_partitions(members, topics);
+    partitions.sort_by_key(|(t, _)| members.iter().filter(|m| m.subscribed.contains(t)).count());
+    for (t, p) in partitions {
         let best = members.iter().filter(|m| m.subscribed.contains(&t)).min_by_key(|m| {
             let previous = m.current.get(&t).is_some_and(|s| s.contains(&p));
             (load[m.member_id.as_str()], !previous)
