@@ -325,3 +325,43 @@ fn bad_heartbeats_get_kafkas_error_codes() {
     );
     assert_eq!(describe(&b.bootstrap, "missing").groups[0].error_code, 69);
 }
+
+/// The group's records in `__consumer_offsets` bring it back after a restart (clean
+/// and kill -9): the member heartbeats on at its epoch, with its partitions.
+#[test]
+fn consumer_group_survives_restart_and_kill_minus_nine() {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    let mut b = BrokerProcess::start(BROKER);
+    create(&b.bootstrap, "raw848", "3");
+    let mut raw = RawClient::connect(&b.bootstrap);
+    let joined = heartbeat(&mut raw, "kept848", "m1", 0, true);
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1));
+    let a = &joined.assignment.expect("assignment").topic_partitions[0];
+    let owned = vec![TopicPartitions::default()
+        .with_topic_id(a.topic_id)
+        .with_partitions(a.partitions.clone())];
+    for how in ["clean restart", "kill -9"] {
+        if how == "kill -9" {
+            b.kill9();
+        } else {
+            b.stop();
+        }
+        b.restart();
+        let mut raw = RawClient::connect(&b.bootstrap);
+        let req = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("kept848")))
+            .with_member_id(StrBytes::from_static_str("m1"))
+            .with_member_epoch(1)
+            .with_topic_partitions(Some(owned.clone()));
+        let r: ConsumerGroupHeartbeatResponse = raw.request(ApiKey::ConsumerGroupHeartbeat, 1, &req);
+        assert_eq!((r.error_code, r.member_epoch), (0, 1), "heartbeats on after a {how}");
+        let d = describe(&b.bootstrap, "kept848");
+        let g = &d.groups[0];
+        assert_eq!(
+            (g.group_state.as_str(), g.group_epoch, g.members.len()),
+            ("Stable", 1, 1),
+            "{how}"
+        );
+        assert_eq!(g.members[0].assignment.topic_partitions[0].partitions.len(), 3);
+    }
+}

@@ -9,6 +9,7 @@ use super::classic_group::codes;
 use super::consumer_group::{
     ConsumerGroup, ConsumerGroupLimits, ConsumerHeartbeat, HeartbeatReply, TopicLookup, JOIN_EPOCH, LEAVE_STATIC_EPOCH,
 };
+use super::consumer_records::{RawRecords, RecordKey, RecordValue, GROUP_EPOCH};
 use super::coordinator::{GroupCoordinator, GroupDescription, MemberDescription};
 use crate::sync::lock;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -88,25 +89,35 @@ fn validate(hb: &ConsumerHeartbeat, version: i16, regex: bool) -> Result<(), Hea
 
 impl GroupCoordinator {
     /// ConsumerGroupHeartbeat. `regex`: the request subscribed by regular expression.
+    /// Returns the reply and the group's records to write before sending it.
     pub fn consumer_heartbeat(
         &self,
         hb: ConsumerHeartbeat,
         version: i16,
         regex: bool,
         topics: TopicLookup,
-    ) -> HeartbeatReply {
-        if let Err(reply) = validate(&hb, version, regex) {
-            return reply;
+    ) -> (HeartbeatReply, RawRecords) {
+        match self.try_consumer_heartbeat(hb, version, regex, topics) {
+            Ok(done) => done,
+            Err(refusal) => (refusal, Vec::new()),
         }
+    }
+
+    fn try_consumer_heartbeat(
+        &self,
+        hb: ConsumerHeartbeat,
+        version: i16,
+        regex: bool,
+        topics: TopicLookup,
+    ) -> Result<(HeartbeatReply, RawRecords), HeartbeatReply> {
+        validate(&hb, version, regex)?;
         let now = self.time.now_ms();
         let joining = hb.member_epoch == JOIN_EPOCH;
         let mut classic = lock(&self.groups);
         if let Some(g) = classic.get(&hb.group_id) {
             if !g.members.is_empty() || !joining {
-                return HeartbeatReply::error(
-                    codes::GROUP_ID_NOT_FOUND,
-                    format!("Group {} is not a consumer group.", hb.group_id),
-                );
+                let message = format!("Group {} is not a consumer group.", hb.group_id);
+                return Err(HeartbeatReply::error(codes::GROUP_ID_NOT_FOUND, message));
             }
             // An empty classic group becomes a consumer group; its offsets stay.
             classic.remove(&hb.group_id);
@@ -114,19 +125,18 @@ impl GroupCoordinator {
         let mut groups = lock(&self.consumer_groups);
         if !groups.contains_key(&hb.group_id) {
             if !joining {
-                return HeartbeatReply::error(codes::GROUP_ID_NOT_FOUND, format!("Group {} not found.", hb.group_id));
+                let message = format!("Group {} not found.", hb.group_id);
+                return Err(HeartbeatReply::error(codes::GROUP_ID_NOT_FOUND, message));
             }
             if classic.len() + groups.len() >= self.config.groups_max {
-                return HeartbeatReply::error(codes::COORDINATOR_NOT_AVAILABLE, "too many groups");
+                return Err(HeartbeatReply::error(
+                    codes::COORDINATOR_NOT_AVAILABLE,
+                    "too many groups",
+                ));
             }
         }
         drop(classic);
-        let default = self
-            .config
-            .consumer_assignors
-            .first()
-            .copied()
-            .unwrap_or(Assignor::Uniform);
+        let default = self.default_assignor();
         let group = groups
             .entry(hb.group_id.clone())
             .or_insert_with(|| ConsumerGroup::new(&hb.group_id, default));
@@ -134,26 +144,85 @@ impl GroupCoordinator {
             max_size: self.config.consumer_max_size,
             default_assignor: default,
         };
+        let shape = |g: &ConsumerGroup| (g.group_epoch, g.assignment_epoch, g.members.len());
+        let before = (shape(group), group.members.contains_key(&hb.member_id));
         let mut reply = group.heartbeat(&hb, now, &limits, topics);
         if reply.error_code == codes::NONE && reply.member_epoch >= 0 {
             reply.heartbeat_interval_ms = self.config.consumer_heartbeat_interval_ms;
         }
-        reply
+        // Only this member's records can have changed unless the group's shape did.
+        let only_member = (before == (shape(group), true)).then_some(reply.member_id.as_str());
+        let records = group.take_changes(only_member);
+        Ok((reply, records))
+    }
+
+    fn default_assignor(&self) -> Assignor {
+        self.config
+            .consumer_assignors
+            .first()
+            .copied()
+            .unwrap_or(Assignor::Uniform)
     }
 
     /// Expires consumer-protocol members: session timeout, or partitions not revoked
     /// within the rebalance timeout.
-    pub(super) fn consumer_tick(&self, now: i64) {
+    pub(super) fn consumer_tick(&self, now: i64) -> Vec<(String, RawRecords)> {
         let mut groups = lock(&self.consumer_groups);
+        let mut out = Vec::new();
         for group in groups.values_mut() {
-            for id in group.expired_members(now, self.config.consumer_session_timeout_ms) {
+            let expired = group.expired_members(now, self.config.consumer_session_timeout_ms);
+            for id in &expired {
                 tracing::info!(group = %group.group_id, member = %id, "consumer group member expired");
-                group.remove_member(&id);
+                group.remove_member(id);
+            }
+            if !expired.is_empty() {
+                out.push((group.group_id.clone(), group.take_changes(None)));
             }
         }
         let mut active = lock(&self.active_ms);
         for g in groups.values().filter(|g| !g.members.is_empty()) {
             active.insert(g.group_id.clone(), now);
+        }
+        out
+    }
+
+    /// Applies a consumer group record read back at start-up.
+    pub fn load_consumer_record(&self, group_id: String, key: RecordKey, value: Option<RecordValue>) {
+        let default = self.default_assignor();
+        let mut groups = lock(&self.consumer_groups);
+        if key.0 == GROUP_EPOCH && value.is_none() {
+            groups.remove(&group_id);
+            return;
+        }
+        groups
+            .entry(group_id.clone())
+            .or_insert_with(|| ConsumerGroup::new(&group_id, default))
+            .apply(&key, value);
+    }
+
+    /// Ends loading: members' sessions start now, the subscribed topics' metadata is
+    /// taken as it is (no rebalance for a restart), empty groups are dropped, and a
+    /// consumer group with members wins over an older classic group of the same id.
+    pub fn finish_consumer_load(&self, topics: TopicLookup) {
+        let now = self.time.now_ms();
+        let mut classic = lock(&self.groups);
+        let mut groups = lock(&self.consumer_groups);
+        groups.retain(|_, g| !g.members.is_empty());
+        for g in groups.values_mut() {
+            classic.remove(&g.group_id);
+            let members: BTreeSet<String> = g.members.keys().cloned().collect();
+            g.target.retain(|id, _| members.contains(id));
+            for m in g.members.values_mut() {
+                m.last_heartbeat_ms = now;
+            }
+            let names: BTreeSet<String> = g
+                .members
+                .values()
+                .flat_map(|m| m.subscribed_topic_names.iter().cloned())
+                .collect();
+            g.subscription_metadata = names.into_iter().filter_map(|n| topics(&n).map(|md| (n, md))).collect();
+            g.rebuild_owners();
+            g.persisted = g.record_view(None);
         }
     }
 
@@ -298,31 +367,37 @@ mod tests {
         let c = GroupCoordinator::new(GroupConfig::default(), time.clone());
         let id = Uuid::new_v4();
         let lookup = move |n: &str| (n == "t").then_some((id, 4));
-        let r1 = c.consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, false, &lookup);
+        let r1 = c
+            .consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, false, &lookup)
+            .0;
         assert_eq!((r1.error_code, r1.member_epoch, parts(&r1.assignment)), (0, 1, 4));
         let owned_a = r1.assignment.clone();
-        let r2 = c.consumer_heartbeat(hb("b", 0, Some(BTreeMap::new())), 1, false, &lookup);
+        let r2 = c
+            .consumer_heartbeat(hb("b", 0, Some(BTreeMap::new())), 1, false, &lookup)
+            .0;
         // b is at epoch 2 but a still holds everything: nothing yet.
         assert_eq!((r2.member_epoch, parts(&r2.assignment)), (2, 0));
         // a is asked to give up two partitions and stays at epoch 1 until it does.
-        let r1 = c.consumer_heartbeat(hb("a", 1, owned_a), 1, false, &lookup);
+        let r1 = c.consumer_heartbeat(hb("a", 1, owned_a), 1, false, &lookup).0;
         assert_eq!((r1.member_epoch, parts(&r1.assignment)), (1, 2));
         let kept = r1.assignment.clone();
-        let r1 = c.consumer_heartbeat(hb("a", 1, kept), 1, false, &lookup);
+        let r1 = c.consumer_heartbeat(hb("a", 1, kept), 1, false, &lookup).0;
         assert_eq!(r1.member_epoch, 2);
-        let r2 = c.consumer_heartbeat(hb("b", 2, Some(BTreeMap::new())), 1, false, &lookup);
+        let r2 = c
+            .consumer_heartbeat(hb("b", 2, Some(BTreeMap::new())), 1, false, &lookup)
+            .0;
         assert_eq!(parts(&r2.assignment), 2);
         let d = c.consumer_describe("g").expect("described");
         assert_eq!(d.state, "Stable");
         // A wrong epoch is fenced; a classic join to the same group id is refused.
-        let r = c.consumer_heartbeat(hb("b", 7, None), 1, false, &lookup);
+        let r = c.consumer_heartbeat(hb("b", 7, None), 1, false, &lookup).0;
         assert_eq!(r.error_code, codes::FENCED_MEMBER_EPOCH);
         // b's session expires: a gets everything back at the next epoch.
         time.advance_ms(40_000);
-        let _ = c.consumer_heartbeat(hb("a", 2, None), 1, false, &lookup);
+        let _ = c.consumer_heartbeat(hb("a", 2, None), 1, false, &lookup).0;
         time.advance_ms(10_000);
         c.consumer_tick(time.now_ms());
-        let r1 = c.consumer_heartbeat(hb("a", 2, None), 1, false, &lookup);
+        let r1 = c.consumer_heartbeat(hb("a", 2, None), 1, false, &lookup).0;
         assert_eq!((r1.member_epoch, parts(&r1.assignment)), (3, 4));
     }
 
@@ -333,16 +408,16 @@ mod tests {
         let mut bad = hb("a", 0, Some(BTreeMap::new()));
         bad.group_id.clear();
         assert_eq!(
-            c.consumer_heartbeat(bad, 1, false, &lookup).error_code,
+            c.consumer_heartbeat(bad, 1, false, &lookup).0.error_code,
             codes::INVALID_REQUEST
         );
         let mut bad = hb("a", 0, Some(BTreeMap::new()));
         bad.server_assignor = Some("sticky".into());
         assert_eq!(
-            c.consumer_heartbeat(bad, 1, false, &lookup).error_code,
+            c.consumer_heartbeat(bad, 1, false, &lookup).0.error_code,
             codes::UNSUPPORTED_ASSIGNOR
         );
-        let r = c.consumer_heartbeat(hb("a", 3, None), 1, false, &lookup);
+        let r = c.consumer_heartbeat(hb("a", 3, None), 1, false, &lookup).0;
         assert_eq!(r.error_code, codes::GROUP_ID_NOT_FOUND);
     }
 }

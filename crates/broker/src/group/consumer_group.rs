@@ -109,7 +109,10 @@ pub struct ConsumerGroup {
     pub subscription_metadata: BTreeMap<String, (Uuid, i32)>,
     pub assignor: Assignor,
     /// Partition to the member holding it (assigned or pending revocation).
-    owners: HashMap<(Uuid, i32), String>,
+    pub(super) owners: HashMap<(Uuid, i32), String>,
+    /// The group's records as last written to `__consumer_offsets`
+    /// (`consumer_records`); what changed since is written next.
+    pub(super) persisted: BTreeMap<super::consumer_records::RecordKey, bytes::Bytes>,
 }
 
 fn flatten(a: &Assignment) -> impl Iterator<Item = (Uuid, i32)> + '_ {
@@ -138,6 +141,7 @@ impl ConsumerGroup {
             subscription_metadata: BTreeMap::new(),
             assignor,
             owners: HashMap::new(),
+            persisted: BTreeMap::new(),
         }
     }
 
@@ -444,6 +448,17 @@ impl ConsumerGroup {
         }
     }
 
+    /// Rebuilds `owners` from the members (after loading).
+    pub(super) fn rebuild_owners(&mut self) {
+        self.owners.clear();
+        for m in self.members.values() {
+            for k in flatten(&m.assigned).chain(flatten(&m.pending_revocation)) {
+                let previous = self.owners.insert(k, m.member_id.clone());
+                assert!(previous.is_none(), "partition {k:?} held by two members");
+            }
+        }
+    }
+
     /// Sets a member's partitions and keeps `owners` in step.
     fn set_assignment(&mut self, member_id: &str, assigned: Assignment, pending: Assignment) {
         let Some(m) = self.members.get(member_id) else { return };
@@ -555,7 +570,7 @@ impl ConsumerGroup {
     }
 }
 
-fn new_member(member_id: &str, hb: &ConsumerHeartbeat) -> ConsumerMember {
+pub(super) fn new_member(member_id: &str, hb: &ConsumerHeartbeat) -> ConsumerMember {
     ConsumerMember {
         member_id: member_id.to_string(),
         instance_id: hb.instance_id.clone(),

@@ -9,7 +9,8 @@
 use super::assignor::{Assignor, ASSIGNORS};
 use super::classic_group::{codes, ClassicGroup, GroupState, JoinResult, Member, SyncResult};
 use super::consumer_group::ConsumerGroup;
-use super::offsets::{GroupMetadataValue, GroupOffsets, OffsetAndMetadata, OffsetsRecord};
+use super::consumer_records::RawRecords;
+use super::offsets::{self, GroupOffsets, OffsetAndMetadata, OffsetsRecord};
 use crate::time::Time;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -355,9 +356,9 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// Expires sessions and completes rebalances whose time has come. Returns the
-    /// classic groups whose record must be written to `__consumer_offsets`.
-    pub fn tick(&self) -> Vec<(String, GroupMetadataValue)> {
+    /// Expires sessions and completes rebalances whose time has come. Returns, per
+    /// group, the records to write to `__consumer_offsets`.
+    pub fn tick(&self) -> Vec<(String, RawRecords)> {
         let now = self.time.now_ms();
         let mut groups = lock(&self.groups);
         for group in groups.values_mut() {
@@ -373,16 +374,20 @@ impl GroupCoordinator {
             active.insert(g.group_id.clone(), now);
         }
         drop(active);
-        let dirty = groups
+        let mut dirty: Vec<(String, RawRecords)> = groups
             .values_mut()
             .filter(|g| g.dirty)
             .map(|g| {
                 g.dirty = false;
-                (g.group_id.clone(), g.to_record(now))
+                let value = offsets::group_metadata_value(&g.to_record(now));
+                (
+                    g.group_id.clone(),
+                    vec![(offsets::group_metadata_key(&g.group_id), Some(value))],
+                )
             })
             .collect();
         drop(groups);
-        self.consumer_tick(now);
+        dirty.extend(self.consumer_tick(now));
         dirty
     }
 
@@ -627,8 +632,9 @@ impl GroupCoordinator {
         }
     }
 
-    /// DeleteGroups: only an empty group; returns the offsets to tombstone.
-    pub fn delete(&self, group_id: &str) -> Result<Vec<(String, i32)>, i16> {
+    /// DeleteGroups: only an empty group. Returns the offsets to tombstone, and the
+    /// tombstones of the group's own records.
+    pub fn delete(&self, group_id: &str) -> Result<(Vec<(String, i32)>, RawRecords), i16> {
         let mut groups = lock(&self.groups);
         let mut consumer = lock(&self.consumer_groups);
         let mut offsets = lock(&self.offsets);
@@ -642,11 +648,15 @@ impl GroupCoordinator {
             return Err(codes::NON_EMPTY_GROUP);
         }
         groups.remove(group_id);
-        consumer.remove(group_id);
-        Ok(offsets
+        let mut tombstones = vec![(offsets::group_metadata_key(group_id), None)];
+        if let Some(g) = consumer.remove(group_id) {
+            tombstones.extend(g.tombstones());
+        }
+        let keys = offsets
             .remove(group_id)
             .map(|o| o.into_keys().collect())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        Ok((keys, tombstones))
     }
 }
 

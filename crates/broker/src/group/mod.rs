@@ -7,6 +7,8 @@
 //!   (Kafka's key and value formats).
 //! - `consumer_group`: one group of the consumer protocol (KIP-848): group epoch,
 //!   target assignment, and each member's reconciliation towards it. Pure.
+//! - `consumer_records`: such a group as Kafka's coordinator records, written by
+//!   difference.
 //! - `assignor`: the server-side assignors of that protocol, `uniform` and `range`.
 //! - `coordinator`: the shared map of groups, timers, and persistence;
 //!   `consumer_coordinator` is its consumer-protocol half.
@@ -15,6 +17,7 @@ pub mod assignor;
 pub mod classic_group;
 pub mod consumer_coordinator;
 pub mod consumer_group;
+pub mod consumer_records;
 pub mod coordinator;
 pub mod offsets;
 

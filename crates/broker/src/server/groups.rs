@@ -4,7 +4,8 @@
 
 use super::topics::{self, NewTopic};
 use super::Broker;
-use crate::group::offsets::{self, GroupMetadataValue, OffsetAndMetadata};
+use crate::group::consumer_records;
+use crate::group::offsets::{self, OffsetAndMetadata};
 use crate::group::{partition_for, OFFSETS_TOPIC};
 use crate::log::{FetchIsolation, UnifiedLog};
 use crate::protocol::errors;
@@ -67,18 +68,9 @@ pub fn write_offsets(
     write_records(broker, group_id, &records)
 }
 
-/// Writes a classic group's record (`None`: its tombstone).
-pub fn write_group_metadata(broker: &Broker, group_id: &str, value: Option<&GroupMetadataValue>) -> Result<(), i16> {
-    let record = (
-        offsets::group_metadata_key(group_id),
-        value.map(offsets::group_metadata_value),
-    );
-    write_records(broker, group_id, &[record])
-}
-
 /// Appends keyed records of one group to its `__consumer_offsets` partition, as one
 /// batch, and advances the high watermark (this broker is the only replica).
-fn write_records(broker: &Broker, group_id: &str, entries: &[(Bytes, Option<Bytes>)]) -> Result<(), i16> {
+pub fn write_records(broker: &Broker, group_id: &str, entries: &[(Bytes, Option<Bytes>)]) -> Result<(), i16> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -157,8 +149,7 @@ pub fn load(broker: &Broker) -> usize {
                     break;
                 };
                 for r in set.records {
-                    if let Some(rec) = offsets::parse_record(r.key.as_ref(), r.value.as_ref()) {
-                        broker.groups.load_record(rec);
+                    if load_one(broker, r.key, r.value) {
                         applied += 1;
                     }
                 }
@@ -166,7 +157,31 @@ pub fn load(broker: &Broker) -> usize {
             offset = next;
         }
     }
+    let lookup = |name: &str| broker.topics.get(name).map(|t| (t.topic_id, t.partitions));
+    broker.groups.finish_consumer_load(&lookup);
     applied
+}
+
+/// Applies one `__consumer_offsets` record: a commit, a classic group, or a record of
+/// a consumer-protocol group. False for anything else.
+fn load_one(broker: &Broker, key: Option<Bytes>, value: Option<Bytes>) -> bool {
+    let Some(key) = key else { return false };
+    if let Some(rec) = offsets::parse_record(Some(&key), value.as_ref()) {
+        broker.groups.load_record(rec);
+        return true;
+    }
+    let Some((group, k)) = consumer_records::parse_key(key) else {
+        return false;
+    };
+    let value = match value {
+        None => None,
+        Some(v) => match consumer_records::parse_value(k.0, v) {
+            Some(v) => Some(v),
+            None => return false,
+        },
+    };
+    broker.groups.load_consumer_record(group, k, value);
+    true
 }
 
 /// Writes tombstones for the committed offsets past `offsets.retention.minutes`, then

@@ -172,9 +172,9 @@ impl Broker {
                 let mut interval = tokio::time::interval(std::time::Duration::from_millis(50));
                 loop {
                     interval.tick().await;
-                    for (group, record) in broker.groups.tick() {
-                        if let Err(code) = groups::write_group_metadata(&broker, &group, Some(&record)) {
-                            tracing::warn!(group = %group, code, "writing the group's record failed");
+                    for (group, records) in broker.groups.tick() {
+                        if let Err(code) = groups::write_records(&broker, &group, &records) {
+                            tracing::warn!(group = %group, code, "writing the group's records failed");
                         }
                     }
                 }

@@ -51,7 +51,11 @@ pub fn heartbeat(
     // The empty string means "no regex" (librdkafka always sends it).
     let regex = req.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty());
     tracing::debug!(?hb, regex, "ConsumerGroupHeartbeat");
-    let reply = broker.groups.consumer_heartbeat(hb, version, regex, &lookup);
+    let (reply, records) = broker.groups.consumer_heartbeat(hb, version, regex, &lookup);
+    // Kafka writes the group's records before it answers.
+    if let Err(code) = crate::server::groups::write_records(broker, req.group_id.as_str(), &records) {
+        tracing::warn!(group = %req.group_id.as_str(), code, "writing the group's records failed");
+    }
     if reply.error_code != 0 {
         tracing::debug!(code = reply.error_code, message = ?reply.error_message, "ConsumerGroupHeartbeat refused");
     }

@@ -435,10 +435,10 @@ pub fn delete_groups(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsR
         .map(|g| {
             let code = match broker.groups.delete(g.as_str()) {
                 Err(c) => c,
-                Ok(keys) => {
+                Ok((keys, group_tombstones)) => {
                     let tombstones: Vec<_> = keys.into_iter().map(|k| (k, None)).collect();
                     groups::write_offsets(broker, g.as_str(), &tombstones)
-                        .and_then(|()| groups::write_group_metadata(broker, g.as_str(), None))
+                        .and_then(|()| groups::write_records(broker, g.as_str(), &group_tombstones))
                         .err()
                         .unwrap_or(codes::NONE)
                 }
