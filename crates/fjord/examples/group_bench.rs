@@ -1,6 +1,6 @@
 //! Group coordinator benchmark (issue 3's targets), against a running broker:
 //!
-//!     cargo run --release --example group_bench -- HOST:PORT [commits] [members]
+//!     cargo run --release --example group_bench -- HOST:PORT [commits] [members] [broker pid]
 //!
 //! 1. OffsetCommit throughput: 4 connections, 100 pipelined commits each at a time.
 //! 2. A group of `members` protocol-level members: time from the last JoinGroup sent to
@@ -111,7 +111,16 @@ fn join_req(member: &str) -> JoinGroupRequest {
             .with_metadata(Bytes::from_static(b"\0\0\0\0\0\0"))])
 }
 
-fn group(addr: &str, members: usize) {
+/// The broker's resident memory, from /proc.
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn group(addr: &str, members: usize, broker_pid: Option<u32>) {
+    let rss_before = broker_pid.and_then(rss_bytes);
     // Each member gets its id first (KIP-394), then all join at once.
     let mut conns: Vec<(TcpStream, String)> = (0..members)
         .map(|_| {
@@ -155,15 +164,29 @@ fn group(addr: &str, members: usize) {
         "group of {members}: settled {:.0} ms after the last join (generation {generation})",
         last_join.elapsed().as_secs_f64() * 1000.0
     );
+    // Idle members: connections open, nothing in flight.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    if let (Some(before), Some(after)) = (rss_before, broker_pid.and_then(rss_bytes)) {
+        println!(
+            "broker RSS {:.1} MB -> {:.1} MB: {} bytes per idle member, its connection included",
+            before as f64 / 1e6,
+            after as f64 / 1e6,
+            after.saturating_sub(before) / members as u64
+        );
+    }
+    drop(conns);
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let addr = args.get(1).expect("usage: group_bench HOST:PORT [commits] [members]");
+    let addr = args
+        .get(1)
+        .expect("usage: group_bench HOST:PORT [commits] [members] [broker pid]");
     let total: usize = args.get(2).and_then(|x| x.parse().ok()).unwrap_or(200_000);
     let members: usize = args.get(3).and_then(|x| x.parse().ok()).unwrap_or(100);
+    let broker_pid: Option<u32> = args.get(4).and_then(|x| x.parse().ok());
     commits(addr, total);
-    group(addr, members);
+    group(addr, members, broker_pid);
 }
 
 /// A group name unique to this run, so members of an earlier run do not slow it down.

@@ -1,6 +1,12 @@
-//! One client connection: a reader that decodes and handles requests one at a time (as
-//! Kafka does, so responses leave in request order) and a writer fed through a bounded
-//! channel, so the next request is read while the previous response is written.
+//! One client connection, one task: read a request, handle it, write its response,
+//! then read the next. As Kafka does (it mutes a connection while a request is in
+//! process), so responses leave in request order and a client can never queue more
+//! than the socket buffers hold.
+//!
+//! Memory: an idle connection is one small task and its socket. It holds no buffer
+//! (frames are read straight from the socket into a buffer of their own size) and the
+//! handler's future is boxed, allocated only while a request is handled. Idle group
+//! members are mostly idle connections, so this is what a member costs.
 
 use super::handlers;
 use super::Broker;
@@ -9,28 +15,13 @@ use crate::protocol::fetch_response::ResponseChunk;
 use crate::protocol::{self, frame};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncWriteExt, BufReader, Interest};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
-
-/// Read buffer per connection.
-const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
-    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
-    let (tx, mut rx) = mpsc::channel::<Vec<ResponseChunk>>(broker.config.max_in_flight_requests_per_connection);
-    let writer = tokio::spawn(async move {
-        while let Some(chunks) = rx.recv().await {
-            if let Err(e) = write_response(&mut wr, &chunks).await {
-                tracing::debug!(error = %e, "write failed");
-                break;
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
+    let (mut reader, mut wr) = stream.into_split();
     let max = broker.config.socket_request_max_bytes;
     loop {
         let frame = match frame::read_frame(&mut reader, max).await {
@@ -48,9 +39,11 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        match handlers::dispatch(&broker, raw, peer).await {
+        // Boxed: the handler's state exists only while a request is handled.
+        match Box::pin(handlers::dispatch(&broker, raw, peer)).await {
             Ok(Some(response)) => {
-                if tx.send(response).await.is_err() {
+                if let Err(e) = write_response(&mut wr, &response).await {
+                    tracing::debug!(%peer, error = %e, "write failed");
                     break;
                 }
             }
@@ -61,8 +54,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
             }
         }
     }
-    drop(tx);
-    let _ = writer.await;
+    let _ = wr.shutdown().await;
 }
 
 async fn write_response(wr: &mut OwnedWriteHalf, chunks: &[ResponseChunk]) -> std::io::Result<()> {
