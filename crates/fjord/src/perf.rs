@@ -56,6 +56,10 @@ pub struct ConsumeArgs {
     pub consumer_props: Vec<String>,
     #[arg(long = "timeout-ms", default_value_t = 60_000)]
     pub timeout_ms: u64,
+    /// Read the newest `--messages` records (split over the partitions) instead of
+    /// starting at the beginning: what a consumer close behind the producers reads.
+    #[arg(long)]
+    pub tail: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -215,8 +219,14 @@ fn consume(a: ConsumeArgs) -> Result<()> {
         bail!("topic '{}' does not exist", a.topic);
     };
     let mut tpl = TopicPartitionList::new();
+    let per_partition = a.messages.div_ceil(topic.partitions().len().max(1) as u64);
     for p in topic.partitions() {
-        tpl.add_partition_offset(&a.topic, p.id(), Offset::Beginning)?;
+        let start = if a.tail {
+            Offset::OffsetTail(per_partition as i64)
+        } else {
+            Offset::Beginning
+        };
+        tpl.add_partition_offset(&a.topic, p.id(), start)?;
     }
     consumer.assign(&tpl)?;
     let started = Instant::now();

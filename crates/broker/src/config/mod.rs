@@ -78,6 +78,9 @@ pub struct BrokerConfig {
     pub offset_metadata_max_bytes: usize,
     /// `offsets.retention.minutes`, in ms.
     pub offsets_retention_ms: i64,
+    /// Fjord's: the newest bytes of each partition kept in the page cache; older ones
+    /// are written back and dropped (`UnifiedLog::drop_page_cache_behind`).
+    pub log_page_cache_retain_bytes: u64,
     pub offsets_retention_check_interval_ms: i64,
     pub group_consumer_session_timeout_ms: i64,
     pub group_consumer_heartbeat_interval_ms: i64,
@@ -224,6 +227,13 @@ impl BrokerConfig {
             )?,
             group_consumer_max_size: parse_opt(props, "group.consumer.max.size", 10_000, 1, 1_000_000)?,
             group_consumer_assignors: parse_assignors(props)?,
+            log_page_cache_retain_bytes: parse_opt(
+                props,
+                "fjord.log.page.cache.retain.bytes",
+                256 << 20,
+                1 << 20,
+                i64::MAX,
+            )?,
             log_cleaner_enable: parse_bool_opt(props, "log.cleaner.enable", true)?,
             log_cleaner_backoff_ms: parse_opt(props, "log.cleaner.backoff.ms", 15_000, 1, i64::MAX)?,
             log_cleaner_dedupe_buffer_size: parse_opt(
@@ -305,6 +315,7 @@ fn is_known_key(key: &str) -> bool {
         "group.consumer.max.size",
         "group.consumer.assignors",
         "log.cleaner.enable",
+        "fjord.log.page.cache.retain.bytes",
         "log.cleaner.backoff.ms",
         "log.cleaner.dedupe.buffer.size",
         "log.cleaner.io.max.bytes.per.second",

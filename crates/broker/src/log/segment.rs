@@ -41,6 +41,11 @@ pub struct LogSegment {
     indexes_dirty: bool,
     /// Data appended since the last fsync.
     data_dirty: bool,
+    /// Page cache advice (`UnifiedLog::drop_page_cache_behind`): bytes before
+    /// `page_cache_advised_to` were advised away at least once, before
+    /// `page_cache_dropped_to` twice (so they are gone).
+    pub page_cache_advised_to: u64,
+    pub page_cache_dropped_to: u64,
 }
 
 /// Where a read starts and how far it may go, taken under the log's lock.
@@ -119,6 +124,8 @@ impl LogSegment {
             rolling_base_ms: now_ms,
             indexes_dirty: false,
             data_dirty: false,
+            page_cache_advised_to: 0,
+            page_cache_dropped_to: 0,
         }
     }
 
@@ -294,6 +301,19 @@ impl LogSegment {
     /// Whether `flush` has anything to do.
     pub fn is_dirty(&self) -> bool {
         self.data_dirty || self.indexes_dirty
+    }
+
+    /// The segment's file, for an fsync outside the log's lock.
+    pub fn file_handle(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// After an fsync of `file_handle` (data appended before it is durable): writes the
+    /// index files and marks the segment clean. Only for a rolled segment, which
+    /// takes no more appends.
+    pub fn mark_flushed(&mut self) -> io::Result<()> {
+        self.data_dirty = false;
+        self.flush()
     }
 
     /// fsyncs the data and writes the index files.

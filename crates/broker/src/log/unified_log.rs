@@ -7,6 +7,13 @@
 //! `log_start_offset <= high_watermark <= log_end_offset`, segments are contiguous and
 //! ascending, the last segment ends at `log_end_offset`.
 
+/// The page cache is dropped in steps of at least this much (one fdatasync and one
+/// fadvise each).
+const PAGE_CACHE_DROP_STEP_BYTES: u64 = 32 << 20;
+
+/// A read from dropped pages starts the readahead of this much.
+const READAHEAD_BYTES: u64 = 16 << 20;
+
 use super::checkpoint;
 use super::producer_state::{ProducerCheck, ProducerStateManager};
 use super::record_batch::{self, BatchHeader, BatchIter, ValidationRules};
@@ -280,6 +287,10 @@ impl UnifiedLog {
     /// `max_bytes` long, or the whole first batch when it alone is larger and
     /// `min_one_batch` (fetch v3+), never past the isolation bound. As in Kafka's
     /// `LogSegment.read`, the slice may end inside a batch.
+    ///
+    /// A slice of data whose pages were dropped (`drop_page_cache_behind`) also starts
+    /// the readahead of what follows it, outside the lock, so a reader catching up
+    /// reads at disk speed rather than one page fault at a time.
     pub fn read(
         &self,
         offset: i64,
@@ -287,6 +298,25 @@ impl UnifiedLog {
         isolation: FetchIsolation,
         min_one_batch: bool,
     ) -> Result<FetchDataInfo, LogError> {
+        let (info, cold) = self.read_locked(offset, max_bytes, isolation, min_one_batch)?;
+        if cold {
+            if let Some(file) = info.records.file() {
+                let from = info.records.position();
+                let len = std::num::NonZeroU64::new(info.records.len().max(READAHEAD_BYTES));
+                // Only advice: a failure costs speed, never data.
+                let _ = rustix::fs::fadvise(&**file, from, len, rustix::fs::Advice::WillNeed);
+            }
+        }
+        Ok(info)
+    }
+
+    fn read_locked(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: FetchIsolation,
+        min_one_batch: bool,
+    ) -> Result<(FetchDataInfo, bool), LogError> {
         let inner = self.lock();
         let mut info = FetchDataInfo {
             records: super::FileRecords::empty(),
@@ -306,7 +336,7 @@ impl UnifiedLog {
             FetchIsolation::LogEnd => inner.log_end_offset,
         };
         if offset >= limit {
-            return Ok(info);
+            return Ok((info, false));
         }
         let floor = inner.segments.range(..=offset).next_back();
         for (_, seg) in floor.into_iter().chain(inner.segments.range(offset + 1..)) {
@@ -314,7 +344,7 @@ impl UnifiedLog {
                 continue;
             };
             if first.base_offset >= limit {
-                return Ok(info);
+                return Ok((info, false));
             }
             // Stop before the first batch at or past the bound (the high watermark).
             let mut end = seg.size();
@@ -330,9 +360,10 @@ impl UnifiedLog {
             };
             let end = end.min(start + want as u64);
             info.records = super::FileRecords::new(seg.file().clone(), start, end.saturating_sub(start));
-            return Ok(info);
+            let cold = start < seg.page_cache_advised_to;
+            return Ok((info, cold));
         }
-        Ok(info)
+        Ok((info, false))
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -536,6 +567,89 @@ impl UnifiedLog {
         Ok(())
     }
 
+    /// fsyncs the segments that rolled since their last flush, without holding the
+    /// log's lock during the fsync, then moves the recovery point up to the active
+    /// segment. Kafka schedules the same flush when it rolls.
+    pub fn flush_rolled_segments(&self) -> Result<(), LogError> {
+        let (files, active_base) = {
+            let inner = self.lock();
+            let active_base = inner.active_base_offset();
+            let files: Vec<(i64, std::sync::Arc<std::fs::File>)> = inner
+                .segments
+                .range(..active_base)
+                .filter(|(_, s)| s.is_dirty())
+                .map(|(b, s)| (*b, s.file_handle()))
+                .collect();
+            (files, active_base)
+        };
+        if files.is_empty() {
+            return Ok(());
+        }
+        for (_, f) in &files {
+            f.sync_data()?;
+        }
+        let mut inner = self.lock();
+        for (base, _) in &files {
+            if let Some(seg) = inner.segments.get_mut(base) {
+                seg.mark_flushed()?;
+            }
+        }
+        // Only forward: a truncation meanwhile may have moved it back on purpose.
+        if inner.recovery_point < active_base && inner.log_end_offset >= active_base {
+            inner.recovery_point = active_base;
+        }
+        Ok(())
+    }
+
+    /// Keeps the log's page cache to its newest `retain_bytes`. Older data is advised
+    /// away (`POSIX_FADV_DONTNEED`) twice, one call apart: the first starts its
+    /// writeback without waiting and drops what is clean, the second drops the rest,
+    /// clean by then. No fsync, so appends never wait on the journal. Steps of at
+    /// least `PAGE_CACHE_DROP_STEP_BYTES`.
+    ///
+    /// Why: pages a log frees are what its next appends reuse while they are still
+    /// hot; new page-cache pages cost several times more CPU to fill, and on a VM whose
+    /// freed memory returns to the host (this one: 2.6 against 0.35 CPU-s per GiB)
+    /// that decides the sustained produce rate. Readers of dropped data read it from
+    /// disk again, as Kafka's readers do after the kernel evicts it.
+    pub fn drop_page_cache_behind(&self, retain_bytes: u64) -> Result<(), LogError> {
+        // (segment, file, range to advise, the segment's new writeback mark)
+        let plan: Vec<(i64, std::sync::Arc<std::fs::File>, u64, u64, u64)> = {
+            let inner = self.lock();
+            let mut newer = 0u64;
+            let mut plan = Vec::new();
+            for (base, seg) in inner.segments.iter().rev() {
+                let keep = retain_bytes.saturating_sub(newer).min(seg.size());
+                let target = seg.size() - keep;
+                newer += seg.size();
+                let (dropped, advised) = (seg.page_cache_dropped_to, seg.page_cache_advised_to);
+                if keep == 0 && dropped >= seg.size() {
+                    // Dropped whole before, and so is everything older.
+                    break;
+                }
+                let advance = (keep == 0 && target > advised) || target >= advised + PAGE_CACHE_DROP_STEP_BYTES;
+                let new_advised = if advance { target } else { advised };
+                if new_advised > dropped {
+                    plan.push((*base, seg.file_handle(), dropped, new_advised, new_advised));
+                }
+            }
+            plan
+        };
+        for (_, file, from, to, _) in &plan {
+            let len = std::num::NonZeroU64::new(to - from);
+            rustix::fs::fadvise(&**file, *from, len, rustix::fs::Advice::DontNeed).map_err(std::io::Error::from)?;
+        }
+        let mut inner = self.lock();
+        for (base, _, _, _, advised) in plan {
+            if let Some(seg) = inner.segments.get_mut(&base) {
+                // What was advised before this call has now been advised twice.
+                seg.page_cache_dropped_to = seg.page_cache_dropped_to.max(seg.page_cache_advised_to);
+                seg.page_cache_advised_to = seg.page_cache_advised_to.max(advised);
+            }
+        }
+        Ok(())
+    }
+
     /// Clean shutdown: flush, write indexes, checkpoints and a producer snapshot.
     pub fn close(&self, now_ms: i64) -> Result<(), LogError> {
         let mut inner = self.lock();
@@ -590,6 +704,10 @@ impl UnifiedLog {
 }
 
 impl LocalLog {
+    fn active_base_offset(&self) -> i64 {
+        self.segments.keys().next_back().copied().unwrap_or(self.log_end_offset)
+    }
+
     fn active(&mut self) -> &mut LogSegment {
         match self.segments.values_mut().next_back() {
             Some(s) => s,
@@ -654,7 +772,8 @@ impl LocalLog {
         if !(full || aged || index_full || overflow) {
             return Ok(());
         }
-        seg.flush()?;
+        // As Kafka: the rolled segment is fsynced later, by `flush_rolled_segments` on
+        // the background task, so a roll never makes a produce wait for the disk.
         let new = LogSegment::create(dir, first_offset, config.index_interval_bytes as u64, now_ms)?;
         self.segments.insert(first_offset, new);
         self.producer_state.write_snapshot(dir, first_offset)?;

@@ -241,6 +241,20 @@ async fn background_tasks(broker: Arc<Broker>) {
             // The cleaner reads and rewrites whole segments: off the async workers.
             let _ = tokio::task::spawn_blocking(move || clean_compacted_logs(&b)).await;
         }
+        let logs = broker.logs.all();
+        let retain = broker.config.log_page_cache_retain_bytes;
+        // fsync is blocking: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || {
+            for log in logs {
+                if let Err(e) = log.flush_rolled_segments() {
+                    tracing::error!(partition = %log.topic_partition, error = %e, "flushing rolled segments failed");
+                }
+                if let Err(e) = log.drop_page_cache_behind(retain) {
+                    tracing::warn!(partition = %log.topic_partition, error = %e, "dropping page cache failed");
+                }
+            }
+        })
+        .await;
         let now = broker.time.now_ms();
         for log in broker.logs.all() {
             if let Err(e) = log.maybe_flush_by_time(now) {
