@@ -207,3 +207,60 @@ fn list_offsets_by_timestamp_and_delete_topic() {
     );
     assert!(!broker.data_dir.join("bytime-0").exists(), "its directory is gone");
 }
+
+/// A long-polling fetch is woken by an append to its own partition, not by one to
+/// another partition, and answers well before its max_wait_ms.
+#[test]
+fn long_poll_fetch_wakes_on_its_partitions_append() {
+    use common::RawClient;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+    use kafka_protocol::messages::fetch_response::FetchResponse;
+    use kafka_protocol::messages::{ApiKey, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let b = BrokerProcess::start(&[]);
+    create_topic(&b.bootstrap, "polled", 2);
+    let bootstrap = b.bootstrap.clone();
+    let fetch = std::thread::spawn(move || {
+        let mut raw = RawClient::connect(&bootstrap);
+        raw.stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let req = FetchRequest::default()
+            .with_max_wait_ms(20_000)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("polled")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let started = Instant::now();
+        let resp: FetchResponse = raw.request(ApiKey::Fetch, 12, &req);
+        (started.elapsed(), resp)
+    });
+    let send = |partition: i32| {
+        let p = producer(&b.bootstrap, &[]);
+        p.send(BaseRecord::<(), _>::to("polled").payload("x").partition(partition))
+            .expect("send");
+        p.flush(Duration::from_secs(10)).expect("flush");
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    send(1);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        !fetch.is_finished(),
+        "an append to partition 1 must not answer a fetch of partition 0"
+    );
+    send(0);
+    let (waited, resp) = fetch.join().expect("fetch thread");
+    assert!(
+        waited < Duration::from_secs(10),
+        "answered after {waited:?}, not at the append"
+    );
+    let records = resp.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .map(|r| r.len())
+        .unwrap_or(0);
+    assert!(records > 0, "the fetch carries the new record");
+}

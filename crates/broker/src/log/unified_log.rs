@@ -11,6 +11,9 @@
 /// fadvise each).
 const PAGE_CACHE_DROP_STEP_BYTES: u64 = 32 << 20;
 
+/// Limit: fetches waiting on one partition.
+const FETCH_WAITERS_MAX: usize = 10_000;
+
 /// A read from dropped pages starts the readahead of this much.
 const READAHEAD_BYTES: u64 = 16 << 20;
 
@@ -75,6 +78,10 @@ pub struct UnifiedLog {
     pub dir: PathBuf,
     config: RwLock<Arc<TopicConfig>>,
     inner: Mutex<LocalLog>,
+    /// Fetches waiting for this partition's high watermark to move (Kafka's fetch
+    /// purgatory, keyed by partition): woken and cleared when it does. At most
+    /// `FETCH_WAITERS_MAX`; a fetch that finds the list full waits out its max_wait.
+    fetch_waiters: Mutex<Vec<std::sync::Weak<tokio::sync::Notify>>>,
 }
 
 /// Offsets a log starts from when loaded.
@@ -128,6 +135,7 @@ impl UnifiedLog {
             topic_partition: tp,
             dir: dir.to_path_buf(),
             config: RwLock::new(config),
+            fetch_waiters: Mutex::new(Vec::new()),
             inner: Mutex::new(LocalLog {
                 segments,
                 log_start_offset,
@@ -386,12 +394,34 @@ impl UnifiedLog {
 
     /// Raises the high watermark (never lowers it; never past the log end).
     pub fn update_high_watermark(&self, hw: i64) -> i64 {
-        let mut inner = self.lock();
-        let hw = hw.min(inner.log_end_offset);
-        if hw > inner.high_watermark {
-            inner.high_watermark = hw;
+        let (moved, hw) = {
+            let mut inner = self.lock();
+            let hw = hw.min(inner.log_end_offset);
+            let moved = hw > inner.high_watermark;
+            if moved {
+                inner.high_watermark = hw;
+            }
+            (moved, inner.high_watermark)
+        };
+        if moved {
+            let waiters = std::mem::take(&mut *crate::sync::lock(&self.fetch_waiters));
+            for w in waiters.iter().filter_map(|w| w.upgrade()) {
+                // notify_one keeps a permit: a fetch between its read and its wait still wakes.
+                w.notify_one();
+            }
         }
-        inner.high_watermark
+        hw
+    }
+
+    /// Registers a waiting fetch, woken at the next move of the high watermark.
+    pub fn register_fetch_waiter(&self, waiter: &Arc<tokio::sync::Notify>) {
+        let mut waiters = crate::sync::lock(&self.fetch_waiters);
+        if waiters.len() >= FETCH_WAITERS_MAX {
+            waiters.retain(|w| w.strong_count() > 0);
+        }
+        if waiters.len() < FETCH_WAITERS_MAX && !waiters.iter().any(|w| w.as_ptr() == Arc::as_ptr(waiter)) {
+            waiters.push(Arc::downgrade(waiter));
+        }
     }
 
     pub fn latest_epoch(&self) -> Option<i32> {

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Semaphore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -48,8 +48,6 @@ pub struct Broker {
     pub offsets_topic_creation: std::sync::Mutex<()>,
     /// Broker-level config overrides set with (Incremental)AlterConfigs.
     pub dynamic_configs: RwLock<BTreeMap<String, String>>,
-    /// Woken after every append, for fetches waiting on `min_bytes`.
-    pub log_appended: Notify,
     /// The address the listener actually bound (port 0 resolved).
     pub bound_addr: RwLock<Option<SocketAddr>>,
     shutdown: watch::Sender<bool>,
@@ -93,7 +91,6 @@ impl Broker {
             groups,
             offsets_topic_creation: std::sync::Mutex::new(()),
             dynamic_configs: RwLock::new(dynamic),
-            log_appended: Notify::new(),
             bound_addr: RwLock::new(None),
             shutdown,
         });

@@ -13,7 +13,9 @@ use crate::server::topics;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchRequest;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Limit: the longest a fetch may wait, whatever the client asks.
 const MAX_WAIT_MS_LIMIT: i32 = 30_000;
@@ -37,11 +39,11 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     };
     let wait_ms = req.max_wait_ms.clamp(0, MAX_WAIT_MS_LIMIT) as u64;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    // Registered with every partition read, before reading it, so an append between
+    // the read and the wait is not missed.
+    let waiter = Arc::new(Notify::new());
     loop {
-        let notified = broker.log_appended.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let (resp, bytes, errored) = read_all(broker, &req, version, isolation);
+        let (resp, bytes, errored) = read_all(broker, &req, version, isolation, &waiter);
         if bytes >= req.min_bytes.max(0) as u64
             || errored
             || tokio::time::Instant::now() >= deadline
@@ -50,7 +52,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
             return resp;
         }
         tokio::select! {
-            _ = notified => {}
+            _ = waiter.notified() => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
@@ -63,6 +65,7 @@ fn read_all(
     req: &FetchRequest,
     version: i16,
     isolation: FetchIsolation,
+    waiter: &Arc<Notify>,
 ) -> (FetchResponseData, u64, bool) {
     let mut budget = req.max_bytes.max(0) as u64;
     let mut total = 0u64;
@@ -95,11 +98,14 @@ fn read_all(
                     pd.error_code = code;
                     errored = true;
                 }
-                Ok(log) => match log.read(
+                Ok(log) => match read_partition(
+                    &log,
                     p.fetch_offset,
-                    (p.partition_max_bytes.max(0) as u64).min(budget) as usize,
+                    p.partition_max_bytes,
+                    budget,
                     isolation,
                     total == 0,
+                    waiter,
                 ) {
                     Ok(info) => {
                         total += info.records.len();
@@ -136,4 +142,19 @@ fn read_all(
         total,
         errored,
     )
+}
+
+/// Reads one partition, registering `waiter` first so a later append wakes it.
+fn read_partition(
+    log: &crate::log::UnifiedLog,
+    offset: i64,
+    partition_max_bytes: i32,
+    budget: u64,
+    isolation: FetchIsolation,
+    first: bool,
+    waiter: &Arc<Notify>,
+) -> Result<crate::log::FetchDataInfo, crate::log::LogError> {
+    log.register_fetch_waiter(waiter);
+    let max = (partition_max_bytes.max(0) as u64).min(budget) as usize;
+    log.read(offset, max, isolation, first)
 }

@@ -16,7 +16,6 @@ pub fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Result<Opt
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let mut first_error = None;
-    let mut appended = false;
     for topic in req.topic_data {
         let name = topic.name.to_string();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
@@ -39,7 +38,6 @@ pub fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Result<Opt
                     p.records.as_deref().unwrap_or(&[]),
                     acks,
                     &mut resp,
-                    &mut appended,
                 )
             };
             resp.error_code = code;
@@ -54,9 +52,6 @@ pub fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Result<Opt
                 .with_topic_id(topic.topic_id)
                 .with_partition_responses(partitions),
         );
-    }
-    if appended {
-        broker.log_appended.notify_waiters();
     }
     if acks == 0 {
         return match first_error {
@@ -74,7 +69,6 @@ fn append_partition(
     records: &[u8],
     acks: i16,
     resp: &mut PartitionProduceResponse,
-    appended: &mut bool,
 ) -> i16 {
     let log = match topics::partition_log(broker, topic, partition) {
         Ok(l) => l,
@@ -87,8 +81,8 @@ fn append_partition(
     match log.append_as_leader(records, LEADER_EPOCH, broker.time.now_ms()) {
         Ok(info) => {
             if info.records > 0 {
+                // Also wakes the fetches waiting on this partition.
                 log.update_high_watermark(info.last_offset + 1);
-                *appended = true;
             }
             resp.base_offset = info.base_offset;
             resp.log_append_time_ms = info.log_append_time_ms;
