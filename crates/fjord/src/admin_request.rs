@@ -1,4 +1,5 @@
-//! One admin request the rdkafka crate does not expose (OffsetDelete), sent with the
+//! The few requests the rdkafka crate does not expose (OffsetDelete, topic ids from
+//! Metadata), sent with the
 //! kafka-protocol codecs over a blocking socket: FindCoordinator on a bootstrap broker,
 //! then the request to the group's coordinator. Not a general client: one request, one
 //! response, a size limit on the response and a timeout on every read.
@@ -51,6 +52,18 @@ fn request<Q: Encodable, R: Decodable>(addr: &str, key: ApiKey, version: i16, bo
         );
     }
     R::decode(&mut frame, version)
+}
+
+/// Sends `body` to the first bootstrap broker that answers.
+pub fn to_any_broker<Q: Encodable, R: Decodable>(bootstrap: &str, key: ApiKey, version: i16, body: &Q) -> Result<R> {
+    let mut last = anyhow!("no bootstrap server given");
+    for addr in bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match request(addr, key, version, body) {
+            Ok(r) => return Ok(r),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Sends `body` to the coordinator of `group`, found through the first bootstrap broker

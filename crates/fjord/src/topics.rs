@@ -103,7 +103,7 @@ pub fn run(args: TopicsArgs) -> Result<()> {
         return Ok(());
     }
     if args.describe {
-        return describe(&rt, &admin, &opts, &md, args.topic.as_deref());
+        return describe(&bootstrap, &rt, &admin, &opts, &md, args.topic.as_deref());
     }
     bail!("one of --create, --list, --describe, --delete, --alter is required")
 }
@@ -151,7 +151,37 @@ fn alter(
     Ok(())
 }
 
+/// Topic ids as Kafka prints them, from Metadata v12 (librdkafka's metadata has none).
+/// Empty when the request fails: the ids are informational.
+fn topic_ids(bootstrap: &str, names: &[&str]) -> std::collections::BTreeMap<String, String> {
+    use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
+    use kafka_protocol::messages::metadata_response::MetadataResponse;
+    use kafka_protocol::messages::{ApiKey, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let req = MetadataRequest::default().with_topics(Some(
+        names
+            .iter()
+            .map(|n| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(n.to_string())))))
+            .collect(),
+    ));
+    let Ok(resp) = crate::admin_request::to_any_broker::<_, MetadataResponse>(bootstrap, ApiKey::Metadata, 12, &req)
+    else {
+        return Default::default();
+    };
+    resp.topics
+        .iter()
+        .filter(|t| !t.topic_id.is_nil())
+        .filter_map(|t| {
+            Some((
+                t.name.as_ref()?.to_string(),
+                broker::log::checkpoint::topic_id_to_string(t.topic_id),
+            ))
+        })
+        .collect()
+}
+
 fn describe(
+    bootstrap: &str,
     rt: &tokio::runtime::Runtime,
     admin: &AdminClient<DefaultClientContext>,
     opts: &AdminOptions,
@@ -167,6 +197,7 @@ fn describe(
     if topics.is_empty() || topics.iter().any(|t| t.error().is_some()) {
         bail!("topic '{}' does not exist", only.unwrap_or(""));
     }
+    let ids = topic_ids(bootstrap, &topics.iter().map(|t| t.name()).collect::<Vec<_>>());
     for t in topics {
         let resource = ResourceSpecifier::Topic(t.name());
         let configs = rt.block_on(admin.describe_configs([&resource], opts))?;
@@ -179,8 +210,12 @@ fn describe(
             }
         }
         let rf = t.partitions().first().map(|p| p.replicas().len()).unwrap_or(0);
+        let id = ids
+            .get(t.name())
+            .map(|id| format!("\tTopicId: {id}"))
+            .unwrap_or_default();
         println!(
-            "Topic: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
+            "Topic: {}{id}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
             t.name(),
             t.partitions().len(),
             rf,

@@ -68,9 +68,16 @@ fn tutorial_walkthrough_with_the_tutorials_config_keys() {
     );
     assert!(ok);
     assert!(
-        out.starts_with("Topic: testTopic\tPartitionCount: 1\tReplicationFactor: 1\tConfigs: "),
+        out.starts_with("Topic: testTopic\tTopicId: ")
+            && out.contains("\tPartitionCount: 1\tReplicationFactor: 1\tConfigs: "),
         "{out}"
     );
+    let id = out
+        .split("TopicId: ")
+        .nth(1)
+        .and_then(|r| r.split('\t').next())
+        .unwrap_or("");
+    assert_eq!(id.len(), 22, "a topic id in Kafka's base64 form: {out}");
     assert!(
         out.contains("\tTopic: testTopic\tPartition: 0\tLeader: 10\tReplicas: 10\tIsr: 10"),
         "{out}"
