@@ -373,6 +373,25 @@ fn bad_group_requests_get_kafkas_error_codes() {
     );
     assert_eq!(sync.error_code, 0);
     assert_eq!(hb(&mut c, 1, joined.member_id.clone()), 0);
+    // Oversized member metadata (more than half of message.max.bytes: its group could
+    // never be stored) is refused, and the group's generation is undisturbed.
+    let huge = JoinGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(s(""))
+        .with_group_instance_id(Some(s("huge")))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(s("range"))
+            .with_metadata(bytes::Bytes::from(vec![0u8; 2 << 20]))]);
+    let r: JoinGroupResponse = c.request(ApiKey::JoinGroup, 5, &huge);
+    assert_eq!(r.error_code, 42, "INVALID_REQUEST for 2 MiB of member metadata");
+    assert_eq!(
+        hb(&mut c, 1, joined.member_id.clone()),
+        0,
+        "the group is still at generation 1"
+    );
     // The coordinator still serves other groups.
     let other = join(&mut c, "other", "");
     assert_eq!(join(&mut c, "other", other.member_id.as_str()).error_code, 0);

@@ -28,6 +28,9 @@ pub struct GroupConfig {
     pub offsets_topic_num_partitions: i32,
     /// Limit: groups one broker coordinates.
     pub groups_max: usize,
+    /// Limit: one member's protocol metadata (the record that stores its group must fit
+    /// `message.max.bytes`).
+    pub member_metadata_max_bytes: usize,
     /// The consumer group protocol (KIP-848): `group.consumer.*`.
     pub consumer_session_timeout_ms: i64,
     pub consumer_heartbeat_interval_ms: i64,
@@ -48,6 +51,7 @@ impl Default for GroupConfig {
             offset_metadata_max_bytes: 4096,
             offsets_topic_num_partitions: 50,
             groups_max: 100_000,
+            member_metadata_max_bytes: 1_048_588 / 2,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
             consumer_max_size: 10_000,
@@ -161,6 +165,14 @@ impl GroupCoordinator {
             || p.session_timeout_ms > self.config.max_session_timeout_ms
         {
             return Err((codes::INVALID_SESSION_TIMEOUT, p.member_id.clone()));
+        }
+        let metadata_bytes: usize = p.protocols.iter().map(|(n, m)| n.len() + m.len()).sum();
+        if metadata_bytes > self.config.member_metadata_max_bytes {
+            // A member this large could never be stored in `__consumer_offsets`: Kafka
+            // fails later, at SyncGroup, with UNKNOWN_SERVER_ERROR; Fjord refuses the
+            // join itself, before the group is disturbed.
+            tracing::warn!(group = %p.group_id, bytes = metadata_bytes, "member metadata too large");
+            return Err((codes::INVALID_REQUEST, p.member_id.clone()));
         }
         let mut groups = lock(&self.groups);
         {

@@ -79,6 +79,8 @@ impl Broker {
                 .filter_map(|n| Assignor::from_name(n))
                 .collect(),
             offsets_retention_ms: config.offsets_retention_ms,
+            // Half the record limit: the stored member also carries its assignment.
+            member_metadata_max_bytes: (config.topic_defaults.max_message_bytes.max(0) as usize) / 2,
             ..GroupConfig::default()
         };
         let groups = GroupCoordinator::new(group_config, time.clone());
