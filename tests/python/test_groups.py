@@ -111,3 +111,36 @@ def test_confluent_admin_lists_describes_and_deletes_group_offsets(broker_factor
     assert {tp.partition: tp.offset for tp in offsets.topic_partitions} == {1: 7}
     admin.delete_consumer_groups(["adm-group"])["adm-group"].result(30)
     assert "adm-group" not in [g.group_id for g in admin.list_consumer_groups().result(30).valid]
+
+
+def test_confluent_consumer_protocol_kip848_shares_partitions_and_describes(broker_factory):
+    """group.protocol=consumer: the broker assigns (uniform), the admin client sees the group."""
+    from confluent_kafka.admin import AdminClient
+    broker = broker_factory({"group.consumer.heartbeat.interval.ms": "500"})
+    create(broker.bootstrap, "k848-topic", 4)
+    produce(broker.bootstrap, "k848-topic", 400, partitions=4)
+    conf = {"bootstrap.servers": broker.bootstrap, "group.id": "k848-group", "group.protocol": "consumer",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    consumers = [Consumer(conf) for _ in range(2)]
+    for c in consumers:
+        c.subscribe(["k848-topic"])
+    values = set()
+    deadline = time.time() + 30
+    while time.time() < deadline and (len(values) < 400 or any(len(c.assignment()) != 2 for c in consumers)):
+        for c in consumers:
+            m = c.poll(0.05)
+            if m is not None and m.error() is None:
+                values.add(m.value())
+    assert len(values) == 400
+    assert sorted(len(c.assignment()) for c in consumers) == [2, 2]
+    for c in consumers:
+        c.commit(asynchronous=False)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    described = admin.describe_consumer_groups(["k848-group"])["k848-group"].result(30)
+    assert len(described.members) == 2
+    assert sorted(len(m.assignment.topic_partitions) for m in described.members) == [2, 2]
+    assert "k848-group" in [g.group_id for g in admin.list_consumer_groups().result(30).valid]
+    committed = consumers[0].committed([TopicPartition("k848-topic", p) for p in range(4)], timeout=10)
+    assert sum(tp.offset for tp in committed if tp.offset >= 0) == 400
+    for c in consumers:
+        c.close()
