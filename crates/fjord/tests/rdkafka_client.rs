@@ -264,3 +264,52 @@ fn long_poll_fetch_wakes_on_its_partitions_append() {
         .unwrap_or(0);
     assert!(records > 0, "the fetch carries the new record");
 }
+
+/// A topic's compression.type other than `producer`: the broker recompresses each batch
+/// to it (as Kafka), and every record reads back exactly; idempotence still holds.
+#[test]
+fn topic_compression_type_recompresses_batches() {
+    let broker = BrokerProcess::start(&[]);
+    for (topic_codec, producer_codec, stored) in [
+        ("gzip", "lz4", "gzip"),
+        ("zstd", "snappy", "zstd"),
+        ("uncompressed", "gzip", "none"),
+    ] {
+        let topic = format!("recompressed-{topic_codec}");
+        let args = [
+            "topics",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--create",
+            "--topic",
+            &topic,
+            "--partitions",
+            "2",
+        ];
+        let config = format!("compression.type={topic_codec}");
+        let mut all = args.to_vec();
+        all.extend(["--config", &config]);
+        let (ok, _, err) = common::fjord(&all, None);
+        assert!(ok, "{err}");
+        let p = producer(
+            &broker.bootstrap,
+            &[("compression.codec", producer_codec), ("enable.idempotence", "true")],
+        );
+        produce_n(&p, &topic, 2, 10_000);
+        check_exact(&consume_all(&broker.bootstrap, &topic, 2, 10_000), 2, 10_000);
+        let segment = broker
+            .data_dir
+            .join(format!("{topic}-0"))
+            .join("00000000000000000000.log");
+        let (ok, out, err) = common::fjord(&["dump-log", "--files", segment.to_str().expect("path")], None);
+        assert!(ok, "{err}");
+        let batches: Vec<&str> = out.lines().filter(|l| l.starts_with("baseOffset")).collect();
+        assert!(!batches.is_empty(), "{out}");
+        assert!(
+            batches
+                .iter()
+                .all(|l| l.contains(&format!("compresscodec: {stored} ")) && l.contains("isvalid: true")),
+            "{topic}: stored batches must be {stored}: {out}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Storage in Kafka's on-disk format.
 //!
 //! - `record_batch`: record batch v2 as raw bytes (validate, patch offsets, walk).
+//! - `compression`: recompression to a topic's `compression.type`, bounded.
 //! - `index`: `OffsetIndex` and `TimeIndex`.
 //! - `segment`: `LogSegment`, one `.log` file with its indexes.
 //! - `file_records`: `FileRecords`, a slice of a segment that a fetch sends.
@@ -12,6 +13,7 @@
 
 pub mod checkpoint;
 pub mod cleaner;
+pub mod compression;
 pub mod file_records;
 pub mod index;
 pub mod log_manager;

@@ -11,6 +11,10 @@
 /// fadvise each).
 const PAGE_CACHE_DROP_STEP_BYTES: u64 = 32 << 20;
 
+/// Limit: how many times its own size a batch may expand to when the broker
+/// decompresses it to recompress (topic `compression.type`).
+const RECOMPRESSION_EXPANSION_MAX: usize = 64;
+
 /// Limit: fetches waiting on one partition.
 const FETCH_WAITERS_MAX: usize = 10_000;
 
@@ -197,7 +201,17 @@ impl UnifiedLog {
             timestamp_after_max_ms: config.message_timestamp_after_max_ms,
             log_append_time: config.message_timestamp_log_append_time,
         };
-        let batches = record_batch::validate_produce_records(records, &rules)?;
+        let mut batches = record_batch::validate_produce_records(records, &rules)?;
+        let recompressed;
+        let records = match super::compression::target_codec(&config.compression_type) {
+            Some(target) if super::compression::batch_codec(records) != Some(target) => {
+                let expanded_max = (rules.max_message_bytes.saturating_mul(RECOMPRESSION_EXPANSION_MAX)).max(1 << 20);
+                recompressed = super::compression::recompress(records, target, expanded_max)?;
+                batches = record_batch::validate_produce_records(&recompressed, &rules)?;
+                &recompressed[..]
+            }
+            _ => records,
+        };
         let mut guard = self.lock();
         let inner = &mut *guard;
         if inner.deleted {

@@ -1,0 +1,168 @@
+//! Recompression, as Kafka's `LogValidator` does it when a topic's `compression.type`
+//! is a codec and a producer's batch uses another: the batch is decoded and encoded
+//! again with the topic's codec, keeping every record's offset delta, timestamp, key,
+//! value and headers and the batch's producer id, epoch and base sequence.
+//!
+//! Decompression is bounded: a batch may not expand past `expanded_bytes_max`
+//! (a small compressed batch must not become gigabytes in memory). Snappy's block
+//! lengths are read from its headers before anything is allocated.
+
+use super::record_batch::BatchError;
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use std::io::Read;
+
+/// Byte 21 of a v2 batch holds its attributes; the low three bits are the codec.
+const ATTRIBUTES_OFFSET: usize = 21;
+
+/// Kafka's xerial-snappy framing header.
+const SNAPPY_XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
+
+/// The codec a topic's `compression.type` asks for; `None` for `producer`.
+pub fn target_codec(compression_type: &str) -> Option<Compression> {
+    match compression_type {
+        "uncompressed" => Some(Compression::None),
+        "gzip" => Some(Compression::Gzip),
+        "snappy" => Some(Compression::Snappy),
+        "lz4" => Some(Compression::Lz4),
+        "zstd" => Some(Compression::Zstd),
+        _ => None,
+    }
+}
+
+/// The codec of a (validated) v2 batch.
+pub fn batch_codec(batch: &[u8]) -> Option<Compression> {
+    let attributes = *batch.get(ATTRIBUTES_OFFSET + 1)?;
+    Some(match attributes & 0x07 {
+        0 => Compression::None,
+        1 => Compression::Gzip,
+        2 => Compression::Snappy,
+        3 => Compression::Lz4,
+        4 => Compression::Zstd,
+        _ => return None,
+    })
+}
+
+/// Decodes one validated batch and encodes it again with `target`.
+pub fn recompress(batch: &[u8], target: Compression, expanded_bytes_max: usize) -> Result<Bytes, BatchError> {
+    let invalid = |e: anyhow::Error| BatchError::Invalid(format!("recompressing: {e}"));
+    let mut input = Bytes::copy_from_slice(batch);
+    let decompress = |compressed: &mut Bytes, codec: Compression| -> anyhow::Result<Bytes> {
+        decompress_bounded(compressed, codec, expanded_bytes_max)
+    };
+    let set = RecordBatchDecoder::decode_with_custom_compression(&mut input, Some(decompress)).map_err(invalid)?;
+    let mut out = BytesMut::with_capacity(batch.len());
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: target,
+    };
+    RecordBatchEncoder::encode(&mut out, &set.records, &options).map_err(invalid)?;
+    Ok(out.freeze())
+}
+
+fn decompress_bounded(compressed: &mut Bytes, codec: Compression, max: usize) -> anyhow::Result<Bytes> {
+    let data = compressed.copy_to_bytes(compressed.remaining());
+    let limit = max as u64 + 1;
+    let mut out = Vec::new();
+    match codec {
+        Compression::None => return Ok(data),
+        Compression::Gzip => {
+            flate2::read::GzDecoder::new(&data[..])
+                .take(limit)
+                .read_to_end(&mut out)?;
+        }
+        Compression::Zstd => {
+            zstd::stream::read::Decoder::new(&data[..])?
+                .take(limit)
+                .read_to_end(&mut out)?;
+        }
+        Compression::Lz4 => {
+            lz4::Decoder::new(&data[..])?.take(limit).read_to_end(&mut out)?;
+        }
+        Compression::Snappy => out = snappy_bounded(&data, max)?,
+    }
+    if out.len() > max {
+        anyhow::bail!("batch expands past {max} bytes");
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Raw snappy, or Kafka's xerial framing: `magic(8) version(4) compat(4)`, then blocks
+/// of `length(4) raw-snappy`.
+fn snappy_bounded(data: &[u8], max: usize) -> anyhow::Result<Vec<u8>> {
+    let raw = |block: &[u8], out: &mut Vec<u8>| -> anyhow::Result<()> {
+        let len = snap::raw::decompress_len(block)?;
+        if out.len() + len > max {
+            anyhow::bail!("batch expands past {max} bytes");
+        }
+        let start = out.len();
+        out.resize(start + len, 0);
+        snap::raw::Decoder::new().decompress(block, &mut out[start..])?;
+        Ok(())
+    };
+    let mut out = Vec::new();
+    if !data.starts_with(SNAPPY_XERIAL_MAGIC) {
+        raw(data, &mut out)?;
+        return Ok(out);
+    }
+    let mut rest = data.get(16..).ok_or_else(|| anyhow::anyhow!("short snappy header"))?;
+    while !rest.is_empty() {
+        let len = rest
+            .get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        let block = len
+            .and_then(|n| rest.get(4..4 + n))
+            .ok_or_else(|| anyhow::anyhow!("truncated snappy block"))?;
+        raw(block, &mut out)?;
+        rest = &rest[4 + block.len()..];
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::records::{Record, TimestampType};
+
+    fn batch(value: Bytes, codec: Compression) -> Bytes {
+        let record = Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: 7,
+            producer_epoch: 1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: 3,
+            timestamp: 1,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(value),
+            headers: Default::default(),
+            delete_horizon: false,
+        };
+        let mut out = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: codec,
+        };
+        RecordBatchEncoder::encode(&mut out, [record].iter(), &options).expect("encode");
+        out.freeze()
+    }
+
+    #[test]
+    fn recompresses_and_refuses_a_bomb() {
+        let zeros = Bytes::from(vec![0u8; 1 << 20]);
+        let gzip = batch(zeros, Compression::Gzip);
+        assert!(gzip.len() < 16 << 10, "a megabyte of zeros compresses well");
+        assert!(
+            recompress(&gzip, Compression::Zstd, 64 << 10).is_err(),
+            "expands past the limit"
+        );
+        let zstd = recompress(&gzip, Compression::Zstd, 2 << 20).expect("recompressed");
+        assert!(matches!(batch_codec(&zstd), Some(Compression::Zstd)));
+        let mut again = zstd.clone();
+        let set = RecordBatchDecoder::decode(&mut again).expect("decodes");
+        assert_eq!((set.records[0].producer_id, set.records[0].sequence), (7, 3));
+        assert_eq!(set.records[0].value.as_ref().map(|v| v.len()), Some(1 << 20));
+    }
+}
