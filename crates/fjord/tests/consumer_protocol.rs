@@ -365,3 +365,47 @@ fn consumer_group_survives_restart_and_kill_minus_nine() {
         assert_eq!(g.members[0].assignment.topic_partitions[0].partitions.len(), 3);
     }
 }
+
+/// A regex subscription (SubscribedTopicRegex): the broker resolves it to every topic
+/// it matches, including one created after the member joined.
+#[test]
+fn regex_subscription_follows_new_topics() {
+    let b = BrokerProcess::start(BROKER);
+    create(&b.bootstrap, "rx-a", "2");
+    create(&b.bootstrap, "other", "2");
+    let c = consumer(&b.bootstrap, "grx", &[("topic.metadata.refresh.interval.ms", "1000")]);
+    c.subscribe(&["^rx-.*"]).expect("subscribe");
+    let topics = |c: &BaseConsumer| -> Vec<String> {
+        let mut t: Vec<String> = c
+            .assignment()
+            .map(|a| {
+                a.elements()
+                    .iter()
+                    .map(|e| format!("{}-{}", e.topic(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        t.sort();
+        t
+    };
+    poll_until(&[&c], |cs, _| topics(cs[0]) == ["rx-a-0", "rx-a-1"]);
+    create(&b.bootstrap, "rx-b", "1");
+    poll_until(&[&c], |cs, _| topics(cs[0]) == ["rx-a-0", "rx-a-1", "rx-b-0"]);
+    let d = describe(&b.bootstrap, "grx");
+    // librdkafka sends its subscriptions as one alternation: "(^rx-.*)".
+    let regex = d.groups[0].members[0]
+        .subscribed_topic_regex
+        .clone()
+        .unwrap_or_default();
+    assert!(regex.contains("^rx-.*"), "{regex}");
+    // An invalid regex gets INVALID_REGULAR_EXPRESSION.
+    let mut raw = RawClient::connect(&b.bootstrap);
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("grx-bad")))
+        .with_member_id(StrBytes::from_static_str("m"))
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_regex(Some(StrBytes::from_static_str("(unclosed")))
+        .with_topic_partitions(Some(vec![]));
+    let r: ConsumerGroupHeartbeatResponse = raw.request(ApiKey::ConsumerGroupHeartbeat, 1, &req);
+    assert_eq!(r.error_code, 130, "INVALID_REGULAR_EXPRESSION");
+}

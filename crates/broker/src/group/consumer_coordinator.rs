@@ -26,6 +26,7 @@ pub struct ConsumerMemberDescription {
     pub client_id: String,
     pub client_host: String,
     pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
     pub assignment: Assignment,
     pub target_assignment: Assignment,
 }
@@ -41,7 +42,7 @@ pub struct ConsumerGroupDescription {
 }
 
 /// Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`.
-fn validate(hb: &ConsumerHeartbeat, version: i16, regex: bool) -> Result<(), HeartbeatReply> {
+fn validate(hb: &ConsumerHeartbeat, version: i16) -> Result<(), HeartbeatReply> {
     let invalid = |m: &str| Err(HeartbeatReply::error(codes::INVALID_REQUEST, m));
     if hb.group_id.is_empty() {
         return invalid("GroupId can't be empty.");
@@ -55,8 +56,13 @@ fn validate(hb: &ConsumerHeartbeat, version: i16, regex: bool) -> Result<(), Hea
     if (version >= 1 || hb.member_epoch != JOIN_EPOCH) && hb.member_id.is_empty() {
         return invalid("MemberId can't be empty.");
     }
-    if regex {
-        return invalid("SubscribedTopicRegex is not supported by Fjord yet; subscribe to topic names.");
+    if let Some(r) = hb.subscribed_topic_regex.as_deref().filter(|r| !r.is_empty()) {
+        if let Err(e) = regex::Regex::new(r) {
+            return Err(HeartbeatReply::error(
+                codes::INVALID_REGULAR_EXPRESSION,
+                format!("SubscribedTopicRegex `{r}` is not a valid regular expression: {e}"),
+            ));
+        }
     }
     match hb.member_epoch {
         JOIN_EPOCH => {
@@ -66,8 +72,8 @@ fn validate(hb: &ConsumerHeartbeat, version: i16, regex: bool) -> Result<(), Hea
             if hb.owned.as_ref().is_none_or(|o| o.values().any(|p| !p.is_empty())) {
                 return invalid("TopicPartitions must be empty when (re-)joining.");
             }
-            if hb.subscribed_topic_names.is_none() {
-                return invalid("SubscribedTopicNames must be set in first request.");
+            if hb.subscribed_topic_names.is_none() && hb.subscribed_topic_regex.is_none() {
+                return invalid("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.");
             }
         }
         LEAVE_STATIC_EPOCH if hb.instance_id.is_none() => {
@@ -88,16 +94,14 @@ fn validate(hb: &ConsumerHeartbeat, version: i16, regex: bool) -> Result<(), Hea
 }
 
 impl GroupCoordinator {
-    /// ConsumerGroupHeartbeat. `regex`: the request subscribed by regular expression.
-    /// Returns the reply and the group's records to write before sending it.
+    /// ConsumerGroupHeartbeat. Returns the reply and the group's records to write before sending it.
     pub fn consumer_heartbeat(
         &self,
         hb: ConsumerHeartbeat,
         version: i16,
-        regex: bool,
         topics: TopicLookup,
     ) -> (HeartbeatReply, RawRecords) {
-        match self.try_consumer_heartbeat(hb, version, regex, topics) {
+        match self.try_consumer_heartbeat(hb, version, topics) {
             Ok(done) => done,
             Err(refusal) => (refusal, Vec::new()),
         }
@@ -107,10 +111,9 @@ impl GroupCoordinator {
         &self,
         hb: ConsumerHeartbeat,
         version: i16,
-        regex: bool,
         topics: TopicLookup,
     ) -> Result<(HeartbeatReply, RawRecords), HeartbeatReply> {
-        validate(&hb, version, regex)?;
+        validate(&hb, version)?;
         let now = self.time.now_ms();
         let joining = hb.member_epoch == JOIN_EPOCH;
         let mut classic = lock(&self.groups);
@@ -215,12 +218,7 @@ impl GroupCoordinator {
             for m in g.members.values_mut() {
                 m.last_heartbeat_ms = now;
             }
-            let names: BTreeSet<String> = g
-                .members
-                .values()
-                .flat_map(|m| m.subscribed_topic_names.iter().cloned())
-                .collect();
-            g.subscription_metadata = names.into_iter().filter_map(|n| topics(&n).map(|md| (n, md))).collect();
+            g.refresh_subscription_metadata(topics);
             g.rebuild_owners();
             g.persisted = g.record_view(None);
         }
@@ -249,6 +247,7 @@ impl GroupCoordinator {
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     subscribed_topic_names: m.subscribed_topic_names.iter().cloned().collect(),
+                    subscribed_topic_regex: m.subscribed_topic_regex.clone(),
                     assignment: m.assigned.clone(),
                     target_assignment: g.target.get(&m.member_id).cloned().unwrap_or_default(),
                 })
@@ -367,37 +366,31 @@ mod tests {
         let c = GroupCoordinator::new(GroupConfig::default(), time.clone());
         let id = Uuid::new_v4();
         let lookup = move |n: &str| (n == "t").then_some((id, 4));
-        let r1 = c
-            .consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, false, &lookup)
-            .0;
+        let r1 = c.consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, &lookup).0;
         assert_eq!((r1.error_code, r1.member_epoch, parts(&r1.assignment)), (0, 1, 4));
         let owned_a = r1.assignment.clone();
-        let r2 = c
-            .consumer_heartbeat(hb("b", 0, Some(BTreeMap::new())), 1, false, &lookup)
-            .0;
+        let r2 = c.consumer_heartbeat(hb("b", 0, Some(BTreeMap::new())), 1, &lookup).0;
         // b is at epoch 2 but a still holds everything: nothing yet.
         assert_eq!((r2.member_epoch, parts(&r2.assignment)), (2, 0));
         // a is asked to give up two partitions and stays at epoch 1 until it does.
-        let r1 = c.consumer_heartbeat(hb("a", 1, owned_a), 1, false, &lookup).0;
+        let r1 = c.consumer_heartbeat(hb("a", 1, owned_a), 1, &lookup).0;
         assert_eq!((r1.member_epoch, parts(&r1.assignment)), (1, 2));
         let kept = r1.assignment.clone();
-        let r1 = c.consumer_heartbeat(hb("a", 1, kept), 1, false, &lookup).0;
+        let r1 = c.consumer_heartbeat(hb("a", 1, kept), 1, &lookup).0;
         assert_eq!(r1.member_epoch, 2);
-        let r2 = c
-            .consumer_heartbeat(hb("b", 2, Some(BTreeMap::new())), 1, false, &lookup)
-            .0;
+        let r2 = c.consumer_heartbeat(hb("b", 2, Some(BTreeMap::new())), 1, &lookup).0;
         assert_eq!(parts(&r2.assignment), 2);
         let d = c.consumer_describe("g").expect("described");
         assert_eq!(d.state, "Stable");
         // A wrong epoch is fenced; a classic join to the same group id is refused.
-        let r = c.consumer_heartbeat(hb("b", 7, None), 1, false, &lookup).0;
+        let r = c.consumer_heartbeat(hb("b", 7, None), 1, &lookup).0;
         assert_eq!(r.error_code, codes::FENCED_MEMBER_EPOCH);
         // b's session expires: a gets everything back at the next epoch.
         time.advance_ms(40_000);
-        let _ = c.consumer_heartbeat(hb("a", 2, None), 1, false, &lookup).0;
+        let _ = c.consumer_heartbeat(hb("a", 2, None), 1, &lookup).0;
         time.advance_ms(10_000);
         c.consumer_tick(time.now_ms());
-        let r1 = c.consumer_heartbeat(hb("a", 2, None), 1, false, &lookup).0;
+        let r1 = c.consumer_heartbeat(hb("a", 2, None), 1, &lookup).0;
         assert_eq!((r1.member_epoch, parts(&r1.assignment)), (3, 4));
     }
 
@@ -408,16 +401,16 @@ mod tests {
         let mut bad = hb("a", 0, Some(BTreeMap::new()));
         bad.group_id.clear();
         assert_eq!(
-            c.consumer_heartbeat(bad, 1, false, &lookup).0.error_code,
+            c.consumer_heartbeat(bad, 1, &lookup).0.error_code,
             codes::INVALID_REQUEST
         );
         let mut bad = hb("a", 0, Some(BTreeMap::new()));
         bad.server_assignor = Some("sticky".into());
         assert_eq!(
-            c.consumer_heartbeat(bad, 1, false, &lookup).0.error_code,
+            c.consumer_heartbeat(bad, 1, &lookup).0.error_code,
             codes::UNSUPPORTED_ASSIGNOR
         );
-        let r = c.consumer_heartbeat(hb("a", 3, None), 1, false, &lookup).0;
+        let r = c.consumer_heartbeat(hb("a", 3, None), 1, &lookup).0;
         assert_eq!(r.error_code, codes::GROUP_ID_NOT_FOUND);
     }
 }

@@ -36,6 +36,9 @@ pub struct ConsumerMember {
     pub client_id: String,
     pub client_host: String,
     pub subscribed_topic_names: BTreeSet<String>,
+    /// A regular expression (RE2 syntax, whole-name match) subscribing to every topic
+    /// it matches, now and later.
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     pub rebalance_timeout_ms: i64,
     pub member_epoch: i32,
@@ -59,6 +62,8 @@ pub struct ConsumerHeartbeat {
     pub rebalance_timeout_ms: i64,
     /// `None`: unchanged since the last heartbeat.
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// `None`: unchanged; `Some("")`: no regex any more.
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// The partitions the member owns; `None`: unchanged.
     pub owned: Option<Assignment>,
@@ -87,8 +92,34 @@ impl HeartbeatReply {
     }
 }
 
-/// Topic metadata as the group sees it: name to (topic id, partition count).
-pub type TopicLookup<'a> = &'a dyn Fn(&str) -> Option<(Uuid, i32)>;
+/// Topic metadata as the group sees it.
+pub trait TopicsView {
+    /// A topic's id and partition count.
+    fn lookup(&self, name: &str) -> Option<(Uuid, i32)>;
+    /// Every topic's name, for regex subscriptions.
+    fn names(&self) -> Vec<String>;
+}
+
+/// A lookup function is a view without a listing (enough without regexes).
+impl<F: Fn(&str) -> Option<(Uuid, i32)>> TopicsView for F {
+    fn lookup(&self, name: &str) -> Option<(Uuid, i32)> {
+        self(name)
+    }
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+pub type TopicLookup<'a> = &'a dyn TopicsView;
+
+/// Whether `name` matches `regex` as Kafka matches subscriptions: the whole name,
+/// internal topics (`__*`) never.
+pub fn regex_matches(regex: &regex::Regex, name: &str) -> bool {
+    !name.starts_with("__")
+        && regex
+            .find(name)
+            .is_some_and(|m| m.start() == 0 && m.end() == name.len())
+}
 
 /// Limits and defaults the group works within.
 #[derive(Debug, Clone)]
@@ -108,6 +139,8 @@ pub struct ConsumerGroup {
     /// The subscribed topics' metadata the target was computed from.
     pub subscription_metadata: BTreeMap<String, (Uuid, i32)>,
     pub assignor: Assignor,
+    /// The members' regexes, compiled once.
+    regexes: BTreeMap<String, regex::Regex>,
     /// Partition to the member holding it (assigned or pending revocation).
     pub(super) owners: HashMap<(Uuid, i32), String>,
     /// The group's records as last written to `__consumer_offsets`
@@ -140,6 +173,7 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             subscription_metadata: BTreeMap::new(),
             assignor,
+            regexes: BTreeMap::new(),
             owners: HashMap::new(),
             persisted: BTreeMap::new(),
         }
@@ -314,6 +348,17 @@ impl ConsumerGroup {
                 bump = true;
             }
         }
+        match hb.subscribed_topic_regex.as_deref() {
+            Some("") if m.subscribed_topic_regex.is_some() => {
+                m.subscribed_topic_regex = None;
+                bump = true;
+            }
+            Some(r) if !r.is_empty() && m.subscribed_topic_regex.as_deref() != Some(r) => {
+                m.subscribed_topic_regex = Some(r.to_string());
+                bump = true;
+            }
+            _ => {}
+        }
         if hb.server_assignor.is_some() && hb.server_assignor != m.server_assignor {
             m.server_assignor = hb.server_assignor.clone();
             bump = true;
@@ -330,12 +375,39 @@ impl ConsumerGroup {
         bump
     }
 
-    /// Re-reads the subscribed topics' metadata; true when it changed.
-    fn refresh_subscription_metadata(&mut self, topics: TopicLookup) -> bool {
-        let names: BTreeSet<&String> = self.members.values().flat_map(|m| &m.subscribed_topic_names).collect();
+    /// Re-reads the subscribed topics' metadata (names, and what the regexes match
+    /// now); true when it changed.
+    pub(super) fn refresh_subscription_metadata(&mut self, topics: TopicLookup) -> bool {
+        let wanted: BTreeSet<&String> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.as_ref())
+            .collect();
+        self.regexes.retain(|r, _| wanted.contains(r));
+        for r in wanted {
+            if !self.regexes.contains_key(r) {
+                // Validated when the heartbeat brought it; a failure here matches nothing.
+                if let Ok(re) = regex::Regex::new(r) {
+                    self.regexes.insert(r.clone(), re);
+                }
+            }
+        }
+        let mut names: BTreeSet<String> = self
+            .members
+            .values()
+            .flat_map(|m| m.subscribed_topic_names.iter().cloned())
+            .collect();
+        if !self.regexes.is_empty() {
+            names.extend(
+                topics
+                    .names()
+                    .into_iter()
+                    .filter(|n| self.regexes.values().any(|re| regex_matches(re, n))),
+            );
+        }
         let fresh: BTreeMap<String, (Uuid, i32)> = names
             .into_iter()
-            .filter_map(|n| topics(n).map(|md| (n.clone(), md)))
+            .filter_map(|n| topics.lookup(&n).map(|md| (n, md)))
             .collect();
         if fresh == self.subscription_metadata {
             return false;
@@ -369,10 +441,17 @@ impl ConsumerGroup {
             .values()
             .map(|m| AssignorMember {
                 member_id: m.member_id.clone(),
-                subscribed: m
-                    .subscribed_topic_names
+                subscribed: self
+                    .subscription_metadata
                     .iter()
-                    .filter_map(|n| self.subscription_metadata.get(n).map(|(id, _)| *id))
+                    .filter(|(n, _)| {
+                        m.subscribed_topic_names.contains(*n)
+                            || m.subscribed_topic_regex
+                                .as_ref()
+                                .and_then(|r| self.regexes.get(r))
+                                .is_some_and(|re| regex_matches(re, n))
+                    })
+                    .map(|(_, (id, _))| *id)
                     .collect(),
                 current: self.target.get(&m.member_id).cloned().unwrap_or_default(),
             })
@@ -578,6 +657,7 @@ pub(super) fn new_member(member_id: &str, hb: &ConsumerHeartbeat) -> ConsumerMem
         client_id: hb.client_id.clone(),
         client_host: hb.client_host.clone(),
         subscribed_topic_names: BTreeSet::new(),
+        subscribed_topic_regex: None,
         server_assignor: None,
         rebalance_timeout_ms: hb.rebalance_timeout_ms,
         member_epoch: JOIN_EPOCH,

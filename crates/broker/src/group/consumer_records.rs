@@ -124,7 +124,7 @@ impl ConsumerGroup {
                     for t in &m.subscribed_topic_names {
                         put_compact_string(b, Some(t));
                     }
-                    put_compact_string(b, None);
+                    put_compact_string(b, m.subscribed_topic_regex.as_deref());
                     b.put_i32(m.rebalance_timeout_ms.clamp(-1, i32::MAX as i64) as i32);
                     put_compact_string(b, m.server_assignor.as_deref());
                 }),
@@ -204,6 +204,7 @@ impl ConsumerGroup {
                     client_id,
                     client_host,
                     subscribed_topic_names,
+                    subscribed_topic_regex,
                     rebalance_timeout_ms,
                     server_assignor,
                 }),
@@ -218,6 +219,7 @@ impl ConsumerGroup {
                 m.client_id = client_id;
                 m.client_host = client_host;
                 m.subscribed_topic_names = subscribed_topic_names.into_iter().collect();
+                m.subscribed_topic_regex = subscribed_topic_regex;
                 m.rebalance_timeout_ms = rebalance_timeout_ms as i64;
                 m.server_assignor = server_assignor;
             }
@@ -254,6 +256,7 @@ pub enum RecordValue {
         client_id: String,
         client_host: String,
         subscribed_topic_names: Vec<String>,
+        subscribed_topic_regex: Option<String>,
         rebalance_timeout_ms: i32,
         server_assignor: Option<String>,
     },
@@ -353,7 +356,7 @@ pub fn parse_value(kind: i16, mut v: Bytes) -> Option<RecordValue> {
             for _ in 0..get_array_len(&mut v, 1)? {
                 subscribed_topic_names.push(get_compact_string(&mut v)?.unwrap_or_default());
             }
-            let _regex = get_compact_string(&mut v)?;
+            let subscribed_topic_regex = get_compact_string(&mut v)?;
             let rebalance_timeout_ms = get_i32(&mut v)?;
             let server_assignor = get_compact_string(&mut v)?;
             RecordValue::Member {
@@ -362,6 +365,7 @@ pub fn parse_value(kind: i16, mut v: Bytes) -> Option<RecordValue> {
                 client_id,
                 client_host,
                 subscribed_topic_names,
+                subscribed_topic_regex,
                 rebalance_timeout_ms,
                 server_assignor,
             }

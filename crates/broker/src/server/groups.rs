@@ -157,8 +157,9 @@ pub fn load(broker: &Broker) -> usize {
             offset = next;
         }
     }
-    let lookup = |name: &str| broker.topics.get(name).map(|t| (t.topic_id, t.partitions));
-    broker.groups.finish_consumer_load(&lookup);
+    broker
+        .groups
+        .finish_consumer_load(&crate::server::handlers::BrokerTopics(broker));
     applied
 }
 

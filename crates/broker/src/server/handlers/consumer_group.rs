@@ -3,7 +3,7 @@
 
 use super::{s, topic_name};
 use crate::group::assignor::Assignment;
-use crate::group::consumer_group::ConsumerHeartbeat;
+use crate::group::consumer_group::{ConsumerHeartbeat, TopicsView};
 use crate::server::Broker;
 use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
 use kafka_protocol::messages::consumer_group_describe_response::{
@@ -42,16 +42,14 @@ pub fn heartbeat(
             .subscribed_topic_names
             .as_ref()
             .map(|ts| ts.iter().map(|t| t.to_string()).collect()),
+        subscribed_topic_regex: req.subscribed_topic_regex.as_ref().map(|x| x.to_string()),
         server_assignor: req.server_assignor.as_ref().map(|x| x.to_string()),
         owned,
         client_id: client_id.to_string(),
         client_host: client_host.to_string(),
     };
-    let lookup = |name: &str| broker.topics.get(name).map(|t| (t.topic_id, t.partitions));
-    // The empty string means "no regex" (librdkafka always sends it).
-    let regex = req.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty());
-    tracing::debug!(?hb, regex, "ConsumerGroupHeartbeat");
-    let (reply, records) = broker.groups.consumer_heartbeat(hb, version, regex, &lookup);
+    tracing::debug!(?hb, "ConsumerGroupHeartbeat");
+    let (reply, records) = broker.groups.consumer_heartbeat(hb, version, &BrokerTopics(broker));
     // Kafka writes the group's records before it answers.
     if let Err(code) = crate::server::groups::write_records(broker, req.group_id.as_str(), &records) {
         tracing::warn!(group = %req.group_id.as_str(), code, "writing the group's records failed");
@@ -124,6 +122,7 @@ pub fn describe(broker: &Broker, req: ConsumerGroupDescribeRequest) -> ConsumerG
                                 .with_subscribed_topic_names(
                                     m.subscribed_topic_names.iter().map(|t| topic_name(t.clone())).collect(),
                                 )
+                                .with_subscribed_topic_regex(m.subscribed_topic_regex.clone().map(s))
                                 .with_assignment(described_assignment(&m.assignment, &names))
                                 .with_target_assignment(described_assignment(&m.target_assignment, &names))
                                 .with_member_type(MEMBER_TYPE_CONSUMER)
@@ -133,4 +132,16 @@ pub fn describe(broker: &Broker, req: ConsumerGroupDescribeRequest) -> ConsumerG
         })
         .collect();
     ConsumerGroupDescribeResponse::default().with_groups(groups)
+}
+
+/// The broker's topics as a consumer group sees them.
+pub struct BrokerTopics<'a>(pub &'a Broker);
+
+impl TopicsView for BrokerTopics<'_> {
+    fn lookup(&self, name: &str) -> Option<(Uuid, i32)> {
+        self.0.topics.get(name).map(|t| (t.topic_id, t.partitions))
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.topics.list().into_iter().map(|t| t.name).collect()
+    }
 }

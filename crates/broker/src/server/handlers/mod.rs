@@ -7,6 +7,8 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod consumer_group;
+
+pub use consumer_group::BrokerTopics;
 mod fetch;
 mod group;
 mod list_offsets;
