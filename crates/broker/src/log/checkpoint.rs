@@ -26,6 +26,15 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Writes `contents` to a temporary file and renames it over `path`, without fsync:
+/// readers never see a half-written file while the broker runs; after a crash the
+/// file may be missing or torn, so only for files that are checked when read.
+pub fn write_replacing(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, contents)?;
+    fs::rename(&tmp, path)
+}
+
 fn bad(path: &Path, why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("{}: {why}", path.display()))
 }

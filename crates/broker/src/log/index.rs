@@ -112,12 +112,17 @@ impl OffsetIndex {
     }
 
     pub fn write(&self, path: &Path) -> io::Result<()> {
+        fs::write(path, self.to_bytes())
+    }
+
+    /// The file's contents: `relative_offset u32, position u32` per entry.
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(self.entries.len() * OFFSET_ENTRY_BYTES);
         for &(rel, pos) in &self.entries {
             buf.extend_from_slice(&rel.to_be_bytes());
             buf.extend_from_slice(&pos.to_be_bytes());
         }
-        fs::write(path, buf)
+        buf
     }
 }
 
@@ -197,12 +202,17 @@ impl TimeIndex {
     }
 
     pub fn write(&self, path: &Path) -> io::Result<()> {
+        fs::write(path, self.to_bytes())
+    }
+
+    /// The file's contents: `timestamp i64, relative_offset u32` per entry.
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(self.entries.len() * TIME_ENTRY_BYTES);
         for &(ts, rel) in &self.entries {
             buf.extend_from_slice(&ts.to_be_bytes());
             buf.extend_from_slice(&rel.to_be_bytes());
         }
-        fs::write(path, buf)
+        buf
     }
 }
 

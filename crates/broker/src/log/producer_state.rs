@@ -175,7 +175,11 @@ impl ProducerStateManager {
         dir.join(format!("{offset:020}.snapshot"))
     }
 
-    pub fn write_snapshot(&self, dir: &Path, offset: i64) -> io::Result<()> {
+    /// Writes the snapshot (Kafka's v1 layout, CRC-protected). `durable`: fsynced before
+    /// it is renamed into place. A roll writes it without: a snapshot torn by a crash
+    /// fails its CRC and recovery rebuilds the state from the log, so the roll need
+    /// not wait for the disk.
+    pub fn write_snapshot(&self, dir: &Path, offset: i64, durable: bool) -> io::Result<()> {
         let mut body = Vec::with_capacity(4 + self.producers.len() * SNAPSHOT_ENTRY_BYTES);
         body.extend_from_slice(&(self.producers.len() as i32).to_be_bytes());
         for (id, e) in &self.producers {
@@ -195,7 +199,12 @@ impl ProducerStateManager {
         out.extend_from_slice(&1i16.to_be_bytes());
         out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
         out.extend_from_slice(&body);
-        super::checkpoint::write_atomically(&Self::snapshot_path(dir, offset), &out)
+        let path = Self::snapshot_path(dir, offset);
+        if durable {
+            super::checkpoint::write_atomically(&path, &out)
+        } else {
+            super::checkpoint::write_replacing(&path, &out)
+        }
     }
 
     /// Snapshot offsets present in `dir`, ascending.
@@ -330,7 +339,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let mut s = ProducerStateManager::default();
         s.update(&header(7, 1, 10, 2, 40));
-        s.write_snapshot(&dir, 42).unwrap();
+        s.write_snapshot(&dir, 42, true).unwrap();
         let mut t = ProducerStateManager::default();
         assert_eq!(t.load_latest(&dir, 100).unwrap(), Some(42));
         assert!(matches!(

@@ -308,12 +308,23 @@ impl LogSegment {
         self.file.clone()
     }
 
-    /// After an fsync of `file_handle` (data appended before it is durable): writes the
-    /// index files and marks the segment clean. Only for a rolled segment, which
-    /// takes no more appends.
-    pub fn mark_flushed(&mut self) -> io::Result<()> {
+    /// The index files to write (path, contents), when they changed: serialized under
+    /// the log's lock, written outside it.
+    pub fn index_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        if !self.indexes_dirty {
+            return Vec::new();
+        }
+        vec![
+            (self.path(".index"), self.offset_index.to_bytes()),
+            (self.path(".timeindex"), self.time_index.to_bytes()),
+        ]
+    }
+
+    /// After an fsync of `file_handle` and a write of `index_files`, for a rolled
+    /// segment (which takes no more appends): marks it clean.
+    pub fn mark_flushed(&mut self) {
         self.data_dirty = false;
-        self.flush()
+        self.indexes_dirty = false;
     }
 
     /// fsyncs the data and writes the index files.

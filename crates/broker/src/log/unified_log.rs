@@ -618,24 +618,34 @@ impl UnifiedLog {
         let (files, active_base) = {
             let inner = self.lock();
             let active_base = inner.active_base_offset();
-            let files: Vec<(i64, std::sync::Arc<std::fs::File>)> = inner
+            type Rolled = (i64, std::sync::Arc<std::fs::File>, Vec<(PathBuf, Vec<u8>)>);
+            let files: Vec<Rolled> = inner
                 .segments
                 .range(..active_base)
                 .filter(|(_, s)| s.is_dirty())
-                .map(|(b, s)| (*b, s.file_handle()))
+                .map(|(b, s)| (*b, s.file_handle(), s.index_files()))
                 .collect();
             (files, active_base)
         };
         if files.is_empty() {
             return Ok(());
         }
-        for (_, f) in &files {
+        for (_, f, indexes) in &files {
             f.sync_data()?;
+            for (path, contents) in indexes {
+                match fs::write(path, contents) {
+                    // The partition was deleted meanwhile.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    other => other?,
+                }
+            }
         }
         let mut inner = self.lock();
-        for (base, _) in &files {
-            if let Some(seg) = inner.segments.get_mut(base) {
-                seg.mark_flushed()?;
+        for (base, _, indexes) in &files {
+            match inner.segments.get_mut(base) {
+                Some(seg) => seg.mark_flushed(),
+                // Deleted by retention while we wrote: take back the index files.
+                None => indexes.iter().for_each(|(path, _)| drop(fs::remove_file(path))),
             }
         }
         // Only forward: a truncation meanwhile may have moved it back on purpose.
@@ -698,7 +708,9 @@ impl UnifiedLog {
     pub fn close(&self, now_ms: i64) -> Result<(), LogError> {
         let mut inner = self.lock();
         inner.flush(now_ms)?;
-        inner.producer_state.write_snapshot(&self.dir, inner.log_end_offset)?;
+        inner
+            .producer_state
+            .write_snapshot(&self.dir, inner.log_end_offset, true)?;
         checkpoint::write_leader_epoch_checkpoint(
             &self.dir.join("leader-epoch-checkpoint"),
             &inner.leader_epoch_cache,
@@ -820,7 +832,7 @@ impl LocalLog {
         // the background task, so a roll never makes a produce wait for the disk.
         let new = LogSegment::create(dir, first_offset, config.index_interval_bytes as u64, now_ms)?;
         self.segments.insert(first_offset, new);
-        self.producer_state.write_snapshot(dir, first_offset)?;
+        self.producer_state.write_snapshot(dir, first_offset, false)?;
         ProducerStateManager::clean_snapshots(dir, first_offset)?;
         Ok(())
     }
