@@ -1,5 +1,6 @@
 //! `fjord get-offsets`: prints `topic:partition:offset` per partition for `--time`
-//! -1 (latest), -2 (earliest) or a timestamp in ms (kafka-get-offsets.sh).
+//! -1 (latest), -2 (earliest), -3 (the record with the largest timestamp) or a timestamp
+//! in ms (kafka-get-offsets.sh).
 
 use crate::client::Connect;
 use anyhow::{bail, Context, Result};
@@ -50,12 +51,16 @@ pub fn run(args: Args) -> Result<()> {
     let time = match args.time.as_str() {
         "latest" => -1,
         "earliest" => -2,
-        t => t
-            .parse::<i64>()
-            .with_context(|| format!("--time expects -1, -2, latest, earliest or a timestamp, got '{t}'"))?,
+        "max-timestamp" => -3,
+        t => t.parse::<i64>().with_context(|| {
+            format!("--time expects -1, -2, -3, latest, earliest, max-timestamp or a timestamp, got '{t}'")
+        })?,
     };
-    if time < -2 {
-        bail!("--time {time} is not supported; use -1, -2 or a timestamp");
+    if time < -3 {
+        bail!("--time {time} is not supported; use -1, -2, -3 or a timestamp");
+    }
+    if time == -3 {
+        return max_timestamp_offsets(&args.connect.bootstrap()?, &args.topic, &ids);
     }
     if time >= 0 {
         let mut tpl = TopicPartitionList::new();
@@ -75,6 +80,39 @@ pub fn run(args: Args) -> Result<()> {
     for id in ids {
         let (low, high) = consumer.fetch_watermarks(&args.topic, id, timeout)?;
         println!("{}:{}:{}", args.topic, id, if time == -2 { low } else { high });
+    }
+    Ok(())
+}
+
+/// `--time -3`: the offset of the record with the largest timestamp (ListOffsets v7+),
+/// which librdkafka's offsets_for_times cannot ask for.
+fn max_timestamp_offsets(bootstrap: &str, topic: &str, ids: &[i32]) -> Result<()> {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
+    use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
+    use kafka_protocol::messages::{ApiKey, BrokerId, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(
+                ids.iter()
+                    .map(|p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(*p)
+                            .with_timestamp(-3)
+                    })
+                    .collect(),
+            )]);
+    // One broker leads every partition today; with the cluster this goes to each leader.
+    let resp: ListOffsetsResponse = crate::admin_request::to_any_broker(bootstrap, ApiKey::ListOffsets, 7, &req)?;
+    for t in &resp.topics {
+        for p in &t.partitions {
+            if p.error_code != 0 {
+                bail!("{}:{}: error code {}", t.name.as_str(), p.partition_index, p.error_code);
+            }
+            println!("{}:{}:{}", t.name.as_str(), p.partition_index, p.offset);
+        }
     }
     Ok(())
 }

@@ -145,6 +145,21 @@ fn tutorial_walkthrough_with_the_tutorials_config_keys() {
     );
     assert!(ok);
     assert_eq!(out.trim(), "testTopic:0:2");
+    // -3: the offset of the record with the largest timestamp, one of the two.
+    let (ok, out, err) = fjord(
+        &[
+            "get-offsets",
+            "--bootstrap-server",
+            &addr,
+            "--topic",
+            "testTopic",
+            "--time",
+            "-3",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(["testTopic:0:0", "testTopic:0:1"].contains(&out.trim()), "{out}");
 
     let (ok, _, err) = fjord(&["topics", "--zookeeper", "127.0.0.1:2181", "--list"], None);
     assert!(!ok);
