@@ -6,7 +6,6 @@ mod common;
 use common::{rdkafka_config, BrokerProcess};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -23,35 +22,11 @@ fn consumer(bootstrap: &str, group: &str) -> BaseConsumer {
 }
 
 fn create(bootstrap: &str, topic: &str, partitions: &str) {
-    let (ok, _, err) = common::fjord(
-        &[
-            "topics",
-            "--bootstrap-server",
-            bootstrap,
-            "--create",
-            "--topic",
-            topic,
-            "--partitions",
-            partitions,
-        ],
-        None,
-    );
-    assert!(ok, "{err}");
+    common::create_topic_cli(bootstrap, topic, partitions);
 }
 
 fn produce(bootstrap: &str, topic: &str, n: usize, partitions: usize) {
-    let p: BaseProducer = rdkafka_config(bootstrap).create().expect("producer");
-    for i in 0..n {
-        let v = format!("m{i}");
-        p.send(
-            BaseRecord::<(), _>::to(topic)
-                .payload(&v)
-                .partition((i % partitions) as i32),
-        )
-        .expect("send");
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(30)).expect("flush");
+    common::produce_round_robin(bootstrap, topic, n, partitions);
 }
 
 fn assigned(c: &BaseConsumer) -> usize {

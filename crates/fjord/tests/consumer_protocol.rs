@@ -12,7 +12,6 @@ use kafka_protocol::messages::{ApiKey, GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -34,33 +33,11 @@ fn consumer(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> BaseConsume
 }
 
 fn create(bootstrap: &str, topic: &str, partitions: &str) {
-    let args = [
-        "topics",
-        "--bootstrap-server",
-        bootstrap,
-        "--create",
-        "--topic",
-        topic,
-        "--partitions",
-        partitions,
-    ];
-    let (ok, _, err) = common::fjord(&args, None);
-    assert!(ok, "{err}");
+    common::create_topic_cli(bootstrap, topic, partitions);
 }
 
 fn produce(bootstrap: &str, topic: &str, n: usize, partitions: usize) {
-    let p: BaseProducer = rdkafka_config(bootstrap).create().expect("producer");
-    for i in 0..n {
-        let v = format!("m{i}");
-        p.send(
-            BaseRecord::<(), _>::to(topic)
-                .payload(&v)
-                .partition((i % partitions) as i32),
-        )
-        .expect("send");
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(30)).expect("flush");
+    common::produce_round_robin(bootstrap, topic, n, partitions);
 }
 
 fn partitions(c: &BaseConsumer) -> Vec<i32> {

@@ -218,3 +218,36 @@ pub fn fjord(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
+
+/// `fjord topics --create` with `partitions` partitions; panics on failure.
+pub fn create_topic_cli(bootstrap: &str, topic: &str, partitions: &str) {
+    let args = [
+        "topics",
+        "--bootstrap-server",
+        bootstrap,
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        partitions,
+    ];
+    let (ok, _, err) = fjord(&args, None);
+    assert!(ok, "{err}");
+}
+
+/// Produces `n` values `m0`, `m1`, ... spread round robin over `partitions`.
+pub fn produce_round_robin(bootstrap: &str, topic: &str, n: usize, partitions: usize) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = rdkafka_config(bootstrap).create().expect("producer");
+    for i in 0..n {
+        let v = format!("m{i}");
+        p.send(
+            BaseRecord::<(), _>::to(topic)
+                .payload(&v)
+                .partition((i % partitions) as i32),
+        )
+        .expect("send");
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
