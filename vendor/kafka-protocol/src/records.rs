@@ -514,8 +514,11 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        // Fjord patch: bound the reservation by the bytes actually present.
-        records.reserve((batch_decode_info.record_count as usize).min(buf.remaining()));
+        // Fjord patch: bound the reservation by the records the bytes present can hold
+        // (a record takes at least 7 bytes), so a count never allocates more than the
+        // input can fill.
+        const MIN_RECORD_BYTES: usize = 7;
+        records.reserve((batch_decode_info.record_count as usize).min(buf.remaining() / MIN_RECORD_BYTES));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
