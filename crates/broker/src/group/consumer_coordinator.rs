@@ -9,8 +9,9 @@ use super::classic_group::codes;
 use super::consumer_group::{
     ConsumerGroup, ConsumerGroupLimits, ConsumerHeartbeat, HeartbeatReply, TopicLookup, JOIN_EPOCH, LEAVE_STATIC_EPOCH,
 };
-use super::consumer_records::{RawRecords, RecordKey, RecordValue, GROUP_EPOCH};
+use super::consumer_records::{RecordKey, RecordValue, GROUP_EPOCH};
 use super::coordinator::{GroupCoordinator, GroupDescription, MemberDescription};
+use super::RecordWriter;
 use crate::sync::lock;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,16 +95,19 @@ fn validate(hb: &ConsumerHeartbeat, version: i16) -> Result<(), HeartbeatReply> 
 }
 
 impl GroupCoordinator {
-    /// ConsumerGroupHeartbeat. Returns the reply and the group's records to write before sending it.
+    /// ConsumerGroupHeartbeat. The group's changed records are written (`write`) before
+    /// the reply, as Kafka does; if that fails the reply is COORDINATOR_NOT_AVAILABLE
+    /// and the client retries.
     pub fn consumer_heartbeat(
         &self,
         hb: ConsumerHeartbeat,
         version: i16,
         topics: TopicLookup,
-    ) -> (HeartbeatReply, RawRecords) {
-        match self.try_consumer_heartbeat(hb, version, topics) {
-            Ok(done) => done,
-            Err(refusal) => (refusal, Vec::new()),
+        write: RecordWriter,
+    ) -> HeartbeatReply {
+        match self.try_consumer_heartbeat(hb, version, topics, write) {
+            Ok(reply) => reply,
+            Err(refusal) => refusal,
         }
     }
 
@@ -112,7 +116,8 @@ impl GroupCoordinator {
         hb: ConsumerHeartbeat,
         version: i16,
         topics: TopicLookup,
-    ) -> Result<(HeartbeatReply, RawRecords), HeartbeatReply> {
+        write: RecordWriter,
+    ) -> Result<HeartbeatReply, HeartbeatReply> {
         validate(&hb, version)?;
         let now = self.time.now_ms();
         let joining = hb.member_epoch == JOIN_EPOCH;
@@ -156,7 +161,15 @@ impl GroupCoordinator {
         // Only this member's records can have changed unless the group's shape did.
         let only_member = (before == (shape(group), true)).then_some(reply.member_id.as_str());
         let records = group.take_changes(only_member);
-        Ok((reply, records))
+        if let Err(code) = write(&hb.group_id, &records) {
+            tracing::warn!(group = %hb.group_id, code, "writing the group's records failed");
+            group.forget_persisted();
+            return Err(HeartbeatReply::error(
+                codes::COORDINATOR_NOT_AVAILABLE,
+                "the group's records could not be written",
+            ));
+        }
+        Ok(reply)
     }
 
     fn default_assignor(&self) -> Assignor {
@@ -169,24 +182,26 @@ impl GroupCoordinator {
 
     /// Expires consumer-protocol members: session timeout, or partitions not revoked
     /// within the rebalance timeout.
-    pub(super) fn consumer_tick(&self, now: i64) -> Vec<(String, RawRecords)> {
+    pub(super) fn consumer_tick(&self, now: i64, write: RecordWriter) {
         let mut groups = lock(&self.consumer_groups);
-        let mut out = Vec::new();
         for group in groups.values_mut() {
             let expired = group.expired_members(now, self.config.consumer_session_timeout_ms);
             for id in &expired {
                 tracing::info!(group = %group.group_id, member = %id, "consumer group member expired");
                 group.remove_member(id);
             }
-            if !expired.is_empty() {
-                out.push((group.group_id.clone(), group.take_changes(None)));
+            if !expired.is_empty() || group.rewrite_all {
+                let records = group.take_changes(None);
+                if let Err(code) = write(&group.group_id, &records) {
+                    tracing::warn!(group = %group.group_id, code, "writing the group's records failed");
+                    group.forget_persisted();
+                }
             }
         }
         let mut active = lock(&self.active_ms);
         for g in groups.values().filter(|g| !g.members.is_empty()) {
             active.insert(g.group_id.clone(), now);
         }
-        out
     }
 
     /// Applies a consumer group record read back at start-up.
@@ -366,32 +381,52 @@ mod tests {
         let c = GroupCoordinator::new(GroupConfig::default(), time.clone());
         let id = Uuid::new_v4();
         let lookup = move |n: &str| (n == "t").then_some((id, 4));
-        let r1 = c.consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, &lookup).0;
+        let r1 = c.consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, &lookup, &|_, _| Ok(()));
         assert_eq!((r1.error_code, r1.member_epoch, parts(&r1.assignment)), (0, 1, 4));
         let owned_a = r1.assignment.clone();
-        let r2 = c.consumer_heartbeat(hb("b", 0, Some(BTreeMap::new())), 1, &lookup).0;
+        let r2 = c.consumer_heartbeat(hb("b", 0, Some(BTreeMap::new())), 1, &lookup, &|_, _| Ok(()));
         // b is at epoch 2 but a still holds everything: nothing yet.
         assert_eq!((r2.member_epoch, parts(&r2.assignment)), (2, 0));
         // a is asked to give up two partitions and stays at epoch 1 until it does.
-        let r1 = c.consumer_heartbeat(hb("a", 1, owned_a), 1, &lookup).0;
+        let r1 = c.consumer_heartbeat(hb("a", 1, owned_a), 1, &lookup, &|_, _| Ok(()));
         assert_eq!((r1.member_epoch, parts(&r1.assignment)), (1, 2));
         let kept = r1.assignment.clone();
-        let r1 = c.consumer_heartbeat(hb("a", 1, kept), 1, &lookup).0;
+        let r1 = c.consumer_heartbeat(hb("a", 1, kept), 1, &lookup, &|_, _| Ok(()));
         assert_eq!(r1.member_epoch, 2);
-        let r2 = c.consumer_heartbeat(hb("b", 2, Some(BTreeMap::new())), 1, &lookup).0;
+        let r2 = c.consumer_heartbeat(hb("b", 2, Some(BTreeMap::new())), 1, &lookup, &|_, _| Ok(()));
         assert_eq!(parts(&r2.assignment), 2);
         let d = c.consumer_describe("g").expect("described");
         assert_eq!(d.state, "Stable");
         // A wrong epoch is fenced; a classic join to the same group id is refused.
-        let r = c.consumer_heartbeat(hb("b", 7, None), 1, &lookup).0;
+        let r = c.consumer_heartbeat(hb("b", 7, None), 1, &lookup, &|_, _| Ok(()));
         assert_eq!(r.error_code, codes::FENCED_MEMBER_EPOCH);
         // b's session expires: a gets everything back at the next epoch.
         time.advance_ms(40_000);
-        let _ = c.consumer_heartbeat(hb("a", 2, None), 1, &lookup).0;
+        let _ = c.consumer_heartbeat(hb("a", 2, None), 1, &lookup, &|_, _| Ok(()));
         time.advance_ms(10_000);
-        c.consumer_tick(time.now_ms());
-        let r1 = c.consumer_heartbeat(hb("a", 2, None), 1, &lookup).0;
+        c.consumer_tick(time.now_ms(), &|_, _| Ok(()));
+        let r1 = c.consumer_heartbeat(hb("a", 2, None), 1, &lookup, &|_, _| Ok(()));
         assert_eq!((r1.member_epoch, parts(&r1.assignment)), (3, 4));
+    }
+
+    /// A failed write answers COORDINATOR_NOT_AVAILABLE, and the next write is the
+    /// whole group again.
+    #[test]
+    fn a_failed_write_is_retried_whole() {
+        let c = GroupCoordinator::new(GroupConfig::default(), Time::manual(0));
+        let id = Uuid::new_v4();
+        let lookup = move |n: &str| (n == "t").then_some((id, 2));
+        let r = c.consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, &lookup, &|_, _| Err(56));
+        assert_eq!(r.error_code, codes::COORDINATOR_NOT_AVAILABLE);
+        let written = std::cell::Cell::new(0usize);
+        let count = |_: &str, records: &super::super::consumer_records::RawRecords| {
+            written.set(written.get() + records.len());
+            Ok(())
+        };
+        let r = c.consumer_heartbeat(hb("a", 1, None), 1, &lookup, &count);
+        assert_eq!(r.error_code, 0);
+        // Group epoch, target epoch, and the member's metadata, target and assignment.
+        assert_eq!(written.get(), 5, "the whole group is written again");
     }
 
     #[test]
@@ -401,16 +436,16 @@ mod tests {
         let mut bad = hb("a", 0, Some(BTreeMap::new()));
         bad.group_id.clear();
         assert_eq!(
-            c.consumer_heartbeat(bad, 1, &lookup).0.error_code,
+            c.consumer_heartbeat(bad, 1, &lookup, &|_, _| Ok(())).error_code,
             codes::INVALID_REQUEST
         );
         let mut bad = hb("a", 0, Some(BTreeMap::new()));
         bad.server_assignor = Some("sticky".into());
         assert_eq!(
-            c.consumer_heartbeat(bad, 1, &lookup).0.error_code,
+            c.consumer_heartbeat(bad, 1, &lookup, &|_, _| Ok(())).error_code,
             codes::UNSUPPORTED_ASSIGNOR
         );
-        let r = c.consumer_heartbeat(hb("a", 3, None), 1, &lookup).0;
+        let r = c.consumer_heartbeat(hb("a", 3, None), 1, &lookup, &|_, _| Ok(()));
         assert_eq!(r.error_code, codes::GROUP_ID_NOT_FOUND);
     }
 }

@@ -146,6 +146,8 @@ pub struct ConsumerGroup {
     /// The group's records as last written to `__consumer_offsets`
     /// (`consumer_records`); what changed since is written next.
     pub(super) persisted: BTreeMap<super::consumer_records::RecordKey, bytes::Bytes>,
+    /// Set when a write failed: the next write covers the whole group.
+    pub(super) rewrite_all: bool,
 }
 
 fn flatten(a: &Assignment) -> impl Iterator<Item = (Uuid, i32)> + '_ {
@@ -176,6 +178,7 @@ impl ConsumerGroup {
             regexes: BTreeMap::new(),
             owners: HashMap::new(),
             persisted: BTreeMap::new(),
+            rewrite_all: false,
         }
     }
 
@@ -528,12 +531,33 @@ impl ConsumerGroup {
     }
 
     /// Rebuilds `owners` from the members (after loading).
+    /// Records read back can disagree (a crash between two members' writes): a partition
+    /// claimed twice stays with the member of the higher epoch and is taken from the
+    /// other, which then reconciles as if it had lost it. Loading never fails on it.
     pub(super) fn rebuild_owners(&mut self) {
         self.owners.clear();
-        for m in self.members.values() {
-            for k in flatten(&m.assigned).chain(flatten(&m.pending_revocation)) {
-                let previous = self.owners.insert(k, m.member_id.clone());
-                assert!(previous.is_none(), "partition {k:?} held by two members");
+        let mut by_epoch: Vec<(i32, String)> = self
+            .members
+            .values()
+            .map(|m| (m.member_epoch, m.member_id.clone()))
+            .collect();
+        by_epoch.sort_by(|a, b| b.cmp(a));
+        for (_, id) in by_epoch {
+            let Some(m) = self.members.get_mut(&id) else { continue };
+            for part in [&mut m.assigned, &mut m.pending_revocation] {
+                for (topic, ps) in part.iter_mut() {
+                    ps.retain(|p| match self.owners.get(&(*topic, *p)) {
+                        Some(owner) => {
+                            tracing::warn!(group = %self.group_id, member = %id, owner = %owner, partition = p, "partition claimed twice on load; kept by the newer epoch");
+                            false
+                        }
+                        None => {
+                            self.owners.insert((*topic, *p), id.clone());
+                            true
+                        }
+                    });
+                }
+                part.retain(|_, ps| !ps.is_empty());
             }
         }
     }

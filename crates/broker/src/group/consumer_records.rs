@@ -154,6 +154,11 @@ impl ConsumerGroup {
     /// The records to write since the last call: `member` names the only member an
     /// operation touched, `None` means any may have changed (or left: tombstones).
     pub fn take_changes(&mut self, member: Option<&str>) -> RawRecords {
+        let member = if std::mem::take(&mut self.rewrite_all) {
+            None
+        } else {
+            member
+        };
         let view = self.record_view(member);
         let mut out: Vec<(RecordKey, Option<Bytes>)> = view
             .iter()
@@ -177,6 +182,13 @@ impl ConsumerGroup {
         out.into_iter()
             .map(|(k, v)| (key_bytes(&self.group_id, &k), v))
             .collect()
+    }
+
+    /// After a failed write: what is on disk is unknown, so the next write is the whole
+    /// group again.
+    pub fn forget_persisted(&mut self) {
+        self.persisted.clear();
+        self.rewrite_all = true;
     }
 
     /// Tombstones for every record of the group (it is deleted).
@@ -233,7 +245,13 @@ impl ConsumerGroup {
                     pending_revocation,
                 }),
             ) => {
-                if let Some(m) = self.members.get_mut(id) {
+                // After compaction this record may come before the member's metadata.
+                let hb = super::consumer_group::ConsumerHeartbeat::default();
+                let m = self
+                    .members
+                    .entry(id.clone())
+                    .or_insert_with(|| super::consumer_group::new_member(id, &hb));
+                {
                     m.member_epoch = member_epoch;
                     m.previous_member_epoch = previous_member_epoch;
                     m.state = state;

@@ -11,6 +11,7 @@ use super::classic_group::{codes, ClassicGroup, GroupState, JoinResult, Member, 
 use super::consumer_group::ConsumerGroup;
 use super::consumer_records::RawRecords;
 use super::offsets::{self, GroupOffsets, OffsetAndMetadata, OffsetsRecord};
+use super::RecordWriter;
 use crate::time::Time;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -368,9 +369,9 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// Expires sessions and completes rebalances whose time has come. Returns, per
-    /// group, the records to write to `__consumer_offsets`.
-    pub fn tick(&self) -> Vec<(String, RawRecords)> {
+    /// Expires sessions and completes rebalances whose time has come, and writes the
+    /// records of the groups that changed (`write`, while holding them).
+    pub fn tick(&self, write: RecordWriter) {
         let now = self.time.now_ms();
         let mut groups = lock(&self.groups);
         for group in groups.values_mut() {
@@ -386,21 +387,17 @@ impl GroupCoordinator {
             active.insert(g.group_id.clone(), now);
         }
         drop(active);
-        let mut dirty: Vec<(String, RawRecords)> = groups
-            .values_mut()
-            .filter(|g| g.dirty)
-            .map(|g| {
-                g.dirty = false;
-                let value = offsets::group_metadata_value(&g.to_record(now));
-                (
-                    g.group_id.clone(),
-                    vec![(offsets::group_metadata_key(&g.group_id), Some(value))],
-                )
-            })
-            .collect();
+        for g in groups.values_mut().filter(|g| g.dirty) {
+            let value = offsets::group_metadata_value(&g.to_record(now));
+            let records = vec![(offsets::group_metadata_key(&g.group_id), Some(value))];
+            match write(&g.group_id, &records) {
+                Ok(()) => g.dirty = false,
+                // Still dirty: the next tick tries again.
+                Err(code) => tracing::warn!(group = %g.group_id, code, "writing the group's record failed"),
+            }
+        }
         drop(groups);
-        dirty.extend(self.consumer_tick(now));
-        dirty
+        self.consumer_tick(now, write);
     }
 
     /// Committed offsets past `offsets.retention.minutes`, as Kafka expires them: a

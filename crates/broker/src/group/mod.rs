@@ -23,6 +23,11 @@ pub mod offsets;
 
 pub use coordinator::GroupCoordinator;
 
+/// Appends one group's records to `__consumer_offsets` (the caller's I/O). The
+/// coordinator calls it while it still holds the group, so a group's records reach the
+/// log in the order its state changed; the error is a Kafka error code.
+pub type RecordWriter<'a> = &'a dyn Fn(&str, &consumer_records::RawRecords) -> Result<(), i16>;
+
 /// Kafka's `__consumer_offsets`.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 

@@ -171,11 +171,9 @@ impl Broker {
                 let mut interval = tokio::time::interval(std::time::Duration::from_millis(50));
                 loop {
                     interval.tick().await;
-                    for (group, records) in broker.groups.tick() {
-                        if let Err(code) = groups::write_records(&broker, &group, &records) {
-                            tracing::warn!(group = %group, code, "writing the group's records failed");
-                        }
-                    }
+                    broker
+                        .groups
+                        .tick(&|group, records| groups::write_records(&broker, group, records));
                 }
             })
         };

@@ -49,11 +49,12 @@ pub fn heartbeat(
         client_host: client_host.to_string(),
     };
     tracing::debug!(?hb, "ConsumerGroupHeartbeat");
-    let (reply, records) = broker.groups.consumer_heartbeat(hb, version, &BrokerTopics(broker));
-    // Kafka writes the group's records before it answers.
-    if let Err(code) = crate::server::groups::write_records(broker, req.group_id.as_str(), &records) {
-        tracing::warn!(group = %req.group_id.as_str(), code, "writing the group's records failed");
-    }
+    let write = |group: &str, records: &crate::group::consumer_records::RawRecords| {
+        crate::server::groups::write_records(broker, group, records)
+    };
+    let reply = broker
+        .groups
+        .consumer_heartbeat(hb, version, &BrokerTopics(broker), &write);
     if reply.error_code != 0 {
         tracing::debug!(code = reply.error_code, message = ?reply.error_message, "ConsumerGroupHeartbeat refused");
     }
