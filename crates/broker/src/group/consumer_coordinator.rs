@@ -235,7 +235,13 @@ impl GroupCoordinator {
             }
             g.refresh_subscription_metadata(topics);
             g.rebuild_owners();
+            let changed = g.metadata_hash() != g.loaded_metadata_hash;
             g.persisted = g.record_view(None);
+            if changed {
+                // Topics changed while the broker was down: a new target is due (and the
+                // bumped epoch is written with the next change).
+                g.group_epoch += 1;
+            }
         }
     }
 
@@ -306,12 +312,10 @@ impl GroupCoordinator {
     /// The topics a consumer group's members subscribe to (`None`: not a consumer group).
     pub(super) fn consumer_subscriptions(&self, group_id: &str) -> Option<BTreeSet<String>> {
         let groups = lock(&self.consumer_groups);
-        groups.get(group_id).map(|g| {
-            g.members
-                .values()
-                .flat_map(|m| m.subscribed_topic_names.iter().cloned())
-                .collect()
-        })
+        // What the names and the regexes resolved to.
+        groups
+            .get(group_id)
+            .map(|g| g.subscription_metadata.keys().cloned().collect())
     }
 }
 
@@ -427,6 +431,41 @@ mod tests {
         assert_eq!(r.error_code, 0);
         // Group epoch, target epoch, and the member's metadata, target and assignment.
         assert_eq!(written.get(), 5, "the whole group is written again");
+    }
+
+    /// Records written, loaded into a new coordinator: no new epoch when the topics are
+    /// as they were, a new one when a topic grew while the broker was down.
+    #[test]
+    fn a_topic_changed_while_down_bumps_the_epoch_at_load() {
+        use crate::group::consumer_records::{parse_key, parse_value};
+        let c = GroupCoordinator::new(GroupConfig::default(), Time::manual(0));
+        let id = Uuid::new_v4();
+        let two = move |n: &str| (n == "t").then_some((id, 2));
+        let written = std::cell::RefCell::new(Vec::new());
+        let keep = |_: &str, records: &super::super::consumer_records::RawRecords| {
+            written.borrow_mut().extend(records.iter().cloned());
+            Ok(())
+        };
+        assert_eq!(
+            c.consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, &two, &keep)
+                .member_epoch,
+            1
+        );
+        for (partitions, epoch) in [(2, 1), (3, 2)] {
+            let loaded = GroupCoordinator::new(GroupConfig::default(), Time::manual(0));
+            for (k, v) in written.borrow().iter() {
+                let (group, key) = parse_key(k.clone()).expect("key");
+                let value = v.clone().map(|v| parse_value(key.0, v).expect("value"));
+                loaded.load_consumer_record(group, key, value);
+            }
+            let now = move |n: &str| (n == "t").then_some((id, partitions));
+            loaded.finish_consumer_load(&now);
+            assert_eq!(
+                loaded.consumer_describe("g").expect("group").group_epoch,
+                epoch,
+                "{partitions} partitions"
+            );
+        }
     }
 
     #[test]

@@ -148,6 +148,8 @@ pub struct ConsumerGroup {
     pub(super) persisted: BTreeMap<super::consumer_records::RecordKey, bytes::Bytes>,
     /// Set when a write failed: the next write covers the whole group.
     pub(super) rewrite_all: bool,
+    /// The metadata hash read back with the group epoch (0 for a new group).
+    pub(super) loaded_metadata_hash: i64,
 }
 
 fn flatten(a: &Assignment) -> impl Iterator<Item = (Uuid, i32)> + '_ {
@@ -179,6 +181,7 @@ impl ConsumerGroup {
             owners: HashMap::new(),
             persisted: BTreeMap::new(),
             rewrite_all: false,
+            loaded_metadata_hash: 0,
         }
     }
 
@@ -322,6 +325,12 @@ impl ConsumerGroup {
         if old_id == new_id {
             old.member_epoch = old.previous_member_epoch;
             return Ok(());
+        }
+        if self.members.contains_key(new_id) {
+            return Err(HeartbeatReply::error(
+                codes::INVALID_REQUEST,
+                format!("member id {new_id} is already another member's"),
+            ));
         }
         let Some(mut m) = self.members.remove(&old_id) else {
             return Ok(());
@@ -619,9 +628,15 @@ impl ConsumerGroup {
         };
         let is_static = self.members.get(&id).is_some_and(|m| m.instance_id.is_some());
         if hb.member_epoch == LEAVE_STATIC_EPOCH && is_static {
+            // As Kafka: it keeps what it owns for its return, but what it was giving up
+            // is released now, and only its session can expire it.
+            let assigned = self.members.get(&id).map(|m| m.assigned.clone()).unwrap_or_default();
+            self.set_assignment(&id, assigned, Assignment::new());
             if let Some(m) = self.members.get_mut(&id) {
                 m.previous_member_epoch = m.member_epoch;
                 m.member_epoch = LEAVE_STATIC_EPOCH;
+                m.state = MemberState::Stable;
+                m.revocation_deadline_ms = None;
             }
         } else {
             self.remove_member(&id);

@@ -4,7 +4,8 @@
 //! fields):
 //!
 //! ```text
-//! 3 ConsumerGroupMetadata            key (group)          value: epoch i32
+//! 3 ConsumerGroupMetadata            key (group)          value: epoch i32,
+//!     tagged field 0: metadata_hash i64 (Kafka 4.1, KIP-1101)
 //! 5 ConsumerGroupMemberMetadata      key (group, member)  value: instance_id?, rack_id?,
 //!     client_id, client_host, [subscribed topic], regex?, rebalance_timeout_ms i32,
 //!     server_assignor?
@@ -102,7 +103,14 @@ impl ConsumerGroup {
     /// only of `member`.
     pub fn record_view(&self, member: Option<&str>) -> BTreeMap<RecordKey, Bytes> {
         let mut out = BTreeMap::new();
-        out.insert((GROUP_EPOCH, String::new()), value(|b| b.put_i32(self.group_epoch)));
+        let hash = self.metadata_hash();
+        let mut epoch = BytesMut::with_capacity(20);
+        epoch.put_i16(0);
+        epoch.put_i32(self.group_epoch);
+        // One tagged field: tag 0, 8 bytes, the subscribed topics' metadata hash.
+        epoch.put_slice(&[1, 0, 8]);
+        epoch.put_i64(hash);
+        out.insert((GROUP_EPOCH, String::new()), epoch.freeze());
         out.insert(
             (TARGET_EPOCH, String::new()),
             value(|b| b.put_i32(self.assignment_epoch)),
@@ -184,6 +192,18 @@ impl ConsumerGroup {
             .collect()
     }
 
+    /// A hash of the subscribed topics' metadata (names, ids, partition counts): stored
+    /// with the group epoch, so a restart notices topics that changed meanwhile.
+    pub fn metadata_hash(&self) -> i64 {
+        let mut bytes = Vec::new();
+        for (name, (id, partitions)) in &self.subscription_metadata {
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(id.as_bytes());
+            bytes.extend_from_slice(&partitions.to_be_bytes());
+        }
+        (i64::from(crc32c::crc32c(&bytes)) << 32) | (bytes.len() as i64 & 0xffff_ffff)
+    }
+
     /// After a failed write: what is on disk is unknown, so the next write is the whole
     /// group again.
     pub fn forget_persisted(&mut self) {
@@ -203,7 +223,10 @@ impl ConsumerGroup {
     pub fn apply(&mut self, key: &RecordKey, value: Option<RecordValue>) {
         let id = &key.1;
         match (key.0, value) {
-            (GROUP_EPOCH, Some(RecordValue::Epoch(e))) => self.group_epoch = e,
+            (GROUP_EPOCH, Some(RecordValue::GroupEpoch { epoch, metadata_hash })) => {
+                self.group_epoch = epoch;
+                self.loaded_metadata_hash = metadata_hash;
+            }
             (TARGET_EPOCH, Some(RecordValue::Epoch(e))) => self.assignment_epoch = e,
             (MEMBER_METADATA, None) => drop(self.members.remove(id)),
             (TARGET_MEMBER, None) => drop(self.target.remove(id)),
@@ -268,6 +291,10 @@ impl ConsumerGroup {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordValue {
     Epoch(i32),
+    GroupEpoch {
+        epoch: i32,
+        metadata_hash: i64,
+    },
     Member {
         instance_id: Option<String>,
         rack_id: Option<String>,
@@ -335,6 +362,20 @@ fn get_array_len(b: &mut Bytes, min_entry_bytes: usize) -> Option<usize> {
     (n <= ARRAY_MAX && n.saturating_mul(min_entry_bytes) <= b.remaining()).then_some(n)
 }
 
+/// Reads the tagged fields, returning the i64 under `tag` (0 when absent).
+fn get_tagged_i64(b: &mut Bytes, tag: u64) -> Option<i64> {
+    let mut found = 0;
+    for _ in 0..get_uvarint(b)? {
+        let t = get_uvarint(b)?;
+        let size = usize::try_from(get_uvarint(b)?).ok()?;
+        let mut field = (b.remaining() >= size).then(|| b.split_to(size))?;
+        if t == tag && size == 8 {
+            found = field.get_i64();
+        }
+    }
+    Some(found)
+}
+
 fn skip_tagged_fields(b: &mut Bytes) -> Option<()> {
     for _ in 0..get_uvarint(b)? {
         get_uvarint(b)?;
@@ -364,7 +405,12 @@ pub fn parse_value(kind: i16, mut v: Bytes) -> Option<RecordValue> {
         return None;
     }
     let out = match kind {
-        GROUP_EPOCH | TARGET_EPOCH => RecordValue::Epoch(get_i32(&mut v)?),
+        GROUP_EPOCH => {
+            let epoch = get_i32(&mut v)?;
+            let metadata_hash = get_tagged_i64(&mut v, 0)?;
+            return Some(RecordValue::GroupEpoch { epoch, metadata_hash });
+        }
+        TARGET_EPOCH => RecordValue::Epoch(get_i32(&mut v)?),
         MEMBER_METADATA => {
             let instance_id = get_compact_string(&mut v)?;
             let rack_id = get_compact_string(&mut v)?;
@@ -450,6 +496,12 @@ mod tests {
             assert_eq!(group, "g");
             loaded.apply(&key, v.map(|v| parse_value(key.0, v).expect("value")));
         }
+        loaded.refresh_subscription_metadata(&lookup);
+        assert_eq!(
+            loaded.loaded_metadata_hash,
+            g.metadata_hash(),
+            "the metadata hash is kept"
+        );
         assert_eq!(loaded.record_view(None), g.record_view(None));
         assert_eq!(
             parse_value(TARGET_MEMBER, Bytes::from_static(b"\0\0\xff\xff\xff\xff\x0f")),

@@ -430,10 +430,9 @@ impl UnifiedLog {
     /// Registers a waiting fetch, woken at the next move of the high watermark.
     pub fn register_fetch_waiter(&self, waiter: &Arc<tokio::sync::Notify>) {
         let mut waiters = crate::sync::lock(&self.fetch_waiters);
-        if waiters.len() >= FETCH_WAITERS_MAX {
-            waiters.retain(|w| w.strong_count() > 0);
-        }
-        if waiters.len() < FETCH_WAITERS_MAX && !waiters.iter().any(|w| w.as_ptr() == Arc::as_ptr(waiter)) {
+        // Finished fetches leave dead entries; this one may be here from its last pass.
+        waiters.retain(|w| w.strong_count() > 0 && w.as_ptr() != Arc::as_ptr(waiter));
+        if waiters.len() < FETCH_WAITERS_MAX {
             waiters.push(Arc::downgrade(waiter));
         }
     }
