@@ -133,7 +133,14 @@ pub struct GroupCoordinator {
     /// The last time each group was seen with members, for `offsets.retention.minutes`.
     /// Locked last.
     pub(super) active_ms: Mutex<HashMap<String, i64>>,
+    /// Held (by group, striped) from writing a group's offset records until they are
+    /// applied in memory: commits, expiry and deletes of one group then reach the log in
+    /// the order they take effect. Taken before any other lock here.
+    commit_locks: Vec<Mutex<()>>,
 }
+
+/// Stripes of `commit_locks`.
+const COMMIT_LOCK_STRIPES: usize = 64;
 
 use crate::sync::lock;
 
@@ -145,6 +152,7 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             consumer_groups: Mutex::new(HashMap::new()),
             active_ms: Mutex::new(HashMap::new()),
+            commit_locks: (0..COMMIT_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             offsets: Mutex::new(HashMap::new()),
         }
     }
@@ -400,34 +408,60 @@ impl GroupCoordinator {
         self.consumer_tick(now, write);
     }
 
+    /// The commit lock of `group_id` (see `commit_locks`).
+    pub fn commit_lock(&self, group_id: &str) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = super::partition_for(group_id, COMMIT_LOCK_STRIPES as i32) as usize;
+        lock(&self.commit_locks[stripe % COMMIT_LOCK_STRIPES])
+    }
+
     /// Committed offsets past `offsets.retention.minutes`, as Kafka expires them: a
     /// group with members keeps its offsets; an empty one loses each offset once the
     /// retention has passed since its commit and since the group was last active.
     pub fn expired_offsets(&self) -> Vec<(String, Vec<(String, i32)>)> {
+        {
+            // Forget when groups that are gone were last active.
+            let classic = lock(&self.groups);
+            let consumer = lock(&self.consumer_groups);
+            let offsets = lock(&self.offsets);
+            lock(&self.active_ms)
+                .retain(|g, _| classic.contains_key(g) || consumer.contains_key(g) || offsets.contains_key(g));
+        }
+        let groups: Vec<String> = lock(&self.offsets).keys().cloned().collect();
+        groups
+            .into_iter()
+            .map(|g| {
+                let expired = self.expired_offsets_of(&g);
+                (g, expired)
+            })
+            .filter(|(_, expired)| !expired.is_empty())
+            .collect()
+    }
+
+    /// `expired_offsets` for one group. The caller writes the tombstones and removes the
+    /// offsets under the group's commit lock, after asking again under it.
+    pub fn expired_offsets_of(&self, group_id: &str) -> Vec<(String, i32)> {
         let now = self.time.now_ms();
         let retention = self.config.offsets_retention_ms;
-        let groups = lock(&self.groups);
-        let consumer = lock(&self.consumer_groups);
-        let offsets = lock(&self.offsets);
-        let active = lock(&self.active_ms);
-        let mut out = Vec::new();
-        for (group, committed) in offsets.iter() {
-            let has_members = groups.get(group).is_some_and(|g| !g.members.is_empty())
-                || consumer.get(group).is_some_and(|g| !g.members.is_empty());
-            if has_members {
-                continue;
-            }
-            let last_active = active.get(group).copied().unwrap_or(i64::MIN);
-            let expired: Vec<(String, i32)> = committed
-                .iter()
-                .filter(|(_, o)| now - o.commit_timestamp_ms.max(last_active) > retention)
-                .map(|(k, _)| k.clone())
-                .collect();
-            if !expired.is_empty() {
-                out.push((group.clone(), expired));
-            }
+        let has_members = lock(&self.groups).get(group_id).is_some_and(|g| !g.members.is_empty())
+            || lock(&self.consumer_groups)
+                .get(group_id)
+                .is_some_and(|g| !g.members.is_empty());
+        if has_members {
+            return Vec::new();
         }
-        out
+        let offsets = lock(&self.offsets);
+        let mut active = lock(&self.active_ms);
+        let Some(committed) = offsets.get(group_id) else {
+            // Nothing left to expire: forget when the group was last active.
+            active.remove(group_id);
+            return Vec::new();
+        };
+        let last_active = active.get(group_id).copied().unwrap_or(i64::MIN);
+        committed
+            .iter()
+            .filter(|(_, o)| now - o.commit_timestamp_ms.max(last_active) > retention)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Checks an OffsetCommit against the group's membership; `NONE` when it may go on.
@@ -486,6 +520,10 @@ impl GroupCoordinator {
             let mut groups = lock(&self.groups);
             match value {
                 Some(v) => {
+                    // When the group last changed: offsets expiry counts from it.
+                    if v.current_state_timestamp_ms >= 0 {
+                        lock(&self.active_ms).insert(group.clone(), v.current_state_timestamp_ms);
+                    }
                     let g = ClassicGroup::from_record(&group, v, self.time.now_ms());
                     groups.insert(group, g);
                 }

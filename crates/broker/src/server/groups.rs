@@ -188,7 +188,9 @@ fn load_one(broker: &Broker, key: Option<Bytes>, value: Option<Bytes>) -> bool {
 /// Writes tombstones for the committed offsets past `offsets.retention.minutes`, then
 /// forgets them.
 pub fn expire_offsets(broker: &Broker) {
-    for (group, partitions) in broker.groups.expired_offsets() {
+    for (group, _) in broker.groups.expired_offsets() {
+        let _commits = broker.groups.commit_lock(&group);
+        let partitions = broker.groups.expired_offsets_of(&group);
         let tombstones: Vec<_> = partitions.iter().map(|k| (k.clone(), None)).collect();
         match write_offsets(broker, &group, &tombstones) {
             Ok(()) => {

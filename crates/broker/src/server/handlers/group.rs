@@ -236,6 +236,7 @@ pub fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitR
         }
     }
     if code == codes::NONE {
+        let _commits = broker.groups.commit_lock(&group);
         if let Err(c) = groups::write_offsets(broker, &group, &entries) {
             code = c;
         } else {
@@ -433,6 +434,7 @@ pub fn delete_groups(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsR
         .groups_names
         .iter()
         .map(|g| {
+            let _commits = broker.groups.commit_lock(g.as_str());
             let code = match broker.groups.delete(g.as_str()) {
                 Err(c) => c,
                 Ok((keys, group_tombstones)) => {
@@ -472,6 +474,7 @@ pub fn offset_delete(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteR
         .map(|(k, _)| k.clone())
         .collect();
     let tombstones: Vec<_> = deletable.iter().map(|k| (k.clone(), None)).collect();
+    let _commits = broker.groups.commit_lock(&group);
     if let Err(code) = groups::write_offsets(broker, &group, &tombstones) {
         return OffsetDeleteResponse::default().with_error_code(code);
     }
