@@ -253,6 +253,12 @@ impl ConsumerGroup {
                     format!("member {} is not in group {}", hb.member_id, self.group_id),
                 ));
             };
+            if hb.instance_id.is_some() && m.instance_id != hb.instance_id {
+                return Err(HeartbeatReply::error(
+                    codes::FENCED_INSTANCE_ID,
+                    format!("member {} is not instance {:?}", hb.member_id, hb.instance_id),
+                ));
+            }
             let owned_ok = hb.owned.as_ref().is_some_and(|o| is_subset(o, &m.assigned));
             // A member one epoch behind whose owned partitions are still its own only
             // lost our last reply; anything else is fenced.
@@ -486,12 +492,12 @@ impl ConsumerGroup {
         if state == MemberState::Stable && epoch == self.assignment_epoch {
             return;
         }
-        self.next_assignment(member_id, now);
+        self.next_assignment(member_id, owned, now);
     }
 
     /// Moves the member towards its target: keep what stays, revoke what goes, take
     /// what nobody else holds.
-    fn next_assignment(&mut self, member_id: &str, now: i64) {
+    fn next_assignment(&mut self, member_id: &str, owned: Option<&Assignment>, now: i64) {
         let target = self.target.get(member_id).cloned().unwrap_or_default();
         let Some(m) = self.members.get(member_id) else { return };
         let mut keep = Assignment::new();
@@ -506,6 +512,13 @@ impl ConsumerGroup {
         }
         let rebalance_timeout_ms = m.rebalance_timeout_ms;
         let epoch = m.member_epoch;
+        // As Kafka: a member that reports it no longer owns them has nothing to revoke.
+        let owns_revoked =
+            owned.is_none_or(|o| flatten(&revoke).any(|(t, p)| o.get(&t).is_some_and(|s| s.contains(&p))));
+        if !revoke.is_empty() && !owns_revoked {
+            revoke.clear();
+            self.set_assignment(member_id, keep.clone(), Assignment::new());
+        }
         if !revoke.is_empty() {
             self.set_assignment(member_id, keep, revoke);
             if let Some(m) = self.members.get_mut(member_id) {
@@ -626,6 +639,9 @@ impl ConsumerGroup {
         let Some(id) = id.filter(|id| self.members.contains_key(id)) else {
             return HeartbeatReply::error(codes::UNKNOWN_MEMBER_ID, "member is not in the group");
         };
+        if hb.instance_id.is_some() && self.members.get(&id).is_some_and(|m| m.instance_id != hb.instance_id) {
+            return HeartbeatReply::error(codes::FENCED_INSTANCE_ID, "member id and instance id do not match");
+        }
         let is_static = self.members.get(&id).is_some_and(|m| m.instance_id.is_some());
         if hb.member_epoch == LEAVE_STATIC_EPOCH && is_static {
             // As Kafka: it keeps what it owns for its return, but what it was giving up
