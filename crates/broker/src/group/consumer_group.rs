@@ -150,7 +150,13 @@ pub struct ConsumerGroup {
     pub(super) rewrite_all: bool,
     /// The metadata hash read back with the group epoch (0 for a new group).
     pub(super) loaded_metadata_hash: i64,
+    /// When the subscribed topics' metadata is next looked up.
+    metadata_refresh_due_ms: i64,
 }
+
+/// How often a group looks up its subscribed topics again (new partitions, new topics
+/// matching a regex, deleted topics).
+const METADATA_REFRESH_INTERVAL_MS: i64 = 1_000;
 
 fn flatten(a: &Assignment) -> impl Iterator<Item = (Uuid, i32)> + '_ {
     a.iter().flat_map(|(&t, ps)| ps.iter().map(move |&p| (t, p)))
@@ -182,6 +188,7 @@ impl ConsumerGroup {
             persisted: BTreeMap::new(),
             rewrite_all: false,
             loaded_metadata_hash: 0,
+            metadata_refresh_due_ms: i64::MIN,
         }
     }
 
@@ -218,7 +225,12 @@ impl ConsumerGroup {
             Err(reply) => return reply,
         };
         let mut bump = self.update_member(&member_id, hb, now);
-        bump |= self.refresh_subscription_metadata(topics);
+        // The topics are looked up again when a subscription changed, and otherwise at
+        // most once per interval: every member's heartbeat need not pay for it.
+        if bump || self.group_epoch > self.assignment_epoch || now >= self.metadata_refresh_due_ms {
+            bump |= self.refresh_subscription_metadata(topics);
+            self.metadata_refresh_due_ms = now + METADATA_REFRESH_INTERVAL_MS;
+        }
         if bump {
             self.group_epoch += 1;
         }
