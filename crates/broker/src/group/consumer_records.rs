@@ -219,6 +219,14 @@ impl ConsumerGroup {
             .collect()
     }
 
+    /// The member a record read back belongs to, created on its first record.
+    fn loaded_member(&mut self, id: &str) -> &mut super::consumer_group::ConsumerMember {
+        let hb = super::consumer_group::ConsumerHeartbeat::default();
+        self.members
+            .entry(id.to_string())
+            .or_insert_with(|| super::consumer_group::new_member(id, &hb))
+    }
+
     /// Applies a record read back at start-up; `None` is a tombstone.
     pub fn apply(&mut self, key: &RecordKey, value: Option<RecordValue>) {
         let id = &key.1;
@@ -244,11 +252,7 @@ impl ConsumerGroup {
                     server_assignor,
                 }),
             ) => {
-                let hb = super::consumer_group::ConsumerHeartbeat::default();
-                let m = self
-                    .members
-                    .entry(id.clone())
-                    .or_insert_with(|| super::consumer_group::new_member(id, &hb));
+                let m = self.loaded_member(id);
                 m.instance_id = instance_id;
                 m.rack_id = rack_id;
                 m.client_id = client_id;
@@ -269,18 +273,12 @@ impl ConsumerGroup {
                 }),
             ) => {
                 // After compaction this record may come before the member's metadata.
-                let hb = super::consumer_group::ConsumerHeartbeat::default();
-                let m = self
-                    .members
-                    .entry(id.clone())
-                    .or_insert_with(|| super::consumer_group::new_member(id, &hb));
-                {
-                    m.member_epoch = member_epoch;
-                    m.previous_member_epoch = previous_member_epoch;
-                    m.state = state;
-                    m.assigned = assigned;
-                    m.pending_revocation = pending_revocation;
-                }
+                let m = self.loaded_member(id);
+                m.member_epoch = member_epoch;
+                m.previous_member_epoch = previous_member_epoch;
+                m.state = state;
+                m.assigned = assigned;
+                m.pending_revocation = pending_revocation;
             }
             _ => {}
         }

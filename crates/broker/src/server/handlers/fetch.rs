@@ -39,17 +39,23 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     };
     let wait_ms = req.max_wait_ms.clamp(0, MAX_WAIT_MS_LIMIT) as u64;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    // Registered with every partition read, before reading it, so an append between
-    // the read and the wait is not missed.
+    // A fetch that must wait registers with every partition it reads, before reading
+    // it again, so an append between that read and the wait is not missed. One answered
+    // at once (the busy case) never registers.
     let waiter = Arc::new(Notify::new());
+    let mut registered = None;
     loop {
-        let (resp, bytes, errored) = read_all(broker, &req, version, isolation, &waiter);
+        let (resp, bytes, errored) = read_all(broker, &req, version, isolation, registered);
         if bytes >= req.min_bytes.max(0) as u64
             || errored
             || tokio::time::Instant::now() >= deadline
             || broker.is_shutting_down()
         {
             return resp;
+        }
+        if registered.is_none() {
+            registered = Some(&waiter);
+            continue;
         }
         tokio::select! {
             _ = waiter.notified() => {}
@@ -65,7 +71,7 @@ fn read_all(
     req: &FetchRequest,
     version: i16,
     isolation: FetchIsolation,
-    waiter: &Arc<Notify>,
+    waiter: Option<&Arc<Notify>>,
 ) -> (FetchResponseData, u64, bool) {
     let mut budget = req.max_bytes.max(0) as u64;
     let mut total = 0u64;
@@ -144,7 +150,7 @@ fn read_all(
     )
 }
 
-/// Reads one partition, registering `waiter` first so a later append wakes it.
+/// Reads one partition, registering `waiter` (if any) first so a later append wakes it.
 fn read_partition(
     log: &crate::log::UnifiedLog,
     offset: i64,
@@ -152,9 +158,11 @@ fn read_partition(
     budget: u64,
     isolation: FetchIsolation,
     first: bool,
-    waiter: &Arc<Notify>,
+    waiter: Option<&Arc<Notify>>,
 ) -> Result<crate::log::FetchDataInfo, crate::log::LogError> {
-    log.register_fetch_waiter(waiter);
+    if let Some(w) = waiter {
+        log.register_fetch_waiter(w);
+    }
     let max = (partition_max_bytes.max(0) as u64).min(budget) as usize;
     log.read(offset, max, isolation, first)
 }
