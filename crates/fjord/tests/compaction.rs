@@ -123,7 +123,10 @@ fn hundred_thousand_updates_compact_to_the_latest_values() {
     }
     let log = b.log_text();
     let passes: Vec<&str> = log.lines().filter(|l| l.contains("cleaned log")).collect();
-    eprintln!("compaction left {compacted} of 100,000 records after {} cleaner passes", passes.len());
+    eprintln!(
+        "compaction left {compacted} of 100,000 records after {} cleaner passes",
+        passes.len()
+    );
     for p in &passes {
         eprintln!("{p}");
     }

@@ -108,6 +108,34 @@ impl LogSegment {
         Ok((seg, truncated))
     }
 
+    /// Opens the cleaner's output `cleaned` as segment `base_offset` of `dir`, checking
+    /// every batch and building its indexes in memory (dirty: the next flush writes them).
+    /// The caller renames `cleaned` to `path(".log")` afterwards; the open handle follows
+    /// the rename. Reads the whole file, so call it without the log's lock.
+    pub fn open_cleaned(
+        dir: &Path,
+        base_offset: i64,
+        cleaned: &Path,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<LogSegment> {
+        let file = OpenOptions::new().read(true).write(true).open(cleaned)?;
+        let file_bytes = file.metadata()?.len();
+        let mut seg = LogSegment::create_from(dir, base_offset, file, index_interval_bytes, now_ms);
+        seg.indexes_dirty = true;
+        let cut = seg.scan_from(0, file_bytes, true)?;
+        if cut > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "cleaned segment {} has {cut} bytes that are not whole batches",
+                    cleaned.display()
+                ),
+            ));
+        }
+        Ok(seg)
+    }
+
     fn create_from(dir: &Path, base_offset: i64, file: File, index_interval_bytes: u64, now_ms: i64) -> LogSegment {
         LogSegment {
             base_offset,

@@ -468,22 +468,32 @@ impl UnifiedLog {
             .collect()
     }
 
-    /// Swaps in a cleaned copy of segment `base_offset`, written at `cleaned`: Kafka's
-    /// `.cleaned` file becomes the `.log` (an atomic rename), indexes are rebuilt from it.
-    /// Readers holding the old file keep reading the old bytes.
+    /// Swaps in a cleaned copy of segment `base_offset`, written (and fsynced) at
+    /// `cleaned`: Kafka's `.cleaned` file becomes the `.log` with one atomic rename.
+    /// Readers holding the old file keep reading the old bytes. The new segment's
+    /// indexes are built before the lock is taken, so appends and reads wait only for
+    /// the rename; they reach disk with the next flush of rolled segments. The old index
+    /// files are removed before the rename: a crash in between rebuilds the indexes from
+    /// the new `.log` instead of trusting ones that describe the old bytes.
     pub fn replace_segment(&self, base_offset: i64, cleaned: &Path, now_ms: i64) -> Result<(), LogError> {
+        let interval = self.config().index_interval_bytes as u64;
+        let seg = LogSegment::open_cleaned(&self.dir, base_offset, cleaned, interval, now_ms)?;
         let mut inner = self.lock();
         let Some(old) = inner.segments.get(&base_offset) else {
+            // Deleted by retention meanwhile.
+            drop(fs::remove_file(cleaned));
             return Ok(());
         };
         if inner.segments.keys().next_back() == Some(&base_offset) {
             return Err(LogError::Corrupt("the active segment is never cleaned".into()));
         }
-        let interval = self.config().index_interval_bytes as u64;
-        let log_path = old.path(".log");
-        std::fs::rename(cleaned, &log_path)?;
-        let (mut seg, _) = LogSegment::open(&self.dir, base_offset, interval, true, now_ms)?;
-        seg.flush()?;
+        for suffix in [".index", ".timeindex"] {
+            match fs::remove_file(old.path(suffix)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        fs::rename(cleaned, old.path(".log"))?;
         inner.segments.insert(base_offset, seg);
         Ok(())
     }
@@ -640,11 +650,12 @@ impl UnifiedLog {
             }
         }
         let mut inner = self.lock();
-        for (base, _, indexes) in &files {
+        for (base, f, indexes) in &files {
             match inner.segments.get_mut(base) {
-                Some(seg) => seg.mark_flushed(),
-                // Deleted by retention while we wrote: take back the index files.
-                None => indexes.iter().for_each(|(path, _)| drop(fs::remove_file(path))),
+                Some(seg) if std::sync::Arc::ptr_eq(seg.file(), f) => seg.mark_flushed(),
+                // Deleted by retention, or replaced by the cleaner, while we wrote: take
+                // back the index files (a replacement, still dirty, writes its own).
+                _ => indexes.iter().for_each(|(path, _)| drop(fs::remove_file(path))),
             }
         }
         // Only forward: a truncation meanwhile may have moved it back on purpose.
