@@ -55,6 +55,14 @@ fn dump_segment(bytes: &[u8], print_data: bool) {
     let mut pos = 0usize;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
+        // An active segment written with O_DIRECT ends in zeros up to a 4 KiB boundary.
+        if rest.len() < 4096 && rest.iter().all(|b| *b == 0) {
+            println!(
+                "{} bytes of zero padding at position {pos} (an active segment's direct I/O)",
+                rest.len()
+            );
+            return;
+        }
         let header = match BatchHeader::parse(rest) {
             Ok(h) if h.size_bytes() <= rest.len() && h.batch_length > 0 => h,
             Ok(h) => {

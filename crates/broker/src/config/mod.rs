@@ -81,6 +81,8 @@ pub struct BrokerConfig {
     /// Fjord's: the newest bytes of each partition kept in the page cache; older ones
     /// are written back and dropped (`UnifiedLog::drop_page_cache_behind`).
     pub log_page_cache_retain_bytes: u64,
+    /// Fjord's: active segments append with O_DIRECT (`fjord.log.direct.io`).
+    pub log_direct_io: bool,
     pub offsets_retention_check_interval_ms: i64,
     pub group_consumer_session_timeout_ms: i64,
     pub group_consumer_heartbeat_interval_ms: i64,
@@ -234,6 +236,7 @@ impl BrokerConfig {
                 1 << 20,
                 i64::MAX,
             )?,
+            log_direct_io: parse_bool_opt(props, "fjord.log.direct.io", true)?,
             log_cleaner_enable: parse_bool_opt(props, "log.cleaner.enable", true)?,
             log_cleaner_backoff_ms: parse_opt(props, "log.cleaner.backoff.ms", 15_000, 1, i64::MAX)?,
             log_cleaner_dedupe_buffer_size: parse_opt(
@@ -316,6 +319,7 @@ fn is_known_key(key: &str) -> bool {
         "group.consumer.assignors",
         "log.cleaner.enable",
         "fjord.log.page.cache.retain.bytes",
+        "fjord.log.direct.io",
         "log.cleaner.backoff.ms",
         "log.cleaner.dedupe.buffer.size",
         "log.cleaner.io.max.bytes.per.second",

@@ -46,6 +46,129 @@ pub struct LogSegment {
     /// `page_cache_dropped_to` twice (so they are gone).
     pub page_cache_advised_to: u64,
     pub page_cache_dropped_to: u64,
+    /// Created from a `PreallocatedFile`: blocks past `size` are reserved until
+    /// `release_preallocation` (after the roll).
+    preallocated: bool,
+    direct: Option<DirectWriter>,
+}
+
+/// The block O_DIRECT writes are aligned to: 4 KiB, a multiple of every device's
+/// logical block size (512 B on this machine's disk).
+const DIRECT_IO_BLOCK_BYTES: usize = 4096;
+
+/// Limit: the capacity an idle `DirectWriter` keeps (it grows to the largest append).
+const DIRECT_IO_BUFFER_KEEP_BYTES: usize = 4 << 20;
+
+/// The active segment's writes with O_DIRECT (`fjord.log.direct.io`): from an aligned
+/// buffer straight to the device, never through the page cache. Why: a buffered append
+/// copies into page-cache pages the kernel must find, and later write back while
+/// appends wait on the same inode's locks; on this VM fresh guest pages also cost a host
+/// fault each. Measured at half the peak rate: p99 5.7 ms direct against 54 to 98 ms
+/// buffered, in alternating runs.
+///
+/// Contract: `tail` holds the file's bytes from the last block boundary at or below the
+/// segment's `size` up to `size` (empty until first needed: then read back from the
+/// file), so each append writes whole blocks: that tail, the new bytes, then zeros to
+/// the next boundary. While the segment is active the file therefore ends in less than
+/// a block of zero padding past `size`; `LogSegment::finish_direct_io` (at roll and
+/// clean close) cuts it, and recovery after a crash takes a zero tail shorter than a
+/// block for padding, not for a torn write.
+#[derive(Debug)]
+struct DirectWriter {
+    file: File,
+    tail: aligned_vec::AVec<u8, aligned_vec::ConstAlign<DIRECT_IO_BLOCK_BYTES>>,
+}
+
+impl DirectWriter {
+    /// `None` where the filesystem refuses O_DIRECT (tmpfs).
+    fn open(path: &Path) -> io::Result<Option<DirectWriter>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let opened = OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+            .open(path);
+        match opened {
+            Ok(file) => Ok(Some(DirectWriter {
+                file,
+                tail: aligned_vec::AVec::new(DIRECT_IO_BLOCK_BYTES),
+            })),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `parts` at `size`; `read` is the segment's ordinary handle.
+    fn append(&mut self, read: &File, parts: &[&[u8]], size: u64) -> io::Result<()> {
+        let block = DIRECT_IO_BLOCK_BYTES as u64;
+        let start = size - size % block;
+        if self.tail.is_empty() && size > start {
+            self.tail
+                .extend_from_slice(&read_exact_at(read, start, (size - start) as usize)?);
+        }
+        assert_eq!(
+            start + self.tail.len() as u64,
+            size,
+            "the tail ends at the segment's size"
+        );
+        for p in parts {
+            self.tail.extend_from_slice(p);
+        }
+        let end = self.tail.len();
+        self.tail.resize(end.next_multiple_of(DIRECT_IO_BLOCK_BYTES), 0);
+        let written = self.file.write_all_at(&self.tail, start);
+        // Keep the new partial block (even after a failed write: the caller's size does
+        // not move, and the next append reads the tail back).
+        let keep_from = end - end % DIRECT_IO_BLOCK_BYTES;
+        self.tail.as_mut_slice().copy_within(keep_from..end, 0);
+        self.tail.truncate(end - keep_from);
+        if written.is_err() {
+            self.tail.clear();
+        }
+        if self.tail.capacity() > DIRECT_IO_BUFFER_KEEP_BYTES {
+            self.tail.shrink_to_fit();
+        }
+        written
+    }
+}
+
+/// A segment file allocated ahead of its roll (`UnifiedLog::preallocate_next_segment`):
+/// `fallocate(FALLOC_FL_KEEP_SIZE)` reserves `bytes` of blocks while the file's size
+/// stays 0, so appends to it later allocate nothing. Why: with delayed allocation the
+/// filesystem allocates blocks at writeback, holding the inode's block-map lock (ext4's
+/// `i_data_sem`), sometimes while it reads a block bitmap from disk; every append to
+/// the same file waits on that lock meanwhile. Profiled, that was the produce latency's
+/// p99 at half the peak rate. Named `PREALLOCATED_FILE_NAME` until a roll renames it to
+/// `<base_offset>.log`; a leftover one is deleted at load with the other `.tmp` files.
+#[derive(Debug)]
+pub struct PreallocatedFile {
+    path: PathBuf,
+    file: File,
+}
+
+pub const PREALLOCATED_FILE_NAME: &str = "preallocated.log.tmp";
+
+impl PreallocatedFile {
+    /// Creates the file in `dir` with `bytes` reserved. Fails where the filesystem
+    /// cannot preallocate (`Unsupported`), or lacks the space.
+    pub fn create(dir: &Path, bytes: u64) -> io::Result<PreallocatedFile> {
+        let path = dir.join(PREALLOCATED_FILE_NAME);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        let reserved = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, bytes);
+        if let Err(e) = reserved {
+            drop(fs::remove_file(&path));
+            return Err(e.into());
+        }
+        Ok(PreallocatedFile { path, file })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// Where a read starts and how far it may go, taken under the log's lock.
@@ -154,7 +277,53 @@ impl LogSegment {
             data_dirty: false,
             page_cache_advised_to: 0,
             page_cache_dropped_to: 0,
+            preallocated: false,
+            direct: None,
         }
+    }
+
+    /// A new, empty segment in the file `next` reserved: renamed to `<base>.log`.
+    pub fn create_preallocated(
+        dir: &Path,
+        base_offset: i64,
+        next: PreallocatedFile,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<LogSegment> {
+        fs::rename(&next.path, dir.join(file_name(base_offset, ".log")))?;
+        let mut seg = LogSegment::create_from(dir, base_offset, next.file, index_interval_bytes, now_ms);
+        seg.indexes_dirty = true;
+        seg.preallocated = true;
+        Ok(seg)
+    }
+
+    /// Appends from now on with O_DIRECT (see `DirectWriter`). Returns whether the
+    /// filesystem allows it.
+    pub fn enable_direct_io(&mut self) -> io::Result<bool> {
+        if self.direct.is_none() {
+            self.direct = DirectWriter::open(&self.path(".log"))?;
+        }
+        Ok(self.direct.is_some())
+    }
+
+    /// Ends O_DIRECT appends (the segment rolled, or the log closes) and cuts the zero
+    /// padding past `size`, with any preallocated blocks.
+    pub fn finish_direct_io(&mut self) -> io::Result<()> {
+        if self.direct.take().is_some() {
+            self.file.set_len(self.size)?;
+            self.preallocated = false;
+        }
+        Ok(())
+    }
+
+    /// Frees the blocks reserved past `size` (a rolled segment takes no more appends).
+    /// A truncate to the same size is how ext4 and XFS free blocks past the end of file.
+    pub fn release_preallocation(&mut self) -> io::Result<()> {
+        if self.preallocated {
+            self.file.set_len(self.size)?;
+            self.preallocated = false;
+        }
+        Ok(())
     }
 
     /// Walks batches from `from` to `file_bytes`; with `check`, verifies CRCs and indexes
@@ -189,8 +358,17 @@ impl LogSegment {
         self.size = pos;
         let truncated = file_bytes - pos;
         if truncated > 0 {
+            // O_DIRECT padding (see `DirectWriter`) is less than a block of zeros, and
+            // no torn write: cut it without reporting one.
+            let padding = truncated < DIRECT_IO_BLOCK_BYTES as u64
+                && read_exact_at(&self.file, pos, truncated as usize)?
+                    .iter()
+                    .all(|b| *b == 0);
             self.file.set_len(pos)?;
             self.indexes_dirty = true;
+            if padding {
+                return Ok(0);
+            }
         }
         Ok(truncated)
     }
@@ -252,7 +430,10 @@ impl LogSegment {
             self.size + bytes_len as u64 <= u32::MAX as u64,
             "segment position overflows the index"
         );
-        write_all_vectored_at(&self.file, parts, self.size)?;
+        match &mut self.direct {
+            Some(d) => d.append(&self.file, parts, self.size)?,
+            None => write_all_vectored_at(&self.file, parts, self.size)?,
+        }
         self.data_dirty = true;
         let start = self.size;
         for (at, header) in headers {
@@ -377,6 +558,10 @@ impl LogSegment {
             None => return Ok(()),
         };
         self.file.set_len(cut)?;
+        if let Some(d) = &mut self.direct {
+            // Read back from the file at the next append.
+            d.tail.clear();
+        }
         let file_bytes = cut;
         self.offset_index.truncate_to_position(cut as u32);
         self.time_index.truncate_to_offset(offset);
@@ -433,4 +618,61 @@ fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut pos: u64) -> io::Resu
         skip = 0;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::record_batch::tests::make_batch;
+
+    /// Appends batches of odd sizes with O_DIRECT: the file reads back exactly, ends in
+    /// less than a block of zero padding, recovery takes that padding for no torn write,
+    /// and `finish_direct_io` cuts it.
+    #[test]
+    fn direct_io_appends_read_back_and_recover() {
+        let dir = std::env::temp_dir().join(format!("fjord-direct-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        let mut seg = LogSegment::create(&dir, 0, 4096, 0).expect("create");
+        if !seg.enable_direct_io().expect("open") {
+            eprintln!("skipped: the temp dir's filesystem refuses O_DIRECT");
+            return;
+        }
+        let mut written = Vec::new();
+        let mut offset = 0i64;
+        for (n, value_len) in [(1, 10), (3, 5000), (2, 1), (40, 300), (1, 9000)] {
+            let mut batch = make_batch(n, value_len, 1_000);
+            record_batch::set_base_offset(&mut batch, offset);
+            let header = BatchHeader::parse(&batch).expect("header");
+            seg.append(&[&batch], &[(0, header)]).expect("append");
+            offset = header.next_offset();
+            written.extend_from_slice(&batch);
+            let file_bytes = fs::metadata(seg.path(".log")).expect("stat").len();
+            assert_eq!(file_bytes % DIRECT_IO_BLOCK_BYTES as u64, 0, "whole blocks");
+            assert!(file_bytes >= seg.size() && file_bytes - seg.size() < DIRECT_IO_BLOCK_BYTES as u64);
+        }
+        assert_eq!(seg.size(), written.len() as u64);
+        assert_eq!(read_exact_at(seg.file(), 0, written.len()).expect("read"), written);
+        // As after kill -9: the padding is cut, and is no torn write.
+        let (recovered, truncated) = LogSegment::open(&dir, 0, 4096, true, 0).expect("recover");
+        assert_eq!(
+            (recovered.size(), truncated, recovered.next_offset()),
+            (written.len() as u64, 0, offset)
+        );
+        // Appends continue after a reopen (the partial block is read back).
+        let mut seg = recovered;
+        assert!(seg.enable_direct_io().expect("open"));
+        let mut batch = make_batch(2, 77, 1_000);
+        record_batch::set_base_offset(&mut batch, offset);
+        let header = BatchHeader::parse(&batch).expect("header");
+        seg.append(&[&batch], &[(0, header)]).expect("append");
+        written.extend_from_slice(&batch);
+        assert_eq!(read_exact_at(seg.file(), 0, written.len()).expect("read"), written);
+        seg.finish_direct_io().expect("finish");
+        assert_eq!(
+            fs::metadata(seg.path(".log")).expect("stat").len(),
+            written.len() as u64
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

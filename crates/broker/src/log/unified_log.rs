@@ -74,6 +74,10 @@ struct LocalLog {
     unflushed_messages: i64,
     last_flush_ms: i64,
     deleted: bool,
+    /// The file the next roll makes its segment, reserved ahead (`preallocate_next_segment`).
+    next_segment: Option<segment::PreallocatedFile>,
+    /// The active segment appends with O_DIRECT (`enable_direct_io`).
+    direct_io: bool,
 }
 
 #[derive(Debug)]
@@ -86,6 +90,9 @@ pub struct UnifiedLog {
     /// purgatory, keyed by partition): woken and cleared when it does. At most
     /// `FETCH_WAITERS_MAX`; a fetch that finds the list full waits out its max_wait.
     fetch_waiters: Mutex<Vec<std::sync::Weak<tokio::sync::Notify>>>,
+    /// Set when this log's filesystem would not preallocate (unsupported, or no
+    /// space): segments are then created as they roll, and preallocation is not retried.
+    preallocation_failed: std::sync::atomic::AtomicBool,
 }
 
 /// Offsets a log starts from when loaded.
@@ -154,7 +161,10 @@ impl UnifiedLog {
                 unflushed_messages: 0,
                 last_flush_ms: now_ms,
                 deleted: false,
+                next_segment: None,
+                direct_io: false,
             }),
+            preallocation_failed: std::sync::atomic::AtomicBool::new(false),
         };
         log.rebuild_producer_state()?;
         Ok(log)
@@ -620,6 +630,59 @@ impl UnifiedLog {
         Ok(())
     }
 
+    /// Appends with O_DIRECT from now on (`fjord.log.direct.io`; see `DirectWriter` in
+    /// `segment`). Where the filesystem refuses it, appends stay buffered: returns whether
+    /// direct I/O is on.
+    pub fn enable_direct_io(&self) -> Result<bool, LogError> {
+        let mut inner = self.lock();
+        let on = inner.active().enable_direct_io()?;
+        inner.direct_io = on;
+        Ok(on)
+    }
+
+    /// Reserves the file of this log's next segment (see `PreallocatedFile`) once the
+    /// active segment is half full, or at once with the topic's `preallocate`; only for a
+    /// log appending with O_DIRECT. Limit: one
+    /// reserved file per log, of `segment.bytes`. Blocking (allocation may read block
+    /// bitmaps): the background task calls it, without the lock held while it allocates.
+    pub fn preallocate_next_segment(&self) -> Result<(), LogError> {
+        use std::sync::atomic::Ordering;
+        let config = self.config();
+        let bytes = config.segment_bytes.max(0) as u64;
+        if self.preallocation_failed.load(Ordering::Relaxed) || bytes == 0 {
+            return Ok(());
+        }
+        {
+            let mut inner = self.lock();
+            // Only with O_DIRECT: its writes allocate blocks synchronously, where buffered
+            // writes defer allocation to writeback anyway. (And a filesystem that
+            // refuses O_DIRECT, tmpfs, would reserve memory.)
+            if inner.deleted || inner.next_segment.is_some() || !inner.direct_io {
+                return Ok(());
+            }
+            if !config.preallocate && inner.active().size() * 2 < bytes {
+                return Ok(());
+            }
+        }
+        let next = match segment::PreallocatedFile::create(&self.dir, bytes) {
+            Ok(next) => next,
+            // The partition was deleted meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                self.preallocation_failed.store(true, Ordering::Relaxed);
+                tracing::warn!(partition = %self.topic_partition, error = %e, "cannot preallocate segments; creating them at each roll");
+                return Ok(());
+            }
+        };
+        let mut inner = self.lock();
+        if inner.deleted || inner.next_segment.is_some() {
+            drop(fs::remove_file(next.path()));
+        } else {
+            inner.next_segment = Some(next);
+        }
+        Ok(())
+    }
+
     /// fsyncs the segments that rolled since their last flush, without holding the
     /// log's lock during the fsync, then moves the recovery point up to the active
     /// segment. Kafka schedules the same flush when it rolls.
@@ -652,7 +715,11 @@ impl UnifiedLog {
         let mut inner = self.lock();
         for (base, f, indexes) in &files {
             match inner.segments.get_mut(base) {
-                Some(seg) if std::sync::Arc::ptr_eq(seg.file(), f) => seg.mark_flushed(),
+                Some(seg) if std::sync::Arc::ptr_eq(seg.file(), f) => {
+                    seg.mark_flushed();
+                    // Under the lock: a truncation may shrink a rolled segment.
+                    seg.release_preallocation()?;
+                }
                 // Deleted by retention, or replaced by the cleaner, while we wrote: take
                 // back the index files (a replacement, still dirty, writes its own).
                 _ => indexes.iter().for_each(|(path, _)| drop(fs::remove_file(path))),
@@ -717,6 +784,11 @@ impl UnifiedLog {
     /// Clean shutdown: flush, write indexes, checkpoints and a producer snapshot.
     pub fn close(&self, now_ms: i64) -> Result<(), LogError> {
         let mut inner = self.lock();
+        if let Some(next) = inner.next_segment.take() {
+            fs::remove_file(next.path())?;
+        }
+        inner.active().finish_direct_io()?;
+        inner.direct_io = false;
         inner.flush(now_ms)?;
         inner
             .producer_state
@@ -733,6 +805,7 @@ impl UnifiedLog {
         let mut inner = self.lock();
         inner.deleted = true;
         inner.segments.clear();
+        inner.next_segment = None;
         fs::remove_dir_all(&self.dir)?;
         Ok(())
     }
@@ -840,7 +913,17 @@ impl LocalLog {
         }
         // As Kafka: the rolled segment is fsynced later, by `flush_rolled_segments` on
         // the background task, so a roll never makes a produce wait for the disk.
-        let new = LogSegment::create(dir, first_offset, config.index_interval_bytes as u64, now_ms)?;
+        let interval = config.index_interval_bytes as u64;
+        // Before anything lands in the new segment: a rolled segment keeps no O_DIRECT
+        // padding, so recovery never takes it for a torn tail.
+        self.active().finish_direct_io()?;
+        let mut new = match self.next_segment.take() {
+            Some(next) => LogSegment::create_preallocated(dir, first_offset, next, interval, now_ms)?,
+            None => LogSegment::create(dir, first_offset, interval, now_ms)?,
+        };
+        if self.direct_io {
+            new.enable_direct_io()?;
+        }
         self.segments.insert(first_offset, new);
         self.producer_state.write_snapshot(dir, first_offset, false)?;
         ProducerStateManager::clean_snapshots(dir, first_offset)?;

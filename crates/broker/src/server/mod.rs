@@ -59,7 +59,8 @@ impl Broker {
         let cluster_id = LogManager::stored_cluster_id(&config.log_dirs)
             .or_else(|| config.cluster_id.clone())
             .unwrap_or_else(|| crate::log::checkpoint::topic_id_to_string(uuid::Uuid::new_v4()));
-        let logs = LogManager::new(config.log_dirs.clone(), &cluster_id, config.node_id)?;
+        let mut logs = LogManager::new(config.log_dirs.clone(), &cluster_id, config.node_id)?;
+        logs.direct_io = config.log_direct_io;
         let topics = TopicRegistry::open(&config.log_dirs[0])?;
         let dynamic = topics.broker_configs();
         let (shutdown, _) = watch::channel(false);
@@ -248,6 +249,9 @@ async fn background_tasks(broker: Arc<Broker>) {
                 }
                 if let Err(e) = log.drop_page_cache_behind(retain) {
                     tracing::warn!(partition = %log.topic_partition, error = %e, "dropping page cache failed");
+                }
+                if let Err(e) = log.preallocate_next_segment() {
+                    tracing::warn!(partition = %log.topic_partition, error = %e, "preallocating the next segment failed");
                 }
             }
         })
