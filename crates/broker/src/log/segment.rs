@@ -152,12 +152,7 @@ impl PreallocatedFile {
     /// cannot preallocate (`Unsupported`), or lacks the space.
     pub fn create(dir: &Path, bytes: u64) -> io::Result<PreallocatedFile> {
         let path = dir.join(PREALLOCATED_FILE_NAME);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
+        let file = create_empty(&path)?;
         let reserved = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, bytes);
         if let Err(e) = reserved {
             drop(fs::remove_file(&path));
@@ -171,6 +166,16 @@ impl PreallocatedFile {
     }
 }
 
+/// Creates (or empties) a file for reading and writing.
+fn create_empty(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
 /// Where a read starts and how far it may go, taken under the log's lock.
 #[derive(Debug, Clone)]
 pub struct SegmentReadView {
@@ -182,12 +187,7 @@ pub struct SegmentReadView {
 impl LogSegment {
     pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<LogSegment> {
         let path = dir.join(file_name(base_offset, ".log"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
+        let file = create_empty(&path)?;
         let mut seg = LogSegment::create_from(dir, base_offset, file, index_interval_bytes, now_ms);
         // A new segment's (empty) index files are written at its first flush.
         seg.indexes_dirty = true;
