@@ -164,7 +164,7 @@ fn every_acks_setting() {
 
 #[test]
 fn list_offsets_by_timestamp_and_delete_topic() {
-    let broker = BrokerProcess::start(&[]);
+    let broker = BrokerProcess::start(&["log.segment.delete.delay.ms=1000"]);
     create_topic(&broker.bootstrap, "bytime", 1);
     let p = producer(&broker.bootstrap, &[]);
     let t0 = 1_700_000_000_000i64;
@@ -205,7 +205,20 @@ fn list_offsets_by_timestamp_and_delete_topic() {
         md.topics().iter().all(|t| t.name() != "bytime"),
         "deleted topic is gone"
     );
-    assert!(!broker.data_dir.join("bytime-0").exists(), "its directory is gone");
+    // As Kafka: the directory is renamed at once, removed after file.delete.delay.ms.
+    assert!(!broker.data_dir.join("bytime-0").exists(), "its directory is renamed");
+    let renamed = |d: &std::path::Path| {
+        std::fs::read_dir(d).expect("data dir").filter_map(|e| e.ok()).any(|e| {
+            e.file_name().to_string_lossy().starts_with("bytime-0.")
+                && e.file_name().to_string_lossy().ends_with("-delete")
+        })
+    };
+    assert!(renamed(&broker.data_dir), "bytime-0.<uuid>-delete waits out the delay");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while renamed(&broker.data_dir) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!renamed(&broker.data_dir), "removed after file.delete.delay.ms");
 }
 
 /// A long-polling fetch is woken by an append to its own partition, not by one to

@@ -21,12 +21,19 @@ const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 const REPLICATION_FILE: &str = "replication-offset-checkpoint";
 
+/// Limit: deleted partition directories waiting out `file.delete.delay.ms`.
+const DELETED_DIRS_MAX: usize = 100_000;
+
 #[derive(Debug)]
 pub struct LogManager {
     pub log_dirs: Vec<PathBuf>,
     logs: RwLock<HashMap<TopicPartition, Arc<UnifiedLog>>>,
     /// Which log dir holds each partition.
     placement: RwLock<HashMap<TopicPartition, usize>>,
+    /// Renamed directories of deleted partitions, with when to remove them (at most
+    /// `DELETED_DIRS_MAX`; past that a directory is removed at once). Any left at a
+    /// restart are removed by `scan`.
+    deleted_dirs: std::sync::Mutex<Vec<(i64, PathBuf)>>,
     /// Every log but the internal topics' appends with O_DIRECT (`fjord.log.direct.io`).
     pub direct_io: bool,
 }
@@ -69,6 +76,7 @@ impl LogManager {
             log_dirs,
             logs: RwLock::new(HashMap::new()),
             placement: RwLock::new(HashMap::new()),
+            deleted_dirs: std::sync::Mutex::new(Vec::new()),
             direct_io: false,
         })
     }
@@ -217,12 +225,39 @@ impl LogManager {
             .map(|i| self.log_dirs[*i].clone())
     }
 
-    /// Deletes the partition's directory.
-    pub fn delete(&self, tp: &TopicPartition) -> Result<(), LogError> {
+    /// Deletes the partition: its directory is renamed at once and removed
+    /// `file.delete.delay.ms` later (`remove_deleted_dirs`), so a DeleteTopics never waits
+    /// for the filesystem to free a partition's data.
+    pub fn delete(&self, tp: &TopicPartition, now_ms: i64) -> Result<(), LogError> {
         let log = crate::sync::write(&self.logs).remove(tp);
         crate::sync::write(&self.placement).remove(tp);
         if let Some(log) = log {
-            log.delete()?;
+            let delay_ms = log.config().file_delete_delay_ms;
+            let renamed = log.delete()?;
+            let mut pending = crate::sync::lock(&self.deleted_dirs);
+            if pending.len() >= DELETED_DIRS_MAX {
+                drop(pending);
+                fs::remove_dir_all(&renamed)?;
+            } else {
+                pending.push((now_ms.saturating_add(delay_ms), renamed));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the renamed directories of deleted partitions whose delay is over. Blocking.
+    pub fn remove_deleted_dirs(&self, now_ms: i64) -> Result<(), LogError> {
+        let due: Vec<PathBuf> = {
+            let mut pending = crate::sync::lock(&self.deleted_dirs);
+            let (due, later) = pending.drain(..).partition(|(at, _)| *at <= now_ms);
+            *pending = later;
+            due.into_iter().map(|(_, dir)| dir).collect()
+        };
+        for dir in due {
+            match fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
         }
         Ok(())
     }

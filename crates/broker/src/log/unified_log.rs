@@ -800,14 +800,25 @@ impl UnifiedLog {
         Ok(())
     }
 
-    /// Removes the log's directory (DeleteTopics). Appends after this fail.
-    pub fn delete(&self) -> Result<(), LogError> {
+    /// Takes the log out of service (DeleteTopics): appends after this fail, and the
+    /// directory is renamed `<topic>-<partition>.<uuid>-delete`, as Kafka does, for the
+    /// `LogManager` to remove after `file.delete.delay.ms`. Returns the new path.
+    /// Readers holding a segment's file keep reading it until they are done.
+    pub fn delete(&self) -> Result<PathBuf, LogError> {
         let mut inner = self.lock();
         inner.deleted = true;
         inner.segments.clear();
         inner.next_segment = None;
-        fs::remove_dir_all(&self.dir)?;
-        Ok(())
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let to = self
+            .dir
+            .with_file_name(format!("{name}.{}-delete", uuid::Uuid::new_v4().simple()));
+        fs::rename(&self.dir, &to)?;
+        Ok(to)
     }
 
     /// Cuts the log back to `offset` (a follower diverging from its leader).

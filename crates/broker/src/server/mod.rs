@@ -241,8 +241,12 @@ async fn background_tasks(broker: Arc<Broker>) {
         }
         let logs = broker.logs.all();
         let retain = broker.config.log_page_cache_retain_bytes;
+        let b = broker.clone();
         // fsync is blocking: off the async workers.
         let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = b.logs.remove_deleted_dirs(b.time.now_ms()) {
+                tracing::error!(error = %e, "removing deleted partitions failed");
+            }
             for log in logs {
                 if let Err(e) = log.flush_rolled_segments() {
                     tracing::error!(partition = %log.topic_partition, error = %e, "flushing rolled segments failed");

@@ -118,7 +118,7 @@ pub fn create_topic(broker: &Broker, req: NewTopic, validate_only: bool) -> Resu
 pub fn delete_topic(broker: &Broker, name: &str) -> Result<TopicMetadata, MetadataError> {
     let topic = broker.topics.delete(name)?;
     for p in 0..topic.partitions {
-        if let Err(e) = broker.logs.delete(&TopicPartition::new(name, p)) {
+        if let Err(e) = broker.logs.delete(&TopicPartition::new(name, p), broker.time.now_ms()) {
             tracing::error!(topic = name, partition = p, error = %e, "deleting log failed");
         }
     }
