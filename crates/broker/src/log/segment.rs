@@ -46,9 +46,9 @@ pub struct LogSegment {
     /// `page_cache_dropped_to` twice (so they are gone).
     pub page_cache_advised_to: u64,
     pub page_cache_dropped_to: u64,
-    /// Created from a `PreallocatedFile`: blocks past `size` are reserved until
-    /// `release_preallocation` (after the roll).
-    preallocated: bool,
+    /// The file holds blocks past `size` to give back once the segment rolled (`trim`):
+    /// preallocated ones (`create_preallocated`), or O_DIRECT padding.
+    trim_pending: bool,
     direct: Option<DirectWriter>,
 }
 
@@ -70,9 +70,9 @@ const DIRECT_IO_BUFFER_KEEP_BYTES: usize = 4 << 20;
 /// segment's `size` up to `size` (empty until first needed: then read back from the
 /// file), so each append writes whole blocks: that tail, the new bytes, then zeros to
 /// the next boundary. While the segment is active the file therefore ends in less than
-/// a block of zero padding past `size`; `LogSegment::finish_direct_io` (at roll and
-/// clean close) cuts it, and recovery after a crash takes a zero tail shorter than a
-/// block for padding, not for a torn write.
+/// a block of zero padding past `size`; `LogSegment::trim` cuts it once the segment
+/// rolled (in the background) or at a clean close, and recovery after a crash takes a
+/// zero tail shorter than a block for padding, not for a torn write.
 #[derive(Debug)]
 struct DirectWriter {
     file: File,
@@ -277,7 +277,7 @@ impl LogSegment {
             data_dirty: false,
             page_cache_advised_to: 0,
             page_cache_dropped_to: 0,
-            preallocated: false,
+            trim_pending: false,
             direct: None,
         }
     }
@@ -293,7 +293,7 @@ impl LogSegment {
         fs::rename(&next.path, dir.join(file_name(base_offset, ".log")))?;
         let mut seg = LogSegment::create_from(dir, base_offset, next.file, index_interval_bytes, now_ms);
         seg.indexes_dirty = true;
-        seg.preallocated = true;
+        seg.trim_pending = true;
         Ok(seg)
     }
 
@@ -306,24 +306,28 @@ impl LogSegment {
         Ok(self.direct.is_some())
     }
 
-    /// Ends O_DIRECT appends (the segment rolled, or the log closes) and cuts the zero
-    /// padding past `size`, with any preallocated blocks.
-    pub fn finish_direct_io(&mut self) -> io::Result<()> {
+    /// Ends O_DIRECT appends (the segment rolled, or the log closes): the padding past
+    /// `size` is left for `trim`, so a roll does no I/O.
+    pub fn finish_direct_io(&mut self) {
         if self.direct.take().is_some() {
+            self.trim_pending = true;
+        }
+    }
+
+    /// Gives back the blocks past `size` (preallocated, or O_DIRECT padding) of a segment
+    /// that takes no more appends. A truncate to the same size is how ext4 and XFS free
+    /// blocks past the end of file; it rewrites the last partial block, so a caller
+    /// holding the log's lock reads that block first without it (`last_block`).
+    pub fn trim(&mut self) -> io::Result<()> {
+        if self.trim_pending && self.direct.is_none() {
             self.file.set_len(self.size)?;
-            self.preallocated = false;
+            self.trim_pending = false;
         }
         Ok(())
     }
 
-    /// Frees the blocks reserved past `size` (a rolled segment takes no more appends).
-    /// A truncate to the same size is how ext4 and XFS free blocks past the end of file.
-    pub fn release_preallocation(&mut self) -> io::Result<()> {
-        if self.preallocated {
-            self.file.set_len(self.size)?;
-            self.preallocated = false;
-        }
-        Ok(())
+    pub fn trim_pending(&self) -> bool {
+        self.trim_pending
     }
 
     /// Walks batches from `from` to `file_bytes`; with `check`, verifies CRCs and indexes
@@ -668,7 +672,8 @@ mod tests {
         seg.append(&[&batch], &[(0, header)]).expect("append");
         written.extend_from_slice(&batch);
         assert_eq!(read_exact_at(seg.file(), 0, written.len()).expect("read"), written);
-        seg.finish_direct_io().expect("finish");
+        seg.finish_direct_io();
+        seg.trim().expect("trim");
         assert_eq!(
             fs::metadata(seg.path(".log")).expect("stat").len(),
             written.len() as u64

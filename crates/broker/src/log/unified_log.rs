@@ -690,20 +690,33 @@ impl UnifiedLog {
         let (files, active_base) = {
             let inner = self.lock();
             let active_base = inner.active_base_offset();
-            type Rolled = (i64, std::sync::Arc<std::fs::File>, Vec<(PathBuf, Vec<u8>)>);
+            type Rolled = (i64, std::sync::Arc<std::fs::File>, Vec<(PathBuf, Vec<u8>)>, Option<u64>);
             let files: Vec<Rolled> = inner
                 .segments
                 .range(..active_base)
-                .filter(|(_, s)| s.is_dirty())
-                .map(|(b, s)| (*b, s.file_handle(), s.index_files()))
+                .filter(|(_, s)| s.is_dirty() || s.trim_pending())
+                .map(|(b, s)| {
+                    (
+                        *b,
+                        s.file_handle(),
+                        s.index_files(),
+                        s.trim_pending().then_some(s.size()),
+                    )
+                })
                 .collect();
             (files, active_base)
         };
         if files.is_empty() {
             return Ok(());
         }
-        for (_, f, indexes) in &files {
+        for (_, f, indexes, trim_at) in &files {
             f.sync_data()?;
+            // The trim below rewrites the last partial block: read it into the page cache
+            // now, without the lock, so the trim under it does no read I/O.
+            if let Some(size) = trim_at {
+                let from = size - size % 4096;
+                segment::read_exact_at(f, from, (size - from) as usize)?;
+            }
             for (path, contents) in indexes {
                 match fs::write(path, contents) {
                     // The partition was deleted meanwhile.
@@ -713,12 +726,12 @@ impl UnifiedLog {
             }
         }
         let mut inner = self.lock();
-        for (base, f, indexes) in &files {
+        for (base, f, indexes, _) in &files {
             match inner.segments.get_mut(base) {
                 Some(seg) if std::sync::Arc::ptr_eq(seg.file(), f) => {
                     seg.mark_flushed();
                     // Under the lock: a truncation may shrink a rolled segment.
-                    seg.release_preallocation()?;
+                    seg.trim()?;
                 }
                 // Deleted by retention, or replaced by the cleaner, while we wrote: take
                 // back the index files (a replacement, still dirty, writes its own).
@@ -787,8 +800,11 @@ impl UnifiedLog {
         if let Some(next) = inner.next_segment.take() {
             fs::remove_file(next.path())?;
         }
-        inner.active().finish_direct_io()?;
+        inner.active().finish_direct_io();
         inner.direct_io = false;
+        for seg in inner.segments.values_mut() {
+            seg.trim()?;
+        }
         inner.flush(now_ms)?;
         inner
             .producer_state
@@ -927,7 +943,7 @@ impl LocalLog {
         let interval = config.index_interval_bytes as u64;
         // Before anything lands in the new segment: a rolled segment keeps no O_DIRECT
         // padding, so recovery never takes it for a torn tail.
-        self.active().finish_direct_io()?;
+        self.active().finish_direct_io();
         let mut new = match self.next_segment.take() {
             Some(next) => LogSegment::create_preallocated(dir, first_offset, next, interval, now_ms)?,
             None => LogSegment::create(dir, first_offset, interval, now_ms)?,
