@@ -854,6 +854,10 @@ impl UnifiedLog {
         if let Some((_, seg)) = inner.segments.iter_mut().next_back() {
             seg.truncate_to(offset)?;
         }
+        // A rolled segment may be the active one again: it appends as the log does.
+        if inner.direct_io {
+            inner.direct_io = inner.active().enable_direct_io()?;
+        }
         let leo = inner
             .segments
             .values()
