@@ -1,4 +1,4 @@
-//! Log compaction: 100,000 updates over 1,000 keys compact to about the latest 1,000
+//! Log compaction: 100,000 updates over 1,000 keys compact to exactly the latest 1,000
 //! values, and a consumer reading during cleaning never sees a key go back in time.
 
 mod common;
@@ -73,16 +73,17 @@ fn hundred_thousand_updates_compact_to_the_latest_values() {
             "cleanup.policy=compact",
             "--config",
             "segment.bytes=65536",
+            "--config",
+            "segment.ms=2000",
         ],
         None,
     );
     assert!(ok, "{err}");
     // The active segment is never cleaned (as in Kafka), and a segment rolls only before a
-    // batch that would overflow it, so the active segment holds up to segment.bytes plus one
-    // batch. Batches of at most 16 KiB bound it to about 4,200 of these ~20-byte records:
-    // with the 1,000 cleaned ones, under 10,000 once every rolled segment is cleaned. (With
-    // librdkafka's default 1 MB batches a loaded run once left 10,854 records, all in a
-    // fat active segment, and no pass had anything left to clean.)
+    // batch that would overflow it, so it holds up to segment.bytes plus one batch.
+    // Batches of at most 16 KiB keep segments many and small while the cleaner works.
+    // (With librdkafka's 1 MB batches a loaded run once left 10,854 records, most in a
+    // fat active segment, with no pass left anything to clean.)
     let p: BaseProducer = rdkafka_config(&b.bootstrap)
         .set("linger.ms", "5")
         .set("batch.size", "16384")
@@ -109,6 +110,14 @@ fn hundred_thousand_updates_compact_to_the_latest_values() {
         }
     }
     p.flush(Duration::from_secs(30)).expect("flush");
+    // One more record, of a key of its own, once the active segment is older than
+    // segment.ms: it rolls that segment, so every update becomes cleanable and the log
+    // must compact to exactly the 1,000 latest values plus this record.
+    std::thread::sleep(Duration::from_millis(2_500));
+    p.send(BaseRecord::to("compacted").key("roll").payload("100000").partition(0))
+        .expect("send");
+    p.flush(Duration::from_secs(30)).expect("flush");
+    latest.insert("roll".to_string(), 100_000);
     let mut compacted = 0;
     // Generous: under a loaded CI run the cleaner's passes once took over a minute.
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -116,7 +125,7 @@ fn hundred_thousand_updates_compact_to_the_latest_values() {
         let (count, last) = read_all(&b.bootstrap);
         assert_eq!(last, latest, "every key's newest value survives");
         compacted = count;
-        if count < 10_000 {
+        if count <= 1_001 {
             break;
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -135,7 +144,7 @@ fn hundred_thousand_updates_compact_to_the_latest_values() {
         .filter(|l| l.contains("panicked") || l.contains("failed") || l.contains("ERROR"))
         .collect();
     assert!(
-        compacted < 10_000,
+        compacted == 1_001,
         "compaction left {compacted} of 100,000 records after {} cleaner passes; the last: {:?}; trouble: {:?}",
         passes.len(),
         passes.last(),
