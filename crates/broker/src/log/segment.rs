@@ -54,7 +54,7 @@ pub struct LogSegment {
 
 /// The block O_DIRECT writes are aligned to: 4 KiB, a multiple of every device's
 /// logical block size (512 B on this machine's disk).
-const DIRECT_IO_BLOCK_BYTES: usize = 4096;
+pub const DIRECT_IO_BLOCK_BYTES: usize = 4096;
 
 /// Limit: the capacity an idle `DirectWriter` keeps (it grows to the largest append).
 const DIRECT_IO_BUFFER_KEEP_BYTES: usize = 4 << 20;
@@ -133,11 +133,10 @@ impl DirectWriter {
 
 /// A segment file allocated ahead of its roll (`UnifiedLog::preallocate_next_segment`):
 /// `fallocate(FALLOC_FL_KEEP_SIZE)` reserves `bytes` of blocks while the file's size
-/// stays 0, so appends to it later allocate nothing. Why: with delayed allocation the
-/// filesystem allocates blocks at writeback, holding the inode's block-map lock (ext4's
-/// `i_data_sem`), sometimes while it reads a block bitmap from disk; every append to
-/// the same file waits on that lock meanwhile. Profiled, that was the produce latency's
-/// p99 at half the peak rate. Named `PREALLOCATED_FILE_NAME` until a roll renames it to
+/// stays 0, so appends to it later allocate nothing. Why: an O_DIRECT append allocates
+/// its blocks in the write itself, holding the inode's block-map lock (ext4's
+/// `i_data_sem`), sometimes while it reads a block bitmap from a busy disk (seen in
+/// perf's off-CPU stacks). Named `PREALLOCATED_FILE_NAME` until a roll renames it to
 /// `<base_offset>.log`; a leftover one is deleted at load with the other `.tmp` files.
 #[derive(Debug)]
 pub struct PreallocatedFile {

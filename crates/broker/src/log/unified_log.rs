@@ -642,9 +642,9 @@ impl UnifiedLog {
 
     /// Reserves the file of this log's next segment (see `PreallocatedFile`) once the
     /// active segment is half full, or at once with the topic's `preallocate`; only for a
-    /// log appending with O_DIRECT. Limit: one
-    /// reserved file per log, of `segment.bytes`. Blocking (allocation may read block
-    /// bitmaps): the background task calls it, without the lock held while it allocates.
+    /// log appending with O_DIRECT. Limit: one reserved file per log, of `segment.bytes`.
+    /// Blocking (allocation may read block bitmaps): the background task calls it, without
+    /// the lock held while it allocates.
     pub fn preallocate_next_segment(&self) -> Result<(), LogError> {
         use std::sync::atomic::Ordering;
         let config = self.config();
@@ -714,7 +714,7 @@ impl UnifiedLog {
             // The trim below rewrites the last partial block: read it into the page cache
             // now, without the lock, so the trim under it does no read I/O.
             if let Some(size) = trim_at {
-                let from = size - size % 4096;
+                let from = size - size % segment::DIRECT_IO_BLOCK_BYTES as u64;
                 segment::read_exact_at(f, from, (size - from) as usize)?;
             }
             for (path, contents) in indexes {
@@ -797,6 +797,9 @@ impl UnifiedLog {
     /// Clean shutdown: flush, write indexes, checkpoints and a producer snapshot.
     pub fn close(&self, now_ms: i64) -> Result<(), LogError> {
         let mut inner = self.lock();
+        if inner.deleted {
+            return Ok(());
+        }
         if let Some(next) = inner.next_segment.take() {
             fs::remove_file(next.path())?;
         }
