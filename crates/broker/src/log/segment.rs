@@ -433,8 +433,20 @@ impl LogSegment {
             self.size + bytes_len as u64 <= u32::MAX as u64,
             "segment position overflows the index"
         );
-        match &mut self.direct {
-            Some(d) => d.append(&self.file, parts, self.size)?,
+        let direct = match &mut self.direct {
+            Some(d) => Some(d.append(&self.file, parts, self.size)),
+            None => None,
+        };
+        match direct {
+            // A filesystem that opened O_DIRECT but refuses its writes (alignment it does
+            // not announce): buffered from here on, the padding trimmed at roll.
+            Some(Err(e)) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                tracing::warn!(path = %self.path(".log").display(), error = %e, "O_DIRECT write refused; buffered appends");
+                self.direct = None;
+                self.trim_pending = true;
+                write_all_vectored_at(&self.file, parts, self.size)?;
+            }
+            Some(written) => written?,
             None => write_all_vectored_at(&self.file, parts, self.size)?,
         }
         self.data_dirty = true;
