@@ -60,24 +60,31 @@ def test_kafka_python_group_consumer_commits_and_resumes(broker_factory):
     admin.close()
 
 
+def _two_consumers_read_all(conf, topic, n):
+    """Two consumers of one group subscribe to a four-partition topic; returns them once
+    they hold two partitions each and have read all `n` records between them."""
+    consumers = [Consumer(conf) for _ in range(2)]
+    for c in consumers:
+        c.subscribe([topic])
+    values = set()
+    deadline = time.time() + 30
+    while time.time() < deadline and (len(values) < n or any(len(c.assignment()) != 2 for c in consumers)):
+        for c in consumers:
+            m = c.poll(0.05)
+            if m is not None and m.error() is None:
+                values.add(m.value())
+    assert len(values) == n
+    assert sorted(len(c.assignment()) for c in consumers) == [2, 2]
+    return consumers
+
+
 def test_confluent_group_consumer_splits_partitions_and_commits(broker_factory):
     broker = broker_factory(GROUP_DELAY)
     create(broker.bootstrap, "ck-topic", 4)
     produce(broker.bootstrap, "ck-topic", 400, partitions=4)
     conf = {"bootstrap.servers": broker.bootstrap, "group.id": "ck-group", "auto.offset.reset": "earliest",
             "enable.auto.commit": False, "session.timeout.ms": 6000}
-    consumers = [Consumer(conf) for _ in range(2)]
-    for c in consumers:
-        c.subscribe(["ck-topic"])
-    values = set()
-    deadline = time.time() + 30
-    while time.time() < deadline and (len(values) < 400 or any(len(c.assignment()) != 2 for c in consumers)):
-        for c in consumers:
-            m = c.poll(0.05)
-            if m is not None and m.error() is None:
-                values.add(m.value())
-    assert len(values) == 400
-    assert sorted(len(c.assignment()) for c in consumers) == [2, 2]
+    consumers = _two_consumers_read_all(conf, "ck-topic", 400)
     for c in consumers:
         c.commit(asynchronous=False)
     committed = consumers[0].committed([TopicPartition("ck-topic", p) for p in range(4)], timeout=10)
@@ -121,18 +128,7 @@ def test_confluent_consumer_protocol_kip848_shares_partitions_and_describes(brok
     produce(broker.bootstrap, "k848-topic", 400, partitions=4)
     conf = {"bootstrap.servers": broker.bootstrap, "group.id": "k848-group", "group.protocol": "consumer",
             "auto.offset.reset": "earliest", "enable.auto.commit": False}
-    consumers = [Consumer(conf) for _ in range(2)]
-    for c in consumers:
-        c.subscribe(["k848-topic"])
-    values = set()
-    deadline = time.time() + 30
-    while time.time() < deadline and (len(values) < 400 or any(len(c.assignment()) != 2 for c in consumers)):
-        for c in consumers:
-            m = c.poll(0.05)
-            if m is not None and m.error() is None:
-                values.add(m.value())
-    assert len(values) == 400
-    assert sorted(len(c.assignment()) for c in consumers) == [2, 2]
+    consumers = _two_consumers_read_all(conf, "k848-topic", 400)
     for c in consumers:
         c.commit(asynchronous=False)
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})

@@ -203,41 +203,21 @@ mod tests {
     use crate::config::topic::TopicConfig;
     use crate::log::unified_log::{FetchIsolation, LoadOffsets};
     use crate::log::TopicPartition;
-    use kafka_protocol::records::TimestampType;
     use std::sync::Arc;
 
     /// One batch of `n` updates starting at sequence `first`: every tenth to the key
     /// "hot", the others each to a key of its own.
     fn updates(first: u64, n: u64) -> BytesMut {
-        let records: Vec<Record> = (first..first + n)
-            .map(|seq| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: (seq - first) as i64,
-                // offset - sequence constant keeps the encoder to one batch (base -1).
-                sequence: (seq - first) as i32 - 1,
-                timestamp: 1_000,
-                key: Some(Bytes::from(if seq % 10 == 0 {
-                    "hot".to_string()
-                } else {
-                    format!("key-{seq}")
-                })),
-                value: Some(Bytes::from(seq.to_string())),
-                headers: Default::default(),
-                delete_horizon: false,
+        let entries: Vec<(Bytes, Option<Bytes>)> = (first..first + n)
+            .map(|seq| {
+                let key = match seq % 10 {
+                    0 => "hot".to_string(),
+                    _ => format!("key-{seq}"),
+                };
+                (Bytes::from(key), Some(Bytes::from(seq.to_string())))
             })
             .collect();
-        let mut out = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut out, &records, &options).expect("encode");
-        out
+        crate::log::record_batch::encode_keyed_batch(&entries, 1_000).expect("encode")
     }
 
     /// Every (offset, key, sequence) of the log, read through the log's own fetch path

@@ -43,6 +43,42 @@ pub enum BatchError {
     InvalidTimestamp { timestamp: i64, now: i64 },
 }
 
+/// One uncompressed v2 batch of keyed records, no producer id, offsets from 0: what the
+/// broker writes itself (the group coordinator's records). A `None` value is a tombstone.
+pub fn encode_keyed_batch(
+    entries: &[(bytes::Bytes, Option<bytes::Bytes>)],
+    timestamp: i64,
+) -> Result<bytes::BytesMut, BatchError> {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // One batch: the encoder splits where offset - sequence changes.
+            sequence: i as i32 - 1,
+            timestamp,
+            key: Some(key.clone()),
+            value: value.clone(),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| BatchError::Invalid(e.to_string()))?;
+    Ok(buf)
+}
+
 /// The fixed header fields of one batch, copied out of its bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BatchHeader {

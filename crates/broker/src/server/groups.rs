@@ -9,9 +9,8 @@ use crate::group::offsets::{self, OffsetAndMetadata};
 use crate::group::{partition_for, OFFSETS_TOPIC};
 use crate::log::{FetchIsolation, UnifiedLog};
 use crate::protocol::errors;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -76,36 +75,8 @@ pub fn write_records(broker: &Broker, group_id: &str, entries: &[(Bytes, Option<
     }
     let log = offsets_log(broker, group_id)?;
     let now = broker.time.now_ms();
-    let records: Vec<Record> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // One batch: the encoder splits where offset - sequence changes.
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(key.clone()),
-            value: value.clone(),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|_| errors::code(ResponseError::UnknownServerError))?;
+    let buf = crate::log::record_batch::encode_keyed_batch(entries, now)
+        .map_err(|_| errors::code(ResponseError::UnknownServerError))?;
     match log.append_as_leader(&buf, 0, now) {
         Ok(info) => {
             log.update_high_watermark(info.last_offset + 1);
