@@ -3,6 +3,7 @@
 //! - `record_batch`: record batch v2 as raw bytes (validate, patch offsets, walk).
 //! - `compression`: recompression to a topic's `compression.type`, bounded.
 //! - `index`: `OffsetIndex` and `TimeIndex`.
+//! - `direct_io`: `DirectWriter`, O_DIRECT appends to the active segment.
 //! - `segment`: `LogSegment`, one `.log` file with its indexes.
 //! - `file_records`: `FileRecords`, a slice of a segment that a fetch sends.
 //! - `producer_state`: `ProducerStateManager` for idempotent producers.
@@ -14,6 +15,7 @@
 pub mod checkpoint;
 pub mod cleaner;
 pub mod compression;
+pub mod direct_io;
 pub mod file_records;
 pub mod index;
 pub mod log_manager;

@@ -410,6 +410,20 @@ impl UnifiedLog {
     pub fn recovery_point(&self) -> i64 {
         self.lock().recovery_point
     }
+    /// Where an append of `bytes` would land in the active segment's file, if that
+    /// segment appends with O_DIRECT (0 if the append would roll it): the connection
+    /// places a large produce request in memory to match (`DirectWriter`). A hint: an
+    /// append or roll in between only makes the write copy.
+    pub fn direct_append_position(&self, bytes: usize) -> Option<u64> {
+        let segment_bytes = self.config().segment_bytes as u64;
+        let inner = self.lock();
+        let seg = inner.segments.values().next_back()?;
+        if !seg.direct_io() {
+            return None;
+        }
+        let rolls = !seg.is_empty() && seg.size() + bytes as u64 > segment_bytes;
+        Some(if rolls { 0 } else { seg.size() })
+    }
     /// `(log_start_offset, high_watermark, log_end_offset)` under one lock.
     pub fn offsets(&self) -> (i64, i64, i64) {
         let i = self.lock();
@@ -714,7 +728,7 @@ impl UnifiedLog {
             // The trim below rewrites the last partial block: read it into the page cache
             // now, without the lock, so the trim under it does no read I/O.
             if let Some(size) = trim_at {
-                let from = size - size % segment::DIRECT_IO_BLOCK_BYTES as u64;
+                let from = size - size % super::direct_io::DIRECT_IO_BLOCK_BYTES as u64;
                 segment::read_exact_at(f, from, (size - from) as usize)?;
             }
             for (path, contents) in indexes {

@@ -1,10 +1,12 @@
 //! Kafka's wire protocol around the `kafka-protocol` codecs: size-delimited frames,
-//! request headers, the table of APIs and versions Fjord serves, response framing, and
+//! request headers (and, in `produce_prefix`, where a Produce request's records sit
+//! before it has arrived), the table of APIs and versions Fjord serves, response framing, and
 //! (in `errors`) the one place domain errors become Kafka error codes.
 
 pub mod errors;
 pub mod fetch_response;
 pub mod frame;
+pub mod produce_prefix;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};

@@ -24,7 +24,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let (mut reader, mut wr) = stream.into_split();
     let max = broker.config.socket_request_max_bytes;
     loop {
-        let frame = match frame::read_frame(&mut reader, max).await {
+        let place = |prefix: &[u8]| handlers::produce::placement(&broker, prefix);
+        let frame = match frame::read_frame(&mut reader, max, place).await {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
@@ -32,7 +33,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        let raw = match protocol::decode_header(frame.freeze()) {
+        let raw = match protocol::decode_header(frame) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "invalid request; closing connection");

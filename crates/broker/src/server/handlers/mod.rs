@@ -13,7 +13,7 @@ mod fetch;
 mod group;
 mod list_offsets;
 mod metadata;
-mod produce;
+pub mod produce;
 
 use super::Broker;
 use crate::protocol::fetch_response::{self, ResponseChunk};

@@ -2,7 +2,11 @@
 //! decoded record by record), then answer with base offsets. acks=0 gets no response.
 
 use super::{s, HandlerError};
+use crate::log::direct_io::DIRECT_IO_BLOCK_BYTES;
+use crate::log::TopicPartition;
 use crate::protocol::errors;
+use crate::protocol::frame::Placement;
+use crate::protocol::produce_prefix;
 use crate::server::topics;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
@@ -60,6 +64,21 @@ pub fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Result<Opt
         };
     }
     Ok(Some(ProduceResponse::default().with_responses(responses)))
+}
+
+/// Where to place a large Produce request in memory (`frame::Placement`): so that its
+/// records line up with the blocks of the partition's O_DIRECT appends, which then
+/// write them without a copy. `None` for anything else, or when the log copies anyway.
+pub fn placement(broker: &Broker, prefix: &[u8]) -> Option<Placement> {
+    let at = produce_prefix::records_position(prefix)?;
+    let log = broker.logs.get(&TopicPartition::new(at.topic, at.partition))?;
+    let position = log.direct_append_position(at.records_bytes)?;
+    let align = DIRECT_IO_BLOCK_BYTES as u64;
+    let remainder = (position + align - at.records_offset as u64 % align) % align;
+    Some(Placement {
+        align: DIRECT_IO_BLOCK_BYTES,
+        remainder: remainder as usize,
+    })
 }
 
 fn append_partition(
