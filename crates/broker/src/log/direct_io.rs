@@ -115,7 +115,9 @@ impl DirectWriter {
     /// The tail's block completed by copying, the last part's whole blocks from where
     /// they are, its remainder copied and padded: one `pwritev`.
     fn write_in_place(&mut self, parts: &[&[u8]], split: &InPlaceSplit, start: u64) -> io::Result<()> {
-        let (last, before) = parts.split_last().expect("in_place_split needs a last part");
+        let Some((last, before)) = parts.split_last() else {
+            return self.write_copied(parts, start);
+        };
         let head_len = split.first - before.iter().map(|p| p.len()).sum::<usize>();
         for p in before {
             self.tail.extend_from_slice(p);
