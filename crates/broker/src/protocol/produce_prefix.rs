@@ -5,7 +5,7 @@
 //! (`log::direct_io`). Only the fields before the records are read, with
 //! `kafka-protocol`'s primitive codecs; the request is decoded as usual afterwards.
 
-use bytes::{Buf, Bytes};
+use bytes::Buf;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Decodable;
 
@@ -32,7 +32,8 @@ pub fn records_position(prefix: &[u8]) -> Option<ProduceRecordsPosition> {
     if !(min..=max).contains(&version) {
         return None;
     }
-    let mut buf = Bytes::copy_from_slice(prefix);
+    // Read in place: the prefix is not copied.
+    let mut buf: &[u8] = prefix;
     RequestHeader::decode(&mut buf, ApiKey::Produce.request_header_version(version)).ok()?;
     let flexible = version >= 9;
     let _transactional_id = string(&mut buf, flexible)?;
@@ -51,7 +52,7 @@ pub fn records_position(prefix: &[u8]) -> Option<ProduceRecordsPosition> {
         false => usize::try_from(get(&mut buf, Buf::get_i32)?).ok()?,
     };
     Some(ProduceRecordsPosition {
-        topic: String::from_utf8(topic.to_vec()).ok()?,
+        topic: std::str::from_utf8(topic).ok()?.to_owned(),
         partition,
         records_offset: prefix.len() - buf.remaining(),
         records_bytes,
@@ -59,12 +60,12 @@ pub fn records_position(prefix: &[u8]) -> Option<ProduceRecordsPosition> {
 }
 
 /// A fixed-size field, if the prefix holds it.
-fn get<T>(buf: &mut Bytes, read: fn(&mut Bytes) -> T) -> Option<T> {
+fn get<'a, T>(buf: &mut &'a [u8], read: fn(&mut &'a [u8]) -> T) -> Option<T> {
     (buf.remaining() >= std::mem::size_of::<T>()).then(|| read(buf))
 }
 
 /// An unsigned varint of at most 5 bytes.
-fn unsigned_varint(buf: &mut Bytes) -> Option<u32> {
+fn unsigned_varint(buf: &mut &[u8]) -> Option<u32> {
     let mut value = 0u32;
     for i in 0..5 {
         let b = get(buf, Buf::get_u8)?;
@@ -77,7 +78,7 @@ fn unsigned_varint(buf: &mut Bytes) -> Option<u32> {
 }
 
 /// A nullable string's bytes, compact (length + 1 as a varint) or with an `i16` length.
-fn string(buf: &mut Bytes, flexible: bool) -> Option<Option<Bytes>> {
+fn string<'a>(buf: &mut &'a [u8], flexible: bool) -> Option<Option<&'a [u8]>> {
     let len = match flexible {
         true => unsigned_varint(buf)? as i64 - 1,
         false => get(buf, Buf::get_i16)? as i64,
@@ -86,11 +87,13 @@ fn string(buf: &mut Bytes, flexible: bool) -> Option<Option<Bytes>> {
         return Some(None);
     }
     let len = len as usize;
-    (buf.remaining() >= len).then(|| Some(buf.split_to(len)))
+    let (field, rest) = buf.split_at_checked(len)?;
+    *buf = rest;
+    Some(Some(field))
 }
 
 /// An array's element count: compact (`n + 1` as a varint) or an `i32`.
-fn array_len(buf: &mut Bytes, flexible: bool) -> Option<i64> {
+fn array_len(buf: &mut &[u8], flexible: bool) -> Option<i64> {
     match flexible {
         true => Some(unsigned_varint(buf)? as i64 - 1),
         false => Some(get(buf, Buf::get_i32)? as i64),
@@ -100,6 +103,7 @@ fn array_len(buf: &mut Bytes, flexible: bool) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::protocol::{Encodable, StrBytes};
