@@ -38,6 +38,16 @@ fn segments(b: &BrokerProcess, topic: &str) -> usize {
         .count()
 }
 
+fn deleted_files(b: &BrokerProcess, topic: &str) -> usize {
+    std::fs::read_dir(b.data_dir.join(format!("{topic}-0")))
+        .expect("dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".deleted"))
+        })
+        .count()
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -66,6 +76,8 @@ fn retention_by_time_and_by_size_deletes_old_segments() {
             "segment.bytes=4096",
             "--config",
             "retention.ms=60000",
+            "--config",
+            "file.delete.delay.ms=1000",
         ],
         None,
     );
@@ -87,6 +99,11 @@ fn retention_by_time_and_by_size_deletes_old_segments() {
         low > 0 && low < 300,
         "log start offset moved to the active segment: {low}"
     );
+    // As Kafka: deleted segments are renamed `.deleted` at once and their files freed
+    // (gradually, `log::deletion`) once file.delete.delay.ms is over.
+    wait_for("the deleted segments' files to be freed", || {
+        deleted_files(&b, "old") == 0
+    });
 
     let (ok, _, err) = fjord(
         &[
@@ -123,6 +140,11 @@ fn retention_by_time_and_by_size_deletes_old_segments() {
     assert!(
         low > 700,
         "only about 20 KB of the newest records remain: log start {low}"
+    );
+    // The broker's default file.delete.delay.ms is Kafka's minute: the files stay.
+    assert!(
+        deleted_files(&b, "big") > 0,
+        "deleted segments wait out file.delete.delay.ms"
     );
 }
 

@@ -19,6 +19,7 @@ use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBat
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `log.cleaner.*` limits.
@@ -101,78 +102,13 @@ pub fn clean(log: &UnifiedLog, config: &CleanerConfig, now_ms: i64) -> Result<Cl
         bytes: 0.0,
         rate: config.io_max_bytes_per_second,
     };
-    // 1. The offset map, over as many segments as the dedupe buffer holds.
-    let mut latest: HashMap<Bytes, i64> = HashMap::new();
-    let mut map_bytes = 0usize;
-    let mut mapped = 0;
-    for (_, file, size) in &segments {
-        let mut full = false;
-        for_each_batch(file, *size, &mut throttle, &mut |_, records| {
-            for r in records {
-                if let Some(k) = r.key {
-                    map_bytes += if latest.contains_key(&k) { 0 } else { k.len() + 24 };
-                    latest.insert(k, r.offset);
-                }
-            }
-            full = map_bytes > config.dedupe_buffer_bytes;
-            Ok(())
-        })?;
-        mapped += 1;
-        if full {
-            break;
-        }
-    }
-    // 2. Rewrite the mapped segments.
+    let (latest, mapped) = offset_map(&segments, config.dedupe_buffer_bytes, &mut throttle)?;
+    // Rewrite the mapped segments.
     let tombstone_horizon = now_ms - topic_config.delete_retention_ms;
     let mut stats = CleanStats::default();
     let mut written: Vec<(i64, std::path::PathBuf, File)> = Vec::new();
     for (base, file, size) in segments.into_iter().take(mapped) {
-        let mut out = BytesMut::new();
-        let mut changed = false;
-        for_each_batch(&file, size, &mut throttle, &mut |raw, records| {
-            let total = records.len();
-            stats.records_read += total as u64;
-            let keep: Vec<Record> = records
-                .into_iter()
-                .filter(|r| match &r.key {
-                    None => true,
-                    Some(k) => {
-                        latest.get(k) == Some(&r.offset) && !(r.value.is_none() && r.timestamp < tombstone_horizon)
-                    }
-                })
-                .collect();
-            stats.records_kept += keep.len() as u64;
-            if keep.len() == total {
-                out.extend_from_slice(raw);
-                return Ok(());
-            }
-            changed = true;
-            if keep.is_empty() {
-                return Ok(());
-            }
-            // The encoder starts a new batch wherever offset - sequence changes; give
-            // records without a producer sequences that keep them in one batch.
-            let first = keep[0].offset;
-            let keep: Vec<Record> = keep
-                .into_iter()
-                .map(|mut r| {
-                    if r.producer_id < 0 {
-                        r.sequence = (r.offset - first) as i32 - 1;
-                    }
-                    r
-                })
-                .collect();
-            RecordBatchEncoder::encode(
-                &mut out,
-                &keep,
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression: Compression::None,
-                },
-            )
-            .map_err(|e| LogError::Corrupt(e.to_string()))?;
-            Ok(())
-        })?;
+        let (out, changed) = rewrite_segment(&file, size, &latest, tombstone_horizon, &mut throttle, &mut stats)?;
         stats.bytes_before += size;
         stats.bytes_after += out.len() as u64;
         if !changed {
@@ -195,6 +131,98 @@ pub fn clean(log: &UnifiedLog, config: &CleanerConfig, now_ms: i64) -> Result<Cl
         stats.segments += 1;
     }
     Ok(stats)
+}
+
+/// The offset map (each key's latest offset), over as many of `segments` as
+/// `dedupe_buffer_bytes` holds (at least one): returns it and how many segments it covers.
+fn offset_map(
+    segments: &[(i64, Arc<File>, u64)],
+    dedupe_buffer_bytes: usize,
+    throttle: &mut Throttle,
+) -> Result<(HashMap<Bytes, i64>, usize), LogError> {
+    let mut latest: HashMap<Bytes, i64> = HashMap::new();
+    let mut map_bytes = 0usize;
+    let mut mapped = 0;
+    for (_, file, size) in segments {
+        let mut full = false;
+        for_each_batch(file, *size, throttle, &mut |_, records| {
+            for r in records {
+                if let Some(k) = r.key {
+                    map_bytes += if latest.contains_key(&k) { 0 } else { k.len() + 24 };
+                    latest.insert(k, r.offset);
+                }
+            }
+            full = map_bytes > dedupe_buffer_bytes;
+            Ok(())
+        })?;
+        mapped += 1;
+        if full {
+            break;
+        }
+    }
+    Ok((latest, mapped))
+}
+
+/// One segment's batches with only the records `latest` keeps (and tombstones younger
+/// than `tombstone_horizon`); untouched batches are copied as they are. Returns the new
+/// bytes and whether any record went.
+fn rewrite_segment(
+    file: &File,
+    size: u64,
+    latest: &HashMap<Bytes, i64>,
+    tombstone_horizon: i64,
+    throttle: &mut Throttle,
+    stats: &mut CleanStats,
+) -> Result<(BytesMut, bool), LogError> {
+    let mut out = BytesMut::new();
+    let mut changed = false;
+    for_each_batch(file, size, throttle, &mut |raw, records| {
+        let total = records.len();
+        stats.records_read += total as u64;
+        let keep: Vec<Record> = records
+            .into_iter()
+            .filter(|r| match &r.key {
+                None => true,
+                Some(k) => latest.get(k) == Some(&r.offset) && !(r.value.is_none() && r.timestamp < tombstone_horizon),
+            })
+            .collect();
+        stats.records_kept += keep.len() as u64;
+        if keep.len() == total {
+            out.extend_from_slice(raw);
+            return Ok(());
+        }
+        changed = true;
+        if keep.is_empty() {
+            return Ok(());
+        }
+        encode_kept(&mut out, keep)
+    })?;
+    Ok((out, changed))
+}
+
+/// Appends the kept records of one batch to `out` as a new uncompressed batch.
+fn encode_kept(out: &mut BytesMut, keep: Vec<Record>) -> Result<(), LogError> {
+    // The encoder starts a new batch wherever offset - sequence changes; give records
+    // without a producer sequences that keep them in one batch.
+    let first = keep[0].offset;
+    let keep: Vec<Record> = keep
+        .into_iter()
+        .map(|mut r| {
+            if r.producer_id < 0 {
+                r.sequence = (r.offset - first) as i32 - 1;
+            }
+            r
+        })
+        .collect();
+    RecordBatchEncoder::encode(
+        out,
+        &keep,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| LogError::Corrupt(e.to_string()))
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@
 //! Lock: `logs` is a `RwLock` over the map only; each log has its own lock.
 
 use super::checkpoint;
+use super::deletion::PendingDeletion;
 use super::unified_log::LoadOffsets;
 use super::{LogError, TopicPartition, UnifiedLog};
 use crate::config::TopicConfig;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -21,8 +22,9 @@ const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 const REPLICATION_FILE: &str = "replication-offset-checkpoint";
 
-/// Limit: deleted partition directories waiting out `file.delete.delay.ms`.
-const DELETED_DIRS_MAX: usize = 100_000;
+/// Limit: deleted partition directories and segment files waiting to be freed
+/// (`log::deletion`); past it, one is removed at once.
+const PENDING_DELETIONS_MAX: usize = 100_000;
 
 #[derive(Debug)]
 pub struct LogManager {
@@ -30,10 +32,10 @@ pub struct LogManager {
     logs: RwLock<HashMap<TopicPartition, Arc<UnifiedLog>>>,
     /// Which log dir holds each partition.
     placement: RwLock<HashMap<TopicPartition, usize>>,
-    /// Renamed directories of deleted partitions, with when to remove them (at most
-    /// `DELETED_DIRS_MAX`; past that a directory is removed at once). Any left at a
-    /// restart are removed by `scan`.
-    deleted_dirs: std::sync::Mutex<Vec<(i64, PathBuf)>>,
+    /// Renamed directories of deleted partitions and `.deleted` segment files, each
+    /// with when it may be freed (`free_deleted`). Any left at a restart are removed by
+    /// `scan` and the logs' load.
+    pending_deletions: std::sync::Mutex<VecDeque<PendingDeletion>>,
     /// Every log but the internal topics' appends with O_DIRECT (`fjord.log.direct.io`).
     pub direct_io: bool,
 }
@@ -76,7 +78,7 @@ impl LogManager {
             log_dirs,
             logs: RwLock::new(HashMap::new()),
             placement: RwLock::new(HashMap::new()),
-            deleted_dirs: std::sync::Mutex::new(Vec::new()),
+            pending_deletions: std::sync::Mutex::new(VecDeque::new()),
             direct_io: false,
         })
     }
@@ -225,41 +227,79 @@ impl LogManager {
             .map(|i| self.log_dirs[*i].clone())
     }
 
-    /// Deletes the partition: its directory is renamed at once and removed
-    /// `file.delete.delay.ms` later (`remove_deleted_dirs`), so a DeleteTopics never waits
-    /// for the filesystem to free a partition's data.
+    /// Deletes the partition: its directory is renamed at once and freed
+    /// `file.delete.delay.ms` later (`free_deleted`), so a DeleteTopics never waits for
+    /// the filesystem to free a partition's data.
     pub fn delete(&self, tp: &TopicPartition, now_ms: i64) -> Result<(), LogError> {
         let log = crate::sync::write(&self.logs).remove(tp);
         crate::sync::write(&self.placement).remove(tp);
         if let Some(log) = log {
-            let delay_ms = log.config().file_delete_delay_ms;
+            let due_ms = now_ms.saturating_add(log.config().file_delete_delay_ms);
             let renamed = log.delete()?;
-            let mut pending = crate::sync::lock(&self.deleted_dirs);
-            if pending.len() >= DELETED_DIRS_MAX {
-                drop(pending);
-                fs::remove_dir_all(&renamed)?;
-            } else {
-                pending.push((now_ms.saturating_add(delay_ms), renamed));
+            self.schedule_deletion(PendingDeletion::dir(renamed, due_ms))?;
+        }
+        Ok(())
+    }
+
+    fn schedule_deletion(&self, deletion: PendingDeletion) -> Result<(), LogError> {
+        let mut pending = crate::sync::lock(&self.pending_deletions);
+        if pending.len() < PENDING_DELETIONS_MAX {
+            pending.push_back(deletion);
+            return Ok(());
+        }
+        drop(pending);
+        remove_now(deletion.path())
+    }
+
+    /// Takes the segment files each log renamed `.deleted` (retention, DeleteRecords,
+    /// compaction) to be freed `file.delete.delay.ms` from `now_ms`.
+    pub fn collect_deleted_segments(&self, now_ms: i64) -> Result<(), LogError> {
+        for log in self.all() {
+            let files = log.take_deleted_segment_files();
+            if files.is_empty() {
+                continue;
+            }
+            let due_ms = now_ms.saturating_add(log.config().file_delete_delay_ms);
+            for path in files {
+                self.schedule_deletion(PendingDeletion::file(path, due_ms))?;
             }
         }
         Ok(())
     }
 
-    /// Removes the renamed directories of deleted partitions whose delay is over. Blocking.
-    pub fn remove_deleted_dirs(&self, now_ms: i64) -> Result<(), LogError> {
-        let due: Vec<PathBuf> = {
-            let mut pending = crate::sync::lock(&self.deleted_dirs);
-            let (due, later) = pending.drain(..).partition(|(at, _)| *at <= now_ms);
-            *pending = later;
-            due.into_iter().map(|(_, dir)| dir).collect()
-        };
-        for dir in due {
-            match fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
+    /// Frees some deleted data whose delay is over: steps (`PendingDeletion::step`)
+    /// until one frees blocks, at most `FILE_DELETE_CHUNK_BYTES`. Returns the bytes
+    /// freed, 0 when nothing is due. Blocking; one caller at a time (the broker's
+    /// deletion task), which paces the calls.
+    pub fn free_deleted(&self, now_ms: i64) -> u64 {
+        loop {
+            let next = {
+                let mut pending = crate::sync::lock(&self.pending_deletions);
+                match pending.iter().position(|d| d.due_ms <= now_ms) {
+                    Some(i) => pending.remove(i),
+                    None => None,
+                }
+            };
+            let Some(mut deletion) = next else {
+                return 0;
+            };
+            match deletion.step() {
+                Ok((freed, done)) => {
+                    if !done {
+                        crate::sync::lock(&self.pending_deletions).push_front(deletion);
+                    }
+                    if freed > 0 {
+                        return freed;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(path = %deletion.path().display(), error = %e, "freeing deleted data gradually failed; removing it at once");
+                    if let Err(e) = remove_now(deletion.path()) {
+                        tracing::error!(path = %deletion.path().display(), error = %e, "removing deleted data failed");
+                    }
+                }
             }
         }
-        Ok(())
     }
 
     /// Writes the three offset checkpoints of every log dir.
@@ -294,5 +334,18 @@ impl LogManager {
             fs::write(dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         }
         Ok(())
+    }
+}
+
+/// Removes a deleted directory or file in one go (the fallbacks of gradual freeing).
+fn remove_now(path: &std::path::Path) -> Result<(), LogError> {
+    let removed = if path.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
     }
 }

@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod cleaner;
 pub mod compression;
+pub mod deletion;
 pub mod direct_io;
 pub mod file_records;
 pub mod index;

@@ -68,6 +68,12 @@ pub struct PreallocatedFile {
 
 pub const PREALLOCATED_FILE_NAME: &str = "preallocated.log.tmp";
 
+/// Kafka's suffix for a segment file deleted but not yet removed; any left at start-up
+/// are removed at load.
+pub const DELETED_SUFFIX: &str = ".deleted";
+/// A segment's `.log` file so renamed (or linked, by compaction).
+pub const DELETED_SUFFIX_LOG: &str = ".log.deleted";
+
 impl PreallocatedFile {
     /// Creates the file in `dir` with `bytes` reserved. Fails where the filesystem
     /// cannot preallocate (`Unsupported`), or lacks the space.
@@ -518,6 +524,21 @@ impl LogSegment {
         }
         self.scan_from(from, file_bytes, false)?;
         Ok(())
+    }
+
+    /// Renames the segment's files `<name>.deleted`, as Kafka does before it deletes
+    /// them; returns the renamed paths (files that were missing are skipped).
+    pub fn rename_deleted(&self) -> io::Result<Vec<PathBuf>> {
+        let mut renamed = Vec::with_capacity(3);
+        for suffix in [".log", ".index", ".timeindex"] {
+            let to = self.path(&format!("{suffix}{DELETED_SUFFIX}"));
+            match fs::rename(self.path(suffix), &to) {
+                Ok(()) => renamed.push(to),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(renamed)
     }
 
     pub fn delete_files(&self) -> io::Result<()> {

@@ -23,7 +23,7 @@ const READAHEAD_BYTES: u64 = 16 << 20;
 
 use super::checkpoint;
 use super::producer_state::{ProducerCheck, ProducerStateManager};
-use super::record_batch::{self, BatchHeader, BatchIter, ValidationRules};
+use super::record_batch::{self, BatchHeader, BatchIter, ValidatedBatch, ValidationRules};
 use super::segment::{self, LogSegment};
 use super::{LogError, TopicPartition};
 use crate::config::TopicConfig;
@@ -32,6 +32,37 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Validates a produce request's records as Kafka's LogValidator does, after
+/// recompressing them to the topic's `compression.type` if that names another codec
+/// (expansion bounded). Returns the recompressed bytes, if it did, and the batch to
+/// append: produce v3+ carries exactly one per partition, and validation refuses any
+/// other count.
+fn validate_for_leader(
+    records: &[u8],
+    config: &TopicConfig,
+    now_ms: i64,
+) -> Result<(Option<Bytes>, ValidatedBatch), LogError> {
+    let rules = ValidationRules {
+        max_message_bytes: config.max_message_bytes.max(0) as usize,
+        now_ms,
+        timestamp_before_max_ms: config.message_timestamp_before_max_ms,
+        timestamp_after_max_ms: config.message_timestamp_after_max_ms,
+        log_append_time: config.message_timestamp_log_append_time,
+    };
+    let batches = record_batch::validate_produce_records(records, &rules)?;
+    let (recompressed, batches) = match super::compression::target_codec(&config.compression_type) {
+        Some(target) if super::compression::batch_codec(records) != Some(target) => {
+            let expanded_max = (rules.max_message_bytes.saturating_mul(RECOMPRESSION_EXPANSION_MAX)).max(1 << 20);
+            let recompressed = super::compression::recompress(records, target, expanded_max)?;
+            let batches = record_batch::validate_produce_records(&recompressed, &rules)?;
+            (Some(recompressed), batches)
+        }
+        _ => (None, batches),
+    };
+    assert_eq!(batches.len(), 1, "validation passes exactly one batch per partition");
+    Ok((recompressed, batches[0]))
+}
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,7 +109,14 @@ struct LocalLog {
     next_segment: Option<segment::PreallocatedFile>,
     /// The active segment appends with O_DIRECT (`enable_direct_io`).
     direct_io: bool,
+    /// Segment files renamed `.deleted` (retention, DeleteRecords, compaction), for the
+    /// `LogManager` to free gradually (`log::deletion`) after `file.delete.delay.ms`.
+    /// Limit: `DELETED_SEGMENT_FILES_MAX`; past it, files are removed at once.
+    deleted_segment_files: Vec<PathBuf>,
 }
+
+/// Limit: `.deleted` segment files a log holds until the `LogManager` takes them.
+const DELETED_SEGMENT_FILES_MAX: usize = 30_000;
 
 #[derive(Debug)]
 pub struct UnifiedLog {
@@ -163,6 +201,7 @@ impl UnifiedLog {
                 deleted: false,
                 next_segment: None,
                 direct_io: false,
+                deleted_segment_files: Vec::new(),
             }),
             preallocation_failed: std::sync::atomic::AtomicBool::new(false),
         };
@@ -204,31 +243,13 @@ impl UnifiedLog {
     /// an idempotent producer already wrote.
     pub fn append_as_leader(&self, records: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
         let config = self.config();
-        let rules = ValidationRules {
-            max_message_bytes: config.max_message_bytes.max(0) as usize,
-            now_ms,
-            timestamp_before_max_ms: config.message_timestamp_before_max_ms,
-            timestamp_after_max_ms: config.message_timestamp_after_max_ms,
-            log_append_time: config.message_timestamp_log_append_time,
-        };
-        let mut batches = record_batch::validate_produce_records(records, &rules)?;
-        let recompressed;
-        let records = match super::compression::target_codec(&config.compression_type) {
-            Some(target) if super::compression::batch_codec(records) != Some(target) => {
-                let expanded_max = (rules.max_message_bytes.saturating_mul(RECOMPRESSION_EXPANSION_MAX)).max(1 << 20);
-                recompressed = super::compression::recompress(records, target, expanded_max)?;
-                batches = record_batch::validate_produce_records(&recompressed, &rules)?;
-                &recompressed[..]
-            }
-            _ => records,
-        };
+        let (recompressed, b) = validate_for_leader(records, &config, now_ms)?;
+        let records = recompressed.as_deref().unwrap_or(records);
         let mut guard = self.lock();
         let inner = &mut *guard;
         if inner.deleted {
             return Err(LogError::Deleted);
         }
-        // Produce v3+ carries exactly one batch per partition (validated above).
-        let b = batches[0];
         if b.header.has_producer_id() && b.header.base_sequence >= 0 {
             if let ProducerCheck::Duplicate(m) = inner.producer_state.check(&b.header)? {
                 tracing::debug!(partition = %self.topic_partition, first_offset = m.first_offset(), "duplicate batch");
@@ -273,14 +294,8 @@ impl UnifiedLog {
             head.copy_from_slice(&original[..16]);
             record_batch::set_base_offset(&mut head, base_offset);
             record_batch::set_partition_leader_epoch(&mut head, leader_epoch);
-            inner.append_batches(
-                &self.dir,
-                &config,
-                &[head.as_slice(), &original[16..]],
-                &[(0, header)],
-                leader_epoch,
-                now_ms,
-            )?;
+            let parts = [head.as_slice(), &original[16..]];
+            inner.append_batches(&self.dir, &config, &parts, &[(0, header)], leader_epoch, now_ms)?;
         }
         Ok(AppendInfo {
             base_offset,
@@ -424,6 +439,11 @@ impl UnifiedLog {
         let rolls = !seg.is_empty() && seg.size() + bytes as u64 > segment_bytes;
         Some(if rolls { 0 } else { seg.size() })
     }
+    /// The `.deleted` segment files renamed since the last call (`LogManager`).
+    pub fn take_deleted_segment_files(&self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.lock().deleted_segment_files)
+    }
+
     /// `(log_start_offset, high_watermark, log_end_offset)` under one lock.
     pub fn offsets(&self) -> (i64, i64, i64) {
         let i = self.lock();
@@ -517,8 +537,21 @@ impl UnifiedLog {
                 _ => {}
             }
         }
+        // The old bytes stay linked as `.log.deleted` until freed gradually, so the
+        // rename below frees nothing (`log::deletion`); a crash in between leaves the
+        // old `.log` in place and the extra link is removed at load.
+        let deleted = old.path(segment::DELETED_SUFFIX_LOG);
+        if let Err(e) = fs::hard_link(old.path(".log"), &deleted) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(e.into());
+            }
+            // An earlier cleaning of this segment, not yet freed: it goes at once.
+            fs::remove_file(&deleted)?;
+            fs::hard_link(old.path(".log"), &deleted)?;
+        }
         fs::rename(cleaned, old.path(".log"))?;
         inner.segments.insert(base_offset, seg);
+        inner.keep_deleted_files(vec![deleted])?;
         Ok(())
     }
 
@@ -602,7 +635,10 @@ impl UnifiedLog {
         }
         for base in &deletable {
             if let Some(seg) = inner.segments.remove(base) {
-                seg.delete_files()?;
+                // Renamed, not removed: freeing the blocks is slow (see `log::deletion`)
+                // and must not happen under this lock. Readers keep their open files.
+                let renamed = seg.rename_deleted()?;
+                inner.keep_deleted_files(renamed)?;
             }
         }
         if let Some(first) = inner.segments.keys().next().copied() {
@@ -891,6 +927,17 @@ impl UnifiedLog {
 }
 
 impl LocalLog {
+    fn keep_deleted_files(&mut self, files: Vec<PathBuf>) -> Result<(), LogError> {
+        for path in files {
+            if self.deleted_segment_files.len() < DELETED_SEGMENT_FILES_MAX {
+                self.deleted_segment_files.push(path);
+            } else {
+                fs::remove_file(path)?;
+            }
+        }
+        Ok(())
+    }
+
     fn active_base_offset(&self) -> i64 {
         self.segments.keys().next_back().copied().unwrap_or(self.log_end_offset)
     }

@@ -166,6 +166,7 @@ impl Broker {
         let limit = Arc::new(Semaphore::new(self.config.max_connections));
         let mut shutdown = self.shutdown.subscribe();
         let tasks = tokio::spawn(background_tasks(self.clone()));
+        let deletion = tokio::spawn(free_deleted_data(self.clone()));
         let group_ticks = {
             let broker = self.clone();
             tokio::spawn(async move {
@@ -205,6 +206,7 @@ impl Broker {
             });
         }
         tasks.abort();
+        deletion.abort();
         group_ticks.abort();
     }
 
@@ -212,6 +214,25 @@ impl Broker {
     pub fn shutdown_logs(&self) -> Result<(), BrokerError> {
         self.logs.shutdown(self.time.now_ms())?;
         Ok(())
+    }
+}
+
+/// Frees deleted partitions and segments once their `file.delete.delay.ms` is over, a
+/// chunk at a time at `FILE_DELETE_BYTES_PER_SECOND` (`log::deletion` says why).
+async fn free_deleted_data(broker: Arc<Broker>) {
+    use crate::log::deletion::FILE_DELETE_BYTES_PER_SECOND;
+    let idle = std::time::Duration::from_millis(200);
+    loop {
+        let b = broker.clone();
+        let freed = tokio::task::spawn_blocking(move || b.logs.free_deleted(b.time.now_ms()))
+            .await
+            .unwrap_or(0);
+        let pause = if freed == 0 {
+            idle
+        } else {
+            std::time::Duration::from_secs_f64(freed as f64 / FILE_DELETE_BYTES_PER_SECOND as f64)
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -244,8 +265,8 @@ async fn background_tasks(broker: Arc<Broker>) {
         let b = broker.clone();
         // fsync is blocking: off the async workers.
         let _ = tokio::task::spawn_blocking(move || {
-            if let Err(e) = b.logs.remove_deleted_dirs(b.time.now_ms()) {
-                tracing::error!(error = %e, "removing deleted partitions failed");
+            if let Err(e) = b.logs.collect_deleted_segments(b.time.now_ms()) {
+                tracing::error!(error = %e, "scheduling deleted segments failed");
             }
             for log in logs {
                 if let Err(e) = log.flush_rolled_segments() {

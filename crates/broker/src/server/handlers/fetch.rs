@@ -6,13 +6,13 @@
 //! whose session cache is full; a request naming a session gets FETCH_SESSION_ID_NOT_FOUND
 //! and the client falls back to full fetches.
 
-use crate::log::{FetchIsolation, FileRecords};
+use crate::log::{FetchIsolation, FileRecords, UnifiedLog};
 use crate::protocol::errors;
 use crate::protocol::fetch_response::{FetchPartitionData, FetchResponseData, FetchTopicData};
 use crate::server::topics;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -99,37 +99,16 @@ fn read_all(
                 None => Err(errors::code(ResponseError::UnknownTopicOrPartition)),
                 Some(meta) => topics::partition_log(broker, &meta.name, p.partition),
             };
-            match log {
+            let read = log.and_then(|log| fill_partition(&mut pd, &log, p, budget, isolation, total == 0, waiter));
+            match read {
+                Ok(bytes) => {
+                    total += bytes;
+                    budget = budget.saturating_sub(bytes);
+                }
                 Err(code) => {
                     pd.error_code = code;
                     errored = true;
                 }
-                Ok(log) => match read_partition(
-                    &log,
-                    p.fetch_offset,
-                    p.partition_max_bytes,
-                    budget,
-                    isolation,
-                    total == 0,
-                    waiter,
-                ) {
-                    Ok(info) => {
-                        total += info.records.len();
-                        budget = budget.saturating_sub(info.records.len());
-                        pd.high_watermark = info.high_watermark;
-                        pd.last_stable_offset = info.high_watermark;
-                        pd.log_start_offset = info.log_start_offset;
-                        pd.records = info.records;
-                    }
-                    Err(e) => {
-                        let (lso, hw, _) = log.offsets();
-                        pd.high_watermark = hw;
-                        pd.last_stable_offset = hw;
-                        pd.log_start_offset = lso;
-                        pd.error_code = errors::log_error_code(&e);
-                        errored = true;
-                    }
-                },
             }
             parts.push(pd);
         }
@@ -148,6 +127,44 @@ fn read_all(
         total,
         errored,
     )
+}
+
+/// One partition's records and offsets into `pd`, within `budget` bytes (at least one
+/// batch when `first`). Returns the bytes it carries, or the error code to answer with.
+fn fill_partition(
+    pd: &mut FetchPartitionData,
+    log: &UnifiedLog,
+    p: &FetchPartition,
+    budget: u64,
+    isolation: FetchIsolation,
+    first: bool,
+    waiter: Option<&Arc<Notify>>,
+) -> Result<u64, i16> {
+    match read_partition(
+        log,
+        p.fetch_offset,
+        p.partition_max_bytes,
+        budget,
+        isolation,
+        first,
+        waiter,
+    ) {
+        Ok(info) => {
+            let bytes = info.records.len();
+            pd.high_watermark = info.high_watermark;
+            pd.last_stable_offset = info.high_watermark;
+            pd.log_start_offset = info.log_start_offset;
+            pd.records = info.records;
+            Ok(bytes)
+        }
+        Err(e) => {
+            let (lso, hw, _) = log.offsets();
+            pd.high_watermark = hw;
+            pd.last_stable_offset = hw;
+            pd.log_start_offset = lso;
+            Err(errors::log_error_code(&e))
+        }
+    }
 }
 
 /// Reads one partition, registering `waiter` (if any) first so a later append wakes it.
