@@ -163,10 +163,10 @@ impl Freeing {
         let meta = file.metadata()?;
         // Blocks are 512-byte units; the allocated range ends at most this far out.
         let end_offset = meta.len() + meta.blocks() * 512;
-        if meta.blocks() * 512 > meta.len() {
-            // Blocks may be reserved past the end (`fallocate(KEEP_SIZE)`), where ext4
-            // punches no holes: moving the end out (a sparse extension, allocating
-            // nothing) brings them within reach.
+        if meta.blocks() * 512 > meta.len() + FILE_DELETE_CHUNK_BYTES {
+            // More than a chunk reserved past the end (`fallocate(KEEP_SIZE)`), where
+            // ext4 punches no holes: moving the end out (a sparse extension, allocating
+            // nothing) brings it within reach. A smaller rest goes with the unlink.
             file.set_len(end_offset)?;
         }
         Ok(Freeing {
