@@ -93,7 +93,8 @@ impl LogManager {
             .cloned()
     }
 
-    /// Partition directories present on disk.
+    /// Partition directories present on disk; deleted ones (`-delete`) are scheduled
+    /// to be freed.
     pub fn scan(&self) -> Result<Vec<FoundLog>, LogError> {
         let mut out = Vec::new();
         for (i, dir) in self.log_dirs.iter().enumerate() {
@@ -104,7 +105,8 @@ impl LogManager {
                 }
                 let name = entry.file_name().to_string_lossy().to_string();
                 if name.ends_with("-delete") {
-                    fs::remove_dir_all(entry.path())?;
+                    // Left by a stop before it was freed: freed gradually from now.
+                    self.schedule_deletion(PendingDeletion::dir(entry.path(), i64::MIN))?;
                     continue;
                 }
                 if let Some(tp) = TopicPartition::from_dir_name(&name) {

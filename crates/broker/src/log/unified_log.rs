@@ -154,7 +154,7 @@ impl UnifiedLog {
     ) -> Result<UnifiedLog, LogError> {
         fs::create_dir_all(dir)?;
         let interval = config.index_interval_bytes as u64;
-        let mut bases = list_segment_bases(dir)?;
+        let (mut bases, deleted_segment_files) = list_segment_files(dir)?;
         if bases.is_empty() {
             bases.push(offsets.log_start_offset.max(0));
             LogSegment::create(dir, bases[0], interval, now_ms)?;
@@ -201,7 +201,7 @@ impl UnifiedLog {
                 deleted: false,
                 next_segment: None,
                 direct_io: false,
-                deleted_segment_files: Vec::new(),
+                deleted_segment_files,
             }),
             preallocation_failed: std::sync::atomic::AtomicBool::new(false),
         };
@@ -1038,12 +1038,20 @@ impl LocalLog {
     }
 }
 
-fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
+/// The base offsets of a partition directory's segments, and its `.deleted` files
+/// (left by a stop before they were freed; freed again gradually, `log::deletion`).
+/// Other leftovers of an unfinished operation (`.tmp`, `.cleaned`, `.swap`) are removed.
+fn list_segment_files(dir: &Path) -> Result<(Vec<i64>, Vec<PathBuf>), LogError> {
     let mut bases = Vec::new();
+    let mut deleted = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
+        if name.ends_with(segment::DELETED_SUFFIX) && deleted.len() < DELETED_SEGMENT_FILES_MAX {
+            deleted.push(entry.path());
+            continue;
+        }
         if name.ends_with(".tmp") || name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".swap")
         {
             fs::remove_file(entry.path())?;
@@ -1056,7 +1064,7 @@ fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
         }
     }
     bases.sort_unstable();
-    Ok(bases)
+    Ok((bases, deleted))
 }
 
 /// Calls `f` with the header of every batch in `seg` that ends at or after `from`.
