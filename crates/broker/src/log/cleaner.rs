@@ -324,6 +324,13 @@ mod tests {
         );
         let after = read_all(&log);
         assert!(after.len() < before.len(), "{} records left", after.len());
+        // The replaced bytes stay linked as `.log.deleted`, handed over to be freed
+        // gradually (`log::deletion`), never freed under the log's lock.
+        let deleted = log.take_deleted_segment_files();
+        assert_eq!(deleted.len(), stats.segments, "{deleted:?}");
+        assert!(deleted
+            .iter()
+            .all(|p| p.exists() && p.to_string_lossy().ends_with(".log.deleted")));
         // Offsets unchanged, every record is the one written at its offset, and every
         // key's latest value is still there.
         let written: HashMap<i64, (String, u64)> = before.iter().map(|(o, k, s)| (*o, (k.clone(), *s))).collect();
