@@ -2,9 +2,9 @@
 //! deleted partitions, once `file.delete.delay.ms` is over.
 //!
 //! Why not one unlink: freeing a file's blocks is where the filesystem tells the device
-//! they are unused, and with online discard (ext4's `discard` mount option, the default
-//! on many cloud images and on this VM) that happens synchronously, for every block, in
-//! the unlink or the last close. Unlinking 4 GiB took 556 ms here (0.6 ms without
+//! they are unused, and with online discard (ext4's `discard` mount option, common on
+//! cloud VMs and set on this one) that happens synchronously, for every block, in the
+//! unlink or the last close. Unlinking 4 GiB took 556 ms here (0.6 ms without
 //! `discard`), and O_DIRECT appends queued behind those discards: 1 MiB writes that take
 //! 0.5 ms took up to 36 ms. So a file is freed `FILE_DELETE_CHUNK_BYTES` at a time
 //! (`fallocate` punching a hole, which frees and discards just that range), the caller
