@@ -68,8 +68,8 @@ pub struct PreallocatedFile {
 
 pub const PREALLOCATED_FILE_NAME: &str = "preallocated.log.tmp";
 
-/// Kafka's suffix for a segment file deleted but not yet removed; any left at start-up
-/// are removed at load.
+/// Kafka's suffix for a segment file deleted but not yet removed; any found at load are
+/// freed gradually like the rest (`log::deletion`).
 pub const DELETED_SUFFIX: &str = ".deleted";
 /// A segment's `.log` file so renamed (or linked, by compaction).
 pub const DELETED_SUFFIX_LOG: &str = ".log.deleted";

@@ -1052,6 +1052,7 @@ fn list_segment_files(dir: &Path) -> Result<(Vec<i64>, Vec<PathBuf>), LogError> 
             deleted.push(entry.path());
             continue;
         }
+        // `.deleted` here only past the limit above: removed at once.
         if name.ends_with(".tmp") || name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".swap")
         {
             fs::remove_file(entry.path())?;
