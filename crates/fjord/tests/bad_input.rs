@@ -236,6 +236,39 @@ fn request_larger_than_socket_request_max_bytes_closes() {
     assert_serving(&broker);
 }
 
+/// `max.connections` closes a connection over the limit at once; `connections.max.idle.ms`
+/// closes one that sends nothing, never one that keeps sending requests, and its slot
+/// serves the next client.
+#[test]
+fn extra_and_idle_connections_are_closed() {
+    let broker = BrokerProcess::start(&["max.connections=2", "connections.max.idle.ms=1500"]);
+    let api_versions = |c: &mut RawClient| {
+        let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        assert_eq!(r.error_code, 0);
+    };
+    let mut busy = RawClient::connect(&broker.bootstrap);
+    let mut quiet = RawClient::connect(&broker.bootstrap);
+    api_versions(&mut busy);
+    api_versions(&mut quiet);
+    let mut extra = RawClient::connect(&broker.bootstrap);
+    assert!(extra.is_closed(), "a third connection is over max.connections=2");
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        api_versions(&mut busy);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let waited = std::time::Instant::now();
+    assert!(quiet.is_closed(), "idle for twice connections.max.idle.ms");
+    assert!(
+        waited.elapsed() < std::time::Duration::from_secs(1),
+        "closed while busy was sending"
+    );
+    api_versions(&mut busy);
+    // The slot is given back as the idle connection's task ends.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_serving(&broker);
+}
+
 #[test]
 fn idempotent_producer_duplicates_and_gaps() {
     use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;

@@ -67,6 +67,10 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    /// `connections.max.idle.ms`: a connection that sends no request for this long is
+    /// closed (Kafka's default, 10 minutes), so clients that vanished without a FIN do
+    /// not hold `max.connections` slots forever.
+    pub connections_max_idle_ms: u64,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
     pub log_flush_offset_checkpoint_interval_ms: u64,
@@ -171,6 +175,7 @@ impl BrokerConfig {
             delete_topic_enable: parse_bool_opt(props, "delete.topic.enable", true)?,
             socket_request_max_bytes: parse_opt(props, "socket.request.max.bytes", 104_857_600, 1024, i32::MAX as i64)?,
             max_connections: parse_opt(props, "max.connections", 10_000, 1, 1_000_000)?,
+            connections_max_idle_ms: parse_opt(props, "connections.max.idle.ms", 600_000, 1, i64::MAX)?,
             log_retention_check_interval_ms: parse_opt(props, "log.retention.check.interval.ms", 300_000, 1, i64::MAX)?,
             log_flush_scheduler_interval_ms: parse_opt(
                 props,
@@ -301,6 +306,7 @@ fn is_known_key(key: &str) -> bool {
         "delete.topic.enable",
         "socket.request.max.bytes",
         "max.connections",
+        "connections.max.idle.ms",
         "log.retention.check.interval.ms",
         "log.flush.scheduler.interval.ms",
         "log.flush.offset.checkpoint.interval.ms",

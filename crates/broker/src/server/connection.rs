@@ -3,6 +3,10 @@
 //! process), so responses leave in request order and a client can never queue more
 //! than the socket buffers hold.
 //!
+//! A connection that sends no request for `connections.max.idle.ms` is closed, as
+//! Kafka does; its sockets also have TCP keepalive on (Kafka's acceptor sets it), so
+//! a peer that vanished is found even with a long idle limit.
+//!
 //! Memory: an idle connection is one small task and its socket. It holds no buffer
 //! (frames are read straight from the socket into a buffer of their own size) and the
 //! handler's future is boxed, allocated only while a request is handled. Idle group
@@ -15,21 +19,30 @@ use crate::protocol::fetch_response::ResponseChunk;
 use crate::protocol::{self, frame};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    let _ = rustix::net::sockopt::set_socket_keepalive(&stream, true);
     let (mut reader, mut wr) = stream.into_split();
     let max = broker.config.socket_request_max_bytes;
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
     loop {
         let place = |prefix: &[u8]| handlers::produce::placement(&broker, prefix);
-        let frame = match frame::read_frame(&mut reader, max, place).await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
+        // The limit covers the whole next request: one that trickles in for longer
+        // than a connection may stay idle closes the connection too.
+        let frame = match tokio::time::timeout(idle, frame::read_frame(&mut reader, max, place)).await {
+            Ok(Ok(Some(f))) => f,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => {
                 tracing::warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, idle_ms = idle.as_millis() as u64, "idle for connections.max.idle.ms; closing connection");
                 break;
             }
         };

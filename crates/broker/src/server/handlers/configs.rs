@@ -210,6 +210,13 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, Strin
             3,
         ),
         (
+            "connections.max.idle.ms".into(),
+            c.connections_max_idle_ms.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            5,
+        ),
+        (
             "log.retention.check.interval.ms".into(),
             c.log_retention_check_interval_ms.to_string(),
             SOURCE_STATIC_BROKER,
