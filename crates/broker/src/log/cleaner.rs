@@ -328,9 +328,10 @@ mod tests {
         // gradually (`log::deletion`), never freed under the log's lock.
         let deleted = log.take_deleted_segment_files();
         assert_eq!(deleted.len(), stats.segments, "{deleted:?}");
+        // No reader held the old files, so no handle goes along (`DeletedFile::new`).
         assert!(deleted
             .iter()
-            .all(|p| p.exists() && p.to_string_lossy().ends_with(".log.deleted")));
+            .all(|d| d.path.exists() && d.path.to_string_lossy().ends_with(".log.deleted") && d.handle.is_none()));
         // Offsets unchanged, every record is the one written at its offset, and every
         // key's latest value is still there.
         let written: HashMap<i64, (String, u64)> = before.iter().map(|(o, k, s)| (*o, (k.clone(), *s))).collect();

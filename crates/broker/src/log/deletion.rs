@@ -11,12 +11,19 @@
 //! pausing between chunks (`FILE_DELETE_BYTES_PER_SECOND`); the unlink at the end frees
 //! nothing. Kafka unlinks at once; RocksDB's rate-limited `DeleteScheduler` frees files in
 //! chunks for the same reason.
+//!
+//! Readers: an unlinked file stays readable through the handles open on it, and Fjord's
+//! reads rely on that (a fetch's `FileRecords` is sent after the log's lock is gone). A
+//! punched hole would turn those bytes to zeros, so a deleted segment keeps the log's
+//! shared handle on its `.log` (`DeletedFile`), and is freed only once no reader holds
+//! a clone of it: no new reader can appear, the segment having left the log.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Limit: the most one step frees, so one step holds the device for a few milliseconds.
 pub const FILE_DELETE_CHUNK_BYTES: u64 = 16 << 20;
@@ -26,6 +33,26 @@ pub const FILE_DELETE_CHUNK_BYTES: u64 = 16 << 20;
 /// at 16 MiB chunks, one chunk every 16 ms.
 pub const FILE_DELETE_BYTES_PER_SECOND: u64 = 1 << 30;
 
+/// A segment file renamed for deletion, with the log's shared read handle on it
+/// (`LogSegment::file_handle`) while a reader still holds that.
+#[derive(Debug)]
+pub struct DeletedFile {
+    pub path: PathBuf,
+    pub handle: Option<Arc<File>>,
+}
+
+impl DeletedFile {
+    /// `handle` is kept only if a reader shares it (the segment itself already
+    /// dropped): with no reader now there can be none later, and an idle handle would
+    /// hold a file descriptor until the file is freed.
+    pub fn new(path: PathBuf, handle: Option<Arc<File>>) -> DeletedFile {
+        DeletedFile {
+            path,
+            handle: handle.filter(|h| Arc::strong_count(h) > 1),
+        }
+    }
+}
+
 /// A file or directory waiting to be freed; directories are freed file by file.
 #[derive(Debug)]
 pub struct PendingDeletion {
@@ -33,6 +60,8 @@ pub struct PendingDeletion {
     pub due_ms: i64,
     path: PathBuf,
     target: Target,
+    /// The log's read handles on the files, held until freeing starts (`in_use`).
+    handles: Vec<Arc<File>>,
     /// The file being freed, and how far.
     current: Option<Freeing>,
 }
@@ -63,6 +92,7 @@ impl PendingDeletion {
             due_ms,
             path,
             target,
+            handles: Vec::new(),
             current: None,
         }
     }
@@ -76,8 +106,23 @@ impl PendingDeletion {
             due_ms,
             path,
             target,
+            handles: Vec::new(),
             current: None,
         }
+    }
+
+    /// Holds the log's read handles on the files that readers share, so freeing waits
+    /// for those readers (the others are dropped, as in `DeletedFile::new`).
+    pub fn holding(mut self, mut handles: Vec<Arc<File>>) -> PendingDeletion {
+        handles.retain(|h| Arc::strong_count(h) > 1);
+        self.handles = handles;
+        self
+    }
+
+    /// Whether a reader still holds one of the files (freeing must wait: a punched
+    /// hole would read as zeros).
+    pub fn in_use(&self) -> bool {
+        self.handles.iter().any(|h| Arc::strong_count(h) > 1)
     }
 
     pub fn path(&self) -> &Path {
@@ -87,6 +132,7 @@ impl PendingDeletion {
     /// Frees up to `FILE_DELETE_CHUNK_BYTES`. Returns the bytes freed, and whether
     /// everything is gone. Blocking. Something already gone counts as freed.
     pub fn step(&mut self) -> io::Result<(u64, bool)> {
+        assert!(!self.in_use(), "a file is freed only once no reader holds it");
         if self.current.is_none() && !self.start_next_file()? {
             if matches!(self.target, Target::Dir { .. }) {
                 match fs::remove_dir_all(&self.path) {

@@ -3,7 +3,7 @@
 //!
 //! Contract: `position + len` was within the segment's valid bytes when the slice was
 //! taken. The open file handle keeps the data readable even if retention deletes the
-//! segment meanwhile. The slice may end inside a batch (a fetch's byte limit), as
+//! segment meanwhile (its blocks are freed only once no slice holds it: `log::deletion`). The slice may end inside a batch (a fetch's byte limit), as
 //! Kafka's does; clients drop a partial trailing batch.
 
 use bytes::Bytes;

@@ -237,8 +237,8 @@ impl LogManager {
         crate::sync::write(&self.placement).remove(tp);
         if let Some(log) = log {
             let due_ms = now_ms.saturating_add(log.config().file_delete_delay_ms);
-            let renamed = log.delete()?;
-            self.schedule_deletion(PendingDeletion::dir(renamed, due_ms))?;
+            let (renamed, handles) = log.delete()?;
+            self.schedule_deletion(PendingDeletion::dir(renamed, due_ms).holding(handles))?;
         }
         Ok(())
     }
@@ -262,22 +262,23 @@ impl LogManager {
                 continue;
             }
             let due_ms = now_ms.saturating_add(log.config().file_delete_delay_ms);
-            for path in files {
-                self.schedule_deletion(PendingDeletion::file(path, due_ms))?;
+            for file in files {
+                let handles = file.handle.into_iter().collect();
+                self.schedule_deletion(PendingDeletion::file(file.path, due_ms).holding(handles))?;
             }
         }
         Ok(())
     }
 
-    /// Frees some deleted data whose delay is over: steps (`PendingDeletion::step`)
-    /// until one frees blocks, at most `FILE_DELETE_CHUNK_BYTES`. Returns the bytes
-    /// freed, 0 when nothing is due. Blocking; one caller at a time (the broker's
-    /// deletion task), which paces the calls.
+    /// Frees some deleted data whose delay is over and that no reader holds any more:
+    /// steps (`PendingDeletion::step`) until one frees blocks, at most
+    /// `FILE_DELETE_CHUNK_BYTES`. Returns the bytes freed, 0 when nothing is due.
+    /// Blocking; one caller at a time (the broker's deletion task), which paces the calls.
     pub fn free_deleted(&self, now_ms: i64) -> u64 {
         loop {
             let next = {
                 let mut pending = crate::sync::lock(&self.pending_deletions);
-                match pending.iter().position(|d| d.due_ms <= now_ms) {
+                match pending.iter().position(|d| d.due_ms <= now_ms && !d.in_use()) {
                     Some(i) => pending.remove(i),
                     None => None,
                 }
@@ -349,5 +350,65 @@ fn remove_now(path: &std::path::Path) -> Result<(), LogError> {
     match removed {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TopicConfig;
+    use crate::log::unified_log::FetchIsolation;
+    use bytes::Bytes;
+
+    /// A fetch's `FileRecords` is sent after the log's lock is gone, maybe long after:
+    /// a segment deleted meanwhile must read back the same bytes until that reader is
+    /// done, so it is freed only then (a punched hole would read as zeros). Segments no
+    /// reader holds are freed once their delay is over.
+    #[test]
+    fn a_deleted_segment_is_freed_only_once_its_readers_are_done() {
+        let dir = std::env::temp_dir().join(format!("fjord-log-manager-readers-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let manager = LogManager::new(vec![dir.clone()], "cluster", 1).expect("log manager");
+        let config = Arc::new(TopicConfig {
+            segment_bytes: 4096,
+            file_delete_delay_ms: 0,
+            ..TopicConfig::default()
+        });
+        let tp = TopicPartition::new("t", 0);
+        let log = manager
+            .get_or_create(&tp, uuid::Uuid::new_v4(), config, 0)
+            .expect("log");
+        for b in 0..40u64 {
+            let entries: Vec<(Bytes, Option<Bytes>)> = (0..10)
+                .map(|i| (Bytes::from(format!("k{b}-{i}")), Some(Bytes::from(vec![b as u8; 64]))))
+                .collect();
+            let batch = crate::log::record_batch::encode_keyed_batch(&entries, 1_000).expect("encode");
+            let info = log.append_as_leader(&batch, 0, 1_000).expect("append");
+            log.update_high_watermark(info.last_offset + 1);
+        }
+        let held = log
+            .read(0, 1 << 20, FetchIsolation::HighWatermark, true)
+            .expect("read")
+            .records;
+        let bytes = held.read_to_bytes().expect("read held");
+        assert!(!bytes.is_empty() && bytes.iter().any(|b| *b != 0));
+        let (_, hw, _) = log.offsets();
+        log.delete_records_before(hw).expect("delete records");
+        manager.collect_deleted_segments(0).expect("collect");
+        let first = dir.join("t-0").join("00000000000000000000.log.deleted");
+        let second = dir.join("t-0").join(format!("{:020}.log.deleted", 40));
+        assert!(first.exists() && second.exists(), "segments renamed .deleted");
+        while manager.free_deleted(1) > 0 {}
+        assert!(!second.exists(), "a segment no reader holds is freed");
+        assert!(first.exists(), "the held segment waits for its reader");
+        assert_eq!(
+            held.read_to_bytes().expect("read held"),
+            bytes,
+            "the reader reads what it was given"
+        );
+        drop(held);
+        while manager.free_deleted(1) > 0 {}
+        assert!(!first.exists(), "freed once its reader is done");
+        fs::remove_dir_all(&dir).expect("clean up");
     }
 }

@@ -22,6 +22,7 @@ const FETCH_WAITERS_MAX: usize = 10_000;
 const READAHEAD_BYTES: u64 = 16 << 20;
 
 use super::checkpoint;
+use super::deletion::DeletedFile;
 use super::producer_state::{ProducerCheck, ProducerStateManager};
 use super::record_batch::{self, BatchHeader, BatchIter, ValidatedBatch, ValidationRules};
 use super::segment::{self, LogSegment};
@@ -111,8 +112,9 @@ struct LocalLog {
     direct_io: bool,
     /// Segment files renamed `.deleted` (retention, DeleteRecords, compaction), for the
     /// `LogManager` to free gradually (`log::deletion`) after `file.delete.delay.ms`.
-    /// Limit: `DELETED_SEGMENT_FILES_MAX`; past it, files are removed at once.
-    deleted_segment_files: Vec<PathBuf>,
+    /// Limit: `DELETED_SEGMENT_FILES_MAX`; past it, files are removed at once (an
+    /// unlink, which readers survive).
+    deleted_segment_files: Vec<DeletedFile>,
 }
 
 /// Limit: `.deleted` segment files a log holds until the `LogManager` takes them.
@@ -154,7 +156,11 @@ impl UnifiedLog {
     ) -> Result<UnifiedLog, LogError> {
         fs::create_dir_all(dir)?;
         let interval = config.index_interval_bytes as u64;
-        let (mut bases, deleted_segment_files) = list_segment_files(dir)?;
+        let (mut bases, leftovers) = list_segment_files(dir)?;
+        let deleted_segment_files = leftovers
+            .into_iter()
+            .map(|path| DeletedFile { path, handle: None })
+            .collect();
         if bases.is_empty() {
             bases.push(offsets.log_start_offset.max(0));
             LogSegment::create(dir, bases[0], interval, now_ms)?;
@@ -440,7 +446,7 @@ impl UnifiedLog {
         Some(if rolls { 0 } else { seg.size() })
     }
     /// The `.deleted` segment files renamed since the last call (`LogManager`).
-    pub fn take_deleted_segment_files(&self) -> Vec<PathBuf> {
+    pub fn take_deleted_segment_files(&self) -> Vec<DeletedFile> {
         std::mem::take(&mut self.lock().deleted_segment_files)
     }
 
@@ -541,6 +547,7 @@ impl UnifiedLog {
         // rename below frees nothing (`log::deletion`); a crash in between leaves the
         // old `.log` in place and the extra link is removed at load.
         let deleted = old.path(segment::DELETED_SUFFIX_LOG);
+        let handle = old.file_handle();
         if let Err(e) = fs::hard_link(old.path(".log"), &deleted) {
             if e.kind() != std::io::ErrorKind::AlreadyExists {
                 return Err(e.into());
@@ -550,8 +557,8 @@ impl UnifiedLog {
             fs::hard_link(old.path(".log"), &deleted)?;
         }
         fs::rename(cleaned, old.path(".log"))?;
-        inner.segments.insert(base_offset, seg);
-        inner.keep_deleted_files(vec![deleted])?;
+        drop(inner.segments.insert(base_offset, seg));
+        inner.keep_deleted_files(vec![DeletedFile::new(deleted, Some(handle))])?;
         Ok(())
     }
 
@@ -636,9 +643,16 @@ impl UnifiedLog {
         for base in &deletable {
             if let Some(seg) = inner.segments.remove(base) {
                 // Renamed, not removed: freeing the blocks is slow (see `log::deletion`)
-                // and must not happen under this lock. Readers keep their open files.
+                // and must not happen under this lock. Readers keep their open files,
+                // and the `.log`'s handle goes along so that freeing waits for them.
+                let handle = seg.file_handle();
                 let renamed = seg.rename_deleted()?;
-                inner.keep_deleted_files(renamed)?;
+                drop(seg);
+                let renamed = renamed.into_iter().map(|path| {
+                    let is_log = path.to_string_lossy().ends_with(segment::DELETED_SUFFIX_LOG);
+                    DeletedFile::new(path, is_log.then(|| handle.clone()))
+                });
+                inner.keep_deleted_files(renamed.collect())?;
             }
         }
         if let Some(first) = inner.segments.keys().next().copied() {
@@ -871,11 +885,13 @@ impl UnifiedLog {
 
     /// Takes the log out of service (DeleteTopics): appends after this fail, and the
     /// directory is renamed `<topic>-<partition>.<uuid>-delete`, as Kafka does, for the
-    /// `LogManager` to remove after `file.delete.delay.ms`. Returns the new path.
-    /// Readers holding a segment's file keep reading it until they are done.
-    pub fn delete(&self) -> Result<PathBuf, LogError> {
+    /// `LogManager` to remove after `file.delete.delay.ms`. Returns the new path and the
+    /// segments' shared read handles: readers holding a segment's file keep reading it
+    /// until they are done, and freeing waits for them (`log::deletion`).
+    pub fn delete(&self) -> Result<(PathBuf, Vec<Arc<fs::File>>), LogError> {
         let mut inner = self.lock();
         inner.deleted = true;
+        let handles = inner.segments.values().map(|s| s.file_handle()).collect();
         inner.segments.clear();
         inner.next_segment = None;
         let name = self
@@ -887,7 +903,7 @@ impl UnifiedLog {
             .dir
             .with_file_name(format!("{name}.{}-delete", uuid::Uuid::new_v4().simple()));
         fs::rename(&self.dir, &to)?;
-        Ok(to)
+        Ok((to, handles))
     }
 
     /// Cuts the log back to `offset` (a follower diverging from its leader).
@@ -927,12 +943,12 @@ impl UnifiedLog {
 }
 
 impl LocalLog {
-    fn keep_deleted_files(&mut self, files: Vec<PathBuf>) -> Result<(), LogError> {
-        for path in files {
+    fn keep_deleted_files(&mut self, files: Vec<DeletedFile>) -> Result<(), LogError> {
+        for file in files {
             if self.deleted_segment_files.len() < DELETED_SEGMENT_FILES_MAX {
-                self.deleted_segment_files.push(path);
+                self.deleted_segment_files.push(file);
             } else {
-                fs::remove_file(path)?;
+                fs::remove_file(file.path)?;
             }
         }
         Ok(())
