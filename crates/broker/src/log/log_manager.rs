@@ -8,7 +8,7 @@
 //! Lock: `logs` is a `RwLock` over the map only; each log has its own lock.
 
 use super::checkpoint;
-use super::deletion::PendingDeletion;
+use super::deletion::{DeletedFile, PendingDeletion};
 use super::unified_log::LoadOffsets;
 use super::{LogError, TopicPartition, UnifiedLog};
 use crate::config::TopicConfig;
@@ -262,10 +262,15 @@ impl LogManager {
                 continue;
             }
             let due_ms = now_ms.saturating_add(log.config().file_delete_delay_ms);
-            for file in files {
-                let handles = file.handle.into_iter().collect();
-                self.schedule_deletion(PendingDeletion::file(file.path, due_ms).holding(handles))?;
-            }
+            self.schedule_deleted_files(files, due_ms)?;
+        }
+        Ok(())
+    }
+
+    fn schedule_deleted_files(&self, files: Vec<DeletedFile>, due_ms: i64) -> Result<(), LogError> {
+        for file in files {
+            let handles = file.handle.into_iter().collect();
+            self.schedule_deletion(PendingDeletion::file(file.path, due_ms).holding(handles))?;
         }
         Ok(())
     }
@@ -394,7 +399,15 @@ mod tests {
         assert!(!bytes.is_empty() && bytes.iter().any(|b| *b != 0));
         let (_, hw, _) = log.offsets();
         log.delete_records_before(hw).expect("delete records");
-        manager.collect_deleted_segments(0).expect("collect");
+        // Only the segment a reader holds keeps its handle (and a file descriptor).
+        let deleted = log.take_deleted_segment_files();
+        let with_handle: Vec<_> = deleted.iter().filter(|d| d.handle.is_some()).map(|d| &d.path).collect();
+        assert_eq!(with_handle.len(), 1, "{deleted:?}");
+        assert!(
+            with_handle[0].ends_with("00000000000000000000.log.deleted"),
+            "{with_handle:?}"
+        );
+        manager.schedule_deleted_files(deleted, 0).expect("schedule");
         let first = dir.join("t-0").join("00000000000000000000.log.deleted");
         let second = dir.join("t-0").join(format!("{:020}.log.deleted", 40));
         assert!(first.exists() && second.exists(), "segments renamed .deleted");

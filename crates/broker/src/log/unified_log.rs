@@ -645,12 +645,13 @@ impl UnifiedLog {
                 // Renamed, not removed: freeing the blocks is slow (see `log::deletion`)
                 // and must not happen under this lock. Readers keep their open files,
                 // and the `.log`'s handle goes along so that freeing waits for them.
-                let handle = seg.file_handle();
+                let mut handle = Some(seg.file_handle());
                 let renamed = seg.rename_deleted()?;
                 drop(seg);
                 let renamed = renamed.into_iter().map(|path| {
                     let is_log = path.to_string_lossy().ends_with(segment::DELETED_SUFFIX_LOG);
-                    DeletedFile::new(path, is_log.then(|| handle.clone()))
+                    // Moved, not cloned: `DeletedFile::new` counts the handle's holders.
+                    DeletedFile::new(path, if is_log { handle.take() } else { None })
                 });
                 inner.keep_deleted_files(renamed.collect())?;
             }
