@@ -8,8 +8,10 @@
 //! - `file_records`: `FileRecords`, a slice of a segment that a fetch sends.
 //! - `producer_state`: `ProducerStateManager` for idempotent producers.
 //! - `checkpoint`: Kafka's checkpoint and metadata text files.
+//! - `local_log`: `LocalLog`, a partition log's state under its lock (segments, offsets).
 //! - `unified_log`: `UnifiedLog`, one partition's log.
 //! - `cleaner`: `LogCleaner`, compaction of `cleanup.policy=compact` logs.
+//! - `deletion`: deleted segments and partitions freed gradually, after their readers.
 //! - `log_manager`: `LogManager`, every log in every `log.dirs` directory.
 
 pub mod checkpoint;
@@ -19,6 +21,7 @@ pub mod deletion;
 pub mod direct_io;
 pub mod file_records;
 pub mod index;
+mod local_log;
 pub mod log_manager;
 pub mod producer_state;
 pub mod record_batch;

@@ -1,0 +1,183 @@
+//! `LocalLog`: the mutable state of one partition's log, guarded by its `UnifiedLog`'s
+//! lock (the caller holds it for every method here): the segments, the offsets, the
+//! producer state and leader-epoch cache, and how appends roll, flush and keep deleted
+//! files. `UnifiedLog` validates and orders; this is what changes.
+
+use super::checkpoint;
+use super::deletion::DeletedFile;
+use super::producer_state::ProducerStateManager;
+use super::record_batch::BatchHeader;
+use super::segment::{self, LogSegment};
+use super::LogError;
+use crate::config::TopicConfig;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub(super) struct LocalLog {
+    pub(super) segments: BTreeMap<i64, LogSegment>,
+    pub(super) log_start_offset: i64,
+    pub(super) log_end_offset: i64,
+    pub(super) high_watermark: i64,
+    pub(super) recovery_point: i64,
+    pub(super) leader_epoch_cache: Vec<(i32, i64)>,
+    pub(super) producer_state: ProducerStateManager,
+    pub(super) unflushed_messages: i64,
+    pub(super) last_flush_ms: i64,
+    pub(super) deleted: bool,
+    /// The file the next roll makes its segment, reserved ahead (`preallocate_next_segment`).
+    pub(super) next_segment: Option<segment::PreallocatedFile>,
+    /// The active segment appends with O_DIRECT (`enable_direct_io`).
+    pub(super) direct_io: bool,
+    /// Segment files renamed `.deleted` (retention, DeleteRecords, compaction), for the
+    /// `LogManager` to free gradually (`log::deletion`) after `file.delete.delay.ms`.
+    /// Limit: `DELETED_SEGMENT_FILES_MAX`; past it, files are removed at once (an
+    /// unlink, which readers survive).
+    pub(super) deleted_segment_files: Vec<DeletedFile>,
+}
+
+/// Limit: `.deleted` segment files a log holds until the `LogManager` takes them.
+const DELETED_SEGMENT_FILES_MAX: usize = 30_000;
+
+impl LocalLog {
+    pub(super) fn keep_deleted_files(&mut self, files: Vec<DeletedFile>) -> Result<(), LogError> {
+        for file in files {
+            if self.deleted_segment_files.len() < DELETED_SEGMENT_FILES_MAX {
+                self.deleted_segment_files.push(file);
+            } else {
+                fs::remove_file(file.path)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn active_base_offset(&self) -> i64 {
+        self.segments.keys().next_back().copied().unwrap_or(self.log_end_offset)
+    }
+
+    pub(super) fn active(&mut self) -> &mut LogSegment {
+        match self.segments.values_mut().next_back() {
+            Some(s) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    /// Appends batches given as `parts` (concatenated, they are whole batches; `headers`
+    /// give each batch's position in that concatenation).
+    pub(super) fn append_batches(
+        &mut self,
+        dir: &Path,
+        config: &TopicConfig,
+        parts: &[&[u8]],
+        headers: &[(usize, BatchHeader)],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let bytes_len: usize = parts.iter().map(|p| p.len()).sum();
+        let Some((_, first)) = headers.first() else {
+            return Ok(());
+        };
+        let last = headers[headers.len() - 1].1;
+        self.maybe_roll(dir, config, bytes_len, first.base_offset, last.last_offset(), now_ms)?;
+        self.active().append(parts, headers)?;
+        for (_, h) in headers {
+            self.producer_state.update(h);
+        }
+        if self.leader_epoch_cache.last().is_none_or(|(e, _)| leader_epoch > *e) {
+            self.leader_epoch_cache.push((leader_epoch, first.base_offset));
+            checkpoint::write_leader_epoch_checkpoint(&dir.join("leader-epoch-checkpoint"), &self.leader_epoch_cache)?;
+        }
+        assert!(last.next_offset() > self.log_end_offset, "log end offset must grow");
+        self.log_end_offset = last.next_offset();
+        self.unflushed_messages += last.next_offset() - first.base_offset;
+        if self.unflushed_messages >= config.flush_messages {
+            self.flush(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Rolls to a new segment when the batch would not fit, the segment is older than
+    /// `segment.ms`, the offset index is full, or relative offsets would overflow.
+    pub(super) fn maybe_roll(
+        &mut self,
+        dir: &Path,
+        config: &TopicConfig,
+        bytes: usize,
+        first_offset: i64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let seg = self.active();
+        if seg.is_empty() {
+            return Ok(());
+        }
+        let full = seg.size() + bytes as u64 > config.segment_bytes as u64;
+        let aged = now_ms - seg.rolling_base_ms() > config.segment_ms.saturating_sub(0);
+        let index_full =
+            (seg.offset_index_entries() + 1) * super::index::OFFSET_ENTRY_BYTES >= config.segment_index_bytes as usize;
+        let overflow = last_offset - seg.base_offset > u32::MAX as i64 / 2;
+        if !(full || aged || index_full || overflow) {
+            return Ok(());
+        }
+        // As Kafka: the rolled segment is fsynced later, by `flush_rolled_segments` on
+        // the background task, so a roll never makes a produce wait for the disk.
+        let interval = config.index_interval_bytes as u64;
+        // Before anything lands in the new segment: a rolled segment keeps no O_DIRECT
+        // padding, so recovery never takes it for a torn tail.
+        self.active().finish_direct_io();
+        let mut new = match self.next_segment.take() {
+            Some(next) => LogSegment::create_preallocated(dir, first_offset, next, interval, now_ms)?,
+            None => LogSegment::create(dir, first_offset, interval, now_ms)?,
+        };
+        if self.direct_io {
+            new.enable_direct_io()?;
+        }
+        self.segments.insert(first_offset, new);
+        self.producer_state.write_snapshot(dir, first_offset, false)?;
+        ProducerStateManager::clean_snapshots(dir, first_offset)?;
+        Ok(())
+    }
+
+    pub(super) fn flush(&mut self, now_ms: i64) -> Result<(), LogError> {
+        for seg in self.segments.values_mut() {
+            if seg.is_dirty() {
+                seg.flush()?;
+            }
+        }
+        self.recovery_point = self.log_end_offset;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Ok(())
+    }
+}
+
+/// The base offsets of a partition directory's segments, and its `.deleted` files
+/// (left by a stop before they were freed; freed again gradually, `log::deletion`).
+/// Other leftovers of an unfinished operation (`.tmp`, `.cleaned`, `.swap`) are removed.
+pub(super) fn list_segment_files(dir: &Path) -> Result<(Vec<i64>, Vec<PathBuf>), LogError> {
+    let mut bases = Vec::new();
+    let mut deleted = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(segment::DELETED_SUFFIX) && deleted.len() < DELETED_SEGMENT_FILES_MAX {
+            deleted.push(entry.path());
+            continue;
+        }
+        // `.deleted` here only past the limit above: removed at once.
+        if name.ends_with(".tmp") || name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".swap")
+        {
+            fs::remove_file(entry.path())?;
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(".log") {
+            if let Ok(b) = stem.parse::<i64>() {
+                bases.push(b);
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok((bases, deleted))
+}
