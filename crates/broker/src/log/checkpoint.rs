@@ -18,12 +18,21 @@ pub const CHECKPOINT_ENTRIES_MAX: usize = 1_000_000;
 
 pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp)?;
+    let written = File::create(&tmp).and_then(|mut f| {
         f.write_all(contents)?;
-        f.sync_all()?;
+        f.sync_all()
+    });
+    finish_replacing(&tmp, path, written)
+}
+
+/// Renames `tmp` over `path` once written; a failed write (a full disk) leaves no
+/// partial `tmp` behind to hold space.
+fn finish_replacing(tmp: &Path, path: &Path, written: io::Result<()>) -> io::Result<()> {
+    if let Err(e) = written {
+        let _ = fs::remove_file(tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)
+    fs::rename(tmp, path)
 }
 
 /// Writes `contents` to a temporary file and renames it over `path`, without fsync:
@@ -31,8 +40,8 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 /// file may be missing or torn, so only for files that are checked when read.
 pub fn write_replacing(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, contents)?;
-    fs::rename(&tmp, path)
+    let written = fs::write(&tmp, contents);
+    finish_replacing(&tmp, path, written)
 }
 
 fn bad(path: &Path, why: &str) -> io::Error {

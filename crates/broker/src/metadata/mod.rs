@@ -155,13 +155,17 @@ impl TopicRegistry {
         Ok(topic)
     }
 
+    /// Removes a topic; if that cannot be stored (a full disk), nothing changes.
     pub fn delete(&self, name: &str) -> Result<TopicMetadata, MetadataError> {
         let mut state = self.write();
         let removed = state
             .topics
             .remove(name)
             .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-        self.persist(&state)?;
+        if let Err(e) = self.persist(&state) {
+            state.topics.insert(name.to_string(), removed);
+            return Err(e);
+        }
         Ok(removed)
     }
 
@@ -171,8 +175,15 @@ impl TopicRegistry {
         if !state.topics.contains_key(&topic.name) {
             return Err(MetadataError::UnknownTopic(topic.name));
         }
-        state.topics.insert(topic.name.clone(), topic);
-        self.persist(&state)
+        let name = topic.name.clone();
+        let old = state.topics.insert(name.clone(), topic);
+        if let Err(e) = self.persist(&state) {
+            if let Some(old) = old {
+                state.topics.insert(name, old);
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Dynamic broker config overrides.
@@ -203,5 +214,50 @@ impl TopicRegistry {
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str) -> TopicMetadata {
+        TopicMetadata {
+            name: name.into(),
+            topic_id: uuid::Uuid::new_v4(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    /// A change that cannot be stored (a full disk; here a directory where the
+    /// temporary file goes) changes nothing: not in memory, not on disk.
+    #[test]
+    fn a_change_that_cannot_be_stored_changes_nothing() {
+        let dir = std::env::temp_dir().join(format!("fjord-metadata-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let registry = TopicRegistry::open(&dir).expect("open");
+        registry.create(topic("a"), false).expect("create");
+        let blocker = dir.join("fjord-metadata.tmp");
+        std::fs::create_dir(&blocker).expect("blocker");
+        assert!(registry.delete("a").is_err());
+        assert!(registry.get("a").is_some(), "a failed delete keeps the topic");
+        let mut wider = registry.get("a").expect("a");
+        wider.partitions = 5;
+        assert!(registry.update(wider).is_err());
+        assert_eq!(
+            registry.get("a").map(|t| t.partitions),
+            Some(1),
+            "a failed update keeps the old entry"
+        );
+        assert!(registry.create(topic("b"), false).is_err());
+        assert!(registry.get("b").is_none(), "a failed create adds nothing");
+        std::fs::remove_dir(&blocker).expect("unblock");
+        registry.delete("a").expect("delete");
+        let reopened = TopicRegistry::open(&dir).expect("reopen");
+        assert!(reopened.list().is_empty(), "{:?}", reopened.list());
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }
