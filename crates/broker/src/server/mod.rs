@@ -268,9 +268,12 @@ async fn background_tasks(broker: Arc<Broker>) {
             if let Err(e) = b.logs.collect_deleted_segments(b.time.now_ms()) {
                 tracing::error!(error = %e, "scheduling deleted segments failed");
             }
+            let now_ms = b.time.now_ms();
             for log in logs {
                 if let Err(e) = log.flush_rolled_segments() {
-                    tracing::error!(partition = %log.topic_partition, error = %e, "flushing rolled segments failed");
+                    if due_to_log(&FLUSH_ERROR_LOGGED_MS, now_ms) {
+                        tracing::error!(partition = %log.topic_partition, error = %e, "flushing rolled segments failed (repeats are logged every 10 s)");
+                    }
                 }
                 if let Err(e) = log.drop_page_cache_behind(retain) {
                     tracing::warn!(partition = %log.topic_partition, error = %e, "dropping page cache failed");
@@ -310,6 +313,24 @@ async fn background_tasks(broker: Arc<Broker>) {
     }
 }
 
+/// When a flush of rolled segments last logged its failure (see `due_to_log`).
+static FLUSH_ERROR_LOGGED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+
+/// Limit: an error that repeats every tick (a full disk fails every flush) is logged at
+/// most this often, so it does not drown the rest of the log.
+const REPEATED_ERROR_LOG_INTERVAL_MS: i64 = 10_000;
+
+/// Whether an error whose last report was at `last_ms` is reported again now.
+fn due_to_log(last_ms: &std::sync::atomic::AtomicI64, now_ms: i64) -> bool {
+    use std::sync::atomic::Ordering;
+    let last = last_ms.load(Ordering::Relaxed);
+    if now_ms.saturating_sub(last) < REPEATED_ERROR_LOG_INTERVAL_MS {
+        return false;
+    }
+    last_ms.store(now_ms, Ordering::Relaxed);
+    true
+}
+
 /// One cleaner pass over every compacted log.
 fn clean_compacted_logs(broker: &Broker) {
     let config = crate::log::cleaner::CleanerConfig {
@@ -330,5 +351,22 @@ fn clean_compacted_logs(broker: &Broker) {
             Ok(_) => {}
             Err(e) => tracing::error!(partition = %log.topic_partition, error = %e, "cleaning failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeating_error_is_logged_once_per_interval() {
+        let last = std::sync::atomic::AtomicI64::new(i64::MIN);
+        assert!(due_to_log(&last, 0), "the first time");
+        assert!(!due_to_log(&last, REPEATED_ERROR_LOG_INTERVAL_MS - 1));
+        assert!(
+            due_to_log(&last, REPEATED_ERROR_LOG_INTERVAL_MS),
+            "again after the interval"
+        );
+        assert!(!due_to_log(&last, REPEATED_ERROR_LOG_INTERVAL_MS + 1));
     }
 }
