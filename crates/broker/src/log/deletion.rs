@@ -48,7 +48,7 @@ impl DeletedFile {
     pub fn new(path: PathBuf, handle: Option<Arc<File>>) -> DeletedFile {
         DeletedFile {
             path,
-            handle: handle.filter(|h| Arc::strong_count(h) > 1),
+            handle: handle.filter(shared),
         }
     }
 }
@@ -85,16 +85,14 @@ struct Freeing {
     end_offset: u64,
 }
 
+/// Whether a reader holds a clone of the log's handle besides the one kept here.
+fn shared(handle: &Arc<File>) -> bool {
+    Arc::strong_count(handle) > 1
+}
+
 impl PendingDeletion {
     pub fn file(path: PathBuf, due_ms: i64) -> PendingDeletion {
-        let target = Target::File { opened: false };
-        PendingDeletion {
-            due_ms,
-            path,
-            target,
-            handles: Vec::new(),
-            current: None,
-        }
+        PendingDeletion::new(path, due_ms, Target::File { opened: false })
     }
 
     pub fn dir(path: PathBuf, due_ms: i64) -> PendingDeletion {
@@ -102,6 +100,10 @@ impl PendingDeletion {
             listed: false,
             files: VecDeque::new(),
         };
+        PendingDeletion::new(path, due_ms, target)
+    }
+
+    fn new(path: PathBuf, due_ms: i64, target: Target) -> PendingDeletion {
         PendingDeletion {
             due_ms,
             path,
@@ -114,7 +116,7 @@ impl PendingDeletion {
     /// Holds the log's read handles on the files that readers share, so freeing waits
     /// for those readers (the others are dropped, as in `DeletedFile::new`).
     pub fn holding(mut self, mut handles: Vec<Arc<File>>) -> PendingDeletion {
-        handles.retain(|h| Arc::strong_count(h) > 1);
+        handles.retain(shared);
         self.handles = handles;
         self
     }
@@ -122,7 +124,7 @@ impl PendingDeletion {
     /// Whether a reader still holds one of the files (freeing must wait: a punched
     /// hole would read as zeros).
     pub fn in_use(&self) -> bool {
-        self.handles.iter().any(|h| Arc::strong_count(h) > 1)
+        self.handles.iter().any(shared)
     }
 
     pub fn path(&self) -> &Path {
@@ -240,7 +242,8 @@ impl Freeing {
     }
 }
 
-fn remove_if_present(path: &Path) -> io::Result<()> {
+/// Removes a file; one already gone counts as removed.
+pub(crate) fn remove_if_present(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),

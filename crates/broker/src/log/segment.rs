@@ -543,10 +543,7 @@ impl LogSegment {
 
     pub fn delete_files(&self) -> io::Result<()> {
         for suffix in [".log", ".index", ".timeindex"] {
-            match fs::remove_file(self.path(suffix)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            super::deletion::remove_if_present(&self.path(suffix))?;
         }
         Ok(())
     }

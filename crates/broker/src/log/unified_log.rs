@@ -514,10 +514,7 @@ impl UnifiedLog {
             return Err(LogError::Corrupt("the active segment is never cleaned".into()));
         }
         for suffix in [".index", ".timeindex"] {
-            match fs::remove_file(old.path(suffix)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
+            super::deletion::remove_if_present(&old.path(suffix))?;
         }
         // The old bytes stay linked as `.log.deleted` until freed gradually, so the
         // rename below frees nothing (`log::deletion`); a crash in between leaves the
@@ -622,12 +619,13 @@ impl UnifiedLog {
                 // and must not happen under this lock. Readers keep their open files,
                 // and the `.log`'s handle goes along so that freeing waits for them.
                 let mut handle = Some(seg.file_handle());
+                let log_path = seg.path(segment::DELETED_SUFFIX_LOG);
                 let renamed = seg.rename_deleted()?;
                 drop(seg);
                 let renamed = renamed.into_iter().map(|path| {
-                    let is_log = path.to_string_lossy().ends_with(segment::DELETED_SUFFIX_LOG);
                     // Moved, not cloned: `DeletedFile::new` counts the handle's holders.
-                    DeletedFile::new(path, if is_log { handle.take() } else { None })
+                    let handle = if path == log_path { handle.take() } else { None };
+                    DeletedFile::new(path, handle)
                 });
                 inner.keep_deleted_files(renamed.collect())?;
             }

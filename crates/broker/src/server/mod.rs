@@ -50,6 +50,8 @@ pub struct Broker {
     pub dynamic_configs: RwLock<BTreeMap<String, String>>,
     /// The address the listener actually bound (port 0 resolved).
     pub bound_addr: RwLock<Option<SocketAddr>>,
+    /// When a flush of rolled segments last logged its failure (`due_to_log`).
+    flush_error_logged_ms: std::sync::atomic::AtomicI64,
     shutdown: watch::Sender<bool>,
 }
 
@@ -95,6 +97,7 @@ impl Broker {
             offsets_topic_creation: std::sync::Mutex::new(()),
             dynamic_configs: RwLock::new(dynamic),
             bound_addr: RwLock::new(None),
+            flush_error_logged_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             shutdown,
         });
         let started = std::time::Instant::now();
@@ -271,7 +274,7 @@ async fn background_tasks(broker: Arc<Broker>) {
             let now_ms = b.time.now_ms();
             for log in logs {
                 if let Err(e) = log.flush_rolled_segments() {
-                    if due_to_log(&FLUSH_ERROR_LOGGED_MS, now_ms) {
+                    if due_to_log(&b.flush_error_logged_ms, now_ms) {
                         tracing::error!(partition = %log.topic_partition, error = %e, "flushing rolled segments failed (repeats are logged every 10 s)");
                     }
                 }
@@ -312,9 +315,6 @@ async fn background_tasks(broker: Arc<Broker>) {
         }
     }
 }
-
-/// When a flush of rolled segments last logged its failure (see `due_to_log`).
-static FLUSH_ERROR_LOGGED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
 
 /// Limit: an error that repeats every tick (a full disk fails every flush) is logged at
 /// most this often, so it does not drown the rest of the log.
