@@ -201,7 +201,7 @@ impl ConsumerGroup {
             bytes.extend_from_slice(id.as_bytes());
             bytes.extend_from_slice(&partitions.to_be_bytes());
         }
-        (i64::from(crc32c::crc32c(&bytes)) << 32) | (bytes.len() as i64 & 0xffff_ffff)
+        (i64::from(crate::log::record_batch::crc32c(&bytes)) << 32) | (bytes.len() as i64 & 0xffff_ffff)
     }
 
     /// After a failed write: what is on disk is unknown, so the next write is the whole

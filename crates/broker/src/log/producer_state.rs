@@ -8,7 +8,7 @@
 //! producer_id i64, epoch i16, last_sequence i32, last_offset i64, offset_delta i32,
 //! timestamp i64, coordinator_epoch i32, current_txn_first_offset i64`.
 
-use super::record_batch::BatchHeader;
+use super::record_batch::{crc32c, BatchHeader};
 use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::io;
@@ -197,7 +197,7 @@ impl ProducerStateManager {
         }
         let mut out = Vec::with_capacity(6 + body.len());
         out.extend_from_slice(&1i16.to_be_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&crc32c(&body).to_be_bytes());
         out.extend_from_slice(&body);
         let path = Self::snapshot_path(dir, offset);
         if durable {
@@ -245,7 +245,7 @@ impl ProducerStateManager {
         }
         let crc = u32::from_be_bytes([b[2], b[3], b[4], b[5]]);
         let body = &b[6..];
-        if crc32c::crc32c(body) != crc {
+        if crc32c(body) != crc {
             return Ok(None);
         }
         let count = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
