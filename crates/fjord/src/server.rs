@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use broker::config::{parse_properties, BrokerConfig};
+use broker::server::network_threads::NetworkThreads;
 use broker::server::Broker;
 use broker::time::Time;
 use std::collections::BTreeMap;
@@ -37,10 +38,9 @@ pub fn run(args: ServerArgs) -> Result<()> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("fjord")
-        .build()?;
+    // The acceptor and the background tasks; connections are served on the network
+    // threads (`broker::server::network_threads`).
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         // Handlers first: a SIGTERM that arrives once the port is announced must mean
         // a clean shutdown, never the default kill.
@@ -52,9 +52,10 @@ pub fn run(args: ServerArgs) -> Result<()> {
         tracing::info!(%addr, node_id = broker.node_id(), cluster_id = %broker.cluster_id, "Fjord broker started");
         // Tests and scripts wait for this line to learn the bound port.
         println!("fjord: listening on {addr}");
+        let network = NetworkThreads::start(broker.config.num_network_threads)?;
         let serve = {
             let broker = broker.clone();
-            tokio::spawn(async move { broker.serve(listener).await })
+            tokio::spawn(async move { broker.serve(listener, network).await })
         };
         tokio::select! {
             _ = term.recv() => {}

@@ -269,6 +269,54 @@ fn extra_and_idle_connections_are_closed() {
     assert_serving(&broker);
 }
 
+/// Voluntary context switches of each `fjord-network-<i>` thread of a process, by name.
+fn network_thread_switches(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks").flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let name = name.trim();
+        if !name.starts_with("fjord-network-") {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let switches = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("voluntary_ctxt_switches");
+        out.insert(name.to_string(), switches);
+    }
+    out
+}
+
+/// `num.network.threads=3` starts three network threads, and three clients are served
+/// one on each: every thread sleeps between the requests of its own client.
+#[test]
+fn connections_are_spread_over_the_network_threads() {
+    let broker = BrokerProcess::start(&["num.network.threads=3"]);
+    let pid = broker.child.id();
+    let mut clients: Vec<RawClient> = (0..3).map(|_| RawClient::connect(&broker.bootstrap)).collect();
+    let before = network_thread_switches(pid);
+    assert_eq!(
+        before.keys().cloned().collect::<Vec<_>>(),
+        ["fjord-network-0", "fjord-network-1", "fjord-network-2"]
+    );
+    for _ in 0..20 {
+        for c in &mut clients {
+            let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+            assert_eq!(r.error_code, 0);
+        }
+    }
+    let after = network_thread_switches(pid);
+    for (name, switches) in &after {
+        assert!(
+            switches - before[name] >= 20,
+            "{name} woke {} times for 20 requests: not serving one of the clients ({before:?} -> {after:?})",
+            switches - before[name]
+        );
+    }
+}
+
 #[test]
 fn idempotent_producer_duplicates_and_gaps() {
     use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;

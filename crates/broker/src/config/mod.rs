@@ -71,6 +71,12 @@ pub struct BrokerConfig {
     /// closed (Kafka's default, 10 minutes), so clients that vanished without a FIN do
     /// not hold `max.connections` slots forever.
     pub connections_max_idle_ms: u64,
+    /// `num.network.threads`: threads serving connections, each request handled to its
+    /// response on its connection's thread (`server::network_threads`). Kafka's default
+    /// is 3 network threads beside 8 I/O threads; Fjord has no separate I/O threads,
+    /// and more threads than CPUs would only switch between each other, so the default
+    /// is the number of CPUs.
+    pub num_network_threads: usize,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
     pub log_flush_offset_checkpoint_interval_ms: u64,
@@ -103,10 +109,19 @@ pub struct BrokerConfig {
     pub warnings: Vec<String>,
 }
 
+/// Limit: more network threads than this is a mistake, not a tuning.
+pub const NUM_NETWORK_THREADS_MAX: usize = 256;
+
+/// One network thread per CPU this process may run on.
+fn default_network_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(NUM_NETWORK_THREADS_MAX)
+}
+
 /// Keys Kafka has that Fjord accepts and has no use for (thread pools and buffers are
 /// sized by tokio); listed so they do not warn.
 const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
-    "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
     "num.replica.fetchers",
@@ -176,6 +191,13 @@ impl BrokerConfig {
             socket_request_max_bytes: parse_opt(props, "socket.request.max.bytes", 104_857_600, 1024, i32::MAX as i64)?,
             max_connections: parse_opt(props, "max.connections", 10_000, 1, 1_000_000)?,
             connections_max_idle_ms: parse_opt(props, "connections.max.idle.ms", 600_000, 1, i64::MAX)?,
+            num_network_threads: parse_opt(
+                props,
+                "num.network.threads",
+                default_network_threads(),
+                1,
+                NUM_NETWORK_THREADS_MAX as i64,
+            )?,
             log_retention_check_interval_ms: parse_opt(props, "log.retention.check.interval.ms", 300_000, 1, i64::MAX)?,
             log_flush_scheduler_interval_ms: parse_opt(
                 props,
@@ -307,6 +329,7 @@ fn is_known_key(key: &str) -> bool {
         "socket.request.max.bytes",
         "max.connections",
         "connections.max.idle.ms",
+        "num.network.threads",
         "log.retention.check.interval.ms",
         "log.flush.scheduler.interval.ms",
         "log.flush.offset.checkpoint.interval.ms",
@@ -479,6 +502,23 @@ mod tests {
             e.to_string(),
             "invalid value 'lots' for config 'num.partitions': not a number"
         );
+    }
+
+    /// One network thread per CPU unless set; a count of none, or past the limit, is an
+    /// error naming key and value.
+    #[test]
+    fn network_threads_default_to_the_cpus_and_are_limited() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let c = BrokerConfig::from_properties(&props(&[])).unwrap();
+        assert_eq!(c.num_network_threads, cpus.min(NUM_NETWORK_THREADS_MAX));
+        let c = BrokerConfig::from_properties(&props(&[("num.network.threads", "3")])).unwrap();
+        assert_eq!(c.num_network_threads, 3);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        for bad in ["0", "257", "-1"] {
+            let e = BrokerConfig::from_properties(&props(&[("num.network.threads", bad)])).unwrap_err();
+            assert!(e.to_string().contains("num.network.threads"), "{e}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
     }
 
     #[test]

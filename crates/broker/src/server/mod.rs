@@ -1,13 +1,15 @@
 //! The broker process: shared state (`Broker`), the listener and its connection limit,
 //! background tasks (retention, flush, checkpoints) and clean shutdown.
 //!
-//! - `connection`: one task pair per client connection (read and dispatch, write).
+//! - `connection`: one task per client connection (read, dispatch, write, in turn).
 //! - `handlers`: one module per group of Kafka APIs.
+//! - `network_threads`: the threads connections are served on (`num.network.threads`).
 //! - `topics`: creating, growing, deleting topics and their logs.
 
 pub mod connection;
 pub mod groups;
 pub mod handlers;
+pub mod network_threads;
 pub mod topics;
 
 use crate::config::{BrokerConfig, TopicConfig};
@@ -17,6 +19,7 @@ use crate::group::GroupCoordinator;
 use crate::log::{LogError, LogManager};
 use crate::metadata::{MetadataError, TopicRegistry};
 use crate::time::Time;
+use network_threads::NetworkThreads;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -164,8 +167,10 @@ impl Broker {
         Ok(listener)
     }
 
-    /// Accepts connections until shutdown; at most `max.connections` at once.
-    pub async fn serve(self: &Arc<Self>, listener: TcpListener) {
+    /// Accepts connections until shutdown; at most `max.connections` at once, each
+    /// served on one of `network`'s threads. Returns once every connection has stopped,
+    /// so no request is handled after it.
+    pub async fn serve(self: &Arc<Self>, listener: TcpListener, network: NetworkThreads) {
         let limit = Arc::new(Semaphore::new(self.config.max_connections));
         let mut shutdown = self.shutdown.subscribe();
         let tasks = tokio::spawn(background_tasks(self.clone()));
@@ -202,15 +207,28 @@ impl Broker {
                 drop(stream);
                 continue;
             };
+            // Out of this runtime's I/O driver, into the network thread's.
+            let stream = match stream.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot hand the connection over; closing it");
+                    continue;
+                }
+            };
             let broker = self.clone();
-            tokio::spawn(async move {
-                connection::serve(broker, stream, peer).await;
+            network.spawn(async move {
+                match tokio::net::TcpStream::from_std(stream) {
+                    Ok(stream) => connection::serve(broker, stream, peer).await,
+                    Err(e) => tracing::warn!(%peer, error = %e, "cannot register the connection; closing it"),
+                }
                 drop(permit);
             });
         }
         tasks.abort();
         deletion.abort();
         group_ticks.abort();
+        // Joining threads blocks: off this runtime.
+        let _ = tokio::task::spawn_blocking(move || network.shutdown()).await;
     }
 
     /// Flushes every log and writes checkpoints and the clean-shutdown markers.

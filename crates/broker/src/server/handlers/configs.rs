@@ -217,6 +217,13 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, Strin
             5,
         ),
         (
+            "num.network.threads".into(),
+            c.num_network_threads.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            3,
+        ),
+        (
             "log.retention.check.interval.ms".into(),
             c.log_retention_check_interval_ms.to_string(),
             SOURCE_STATIC_BROKER,
