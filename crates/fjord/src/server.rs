@@ -47,12 +47,13 @@ pub fn run(args: ServerArgs) -> Result<()> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let broker = Broker::open(config, Time::System)?;
+        // Running before the port is announced: the line below means ready.
+        let network = NetworkThreads::start(broker.config.num_network_threads)?;
         let listener = broker.bind().await?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, node_id = broker.node_id(), cluster_id = %broker.cluster_id, "Fjord broker started");
         // Tests and scripts wait for this line to learn the bound port.
         println!("fjord: listening on {addr}");
-        let network = NetworkThreads::start(broker.config.num_network_threads)?;
         let serve = {
             let broker = broker.clone();
             tokio::spawn(async move { broker.serve(listener, network).await })

@@ -290,7 +290,8 @@ fn network_thread_switches(pid: u32) -> std::collections::BTreeMap<String, u64> 
 }
 
 /// `num.network.threads=3` starts three network threads, and three clients are served
-/// one on each: every thread sleeps between the requests of its own client.
+/// one on each: every thread sleeps between the requests of its own client (one it is
+/// not serving would not wake).
 #[test]
 fn connections_are_spread_over_the_network_threads() {
     let broker = BrokerProcess::start(&["num.network.threads=3"]);
@@ -310,7 +311,9 @@ fn connections_are_spread_over_the_network_threads() {
     let after = network_thread_switches(pid);
     for (name, switches) in &after {
         assert!(
-            switches - before[name] >= 20,
+            // Most requests find their thread asleep; a thread with no client wakes
+            // about never.
+            switches - before[name] >= 5,
             "{name} woke {} times for 20 requests: not serving one of the clients ({before:?} -> {after:?})",
             switches - before[name]
         );

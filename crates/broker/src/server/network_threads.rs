@@ -55,7 +55,7 @@ impl Drop for ConnectionCount {
 }
 
 impl NetworkThreads {
-    /// Starts `count` threads named `fjord-network-<i>`.
+    /// Starts `count` threads named `fjord-network-<i>`; returns once each is running.
     pub fn start(count: usize) -> std::io::Result<NetworkThreads> {
         assert!(
             (1..=NUM_NETWORK_THREADS_MAX).contains(&count),
@@ -63,13 +63,16 @@ impl NetworkThreads {
         );
         let (stop, _) = watch::channel(false);
         let mut threads = Vec::with_capacity(count);
+        let (running_tx, running) = std::sync::mpsc::sync_channel::<()>(count);
         for i in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let handle = runtime.handle().clone();
             let mut stopped = stop.subscribe();
+            let running_tx = running_tx.clone();
             let join = std::thread::Builder::new()
                 .name(format!("fjord-network-{i}"))
                 .spawn(move || {
+                    let _ = running_tx.send(());
                     runtime.block_on(async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     });
@@ -82,7 +85,15 @@ impl NetworkThreads {
                 join: Some(join),
             });
         }
-        Ok(NetworkThreads { threads, stop })
+        drop(running_tx);
+        let threads = NetworkThreads { threads, stop };
+        for _ in 0..count {
+            // A thread that died before it ran drops its sender; its join reports it.
+            if running.recv().is_err() {
+                break;
+            }
+        }
+        Ok(threads)
     }
 
     pub fn len(&self) -> usize {
