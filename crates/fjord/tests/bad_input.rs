@@ -188,7 +188,7 @@ fn bad_batches_get_kafkas_error_codes_and_the_connection_stays_up() {
     let mut miscount = good.clone();
     miscount[57..61].copy_from_slice(&4i32.to_be_bytes());
     miscount[23..27].copy_from_slice(&3i32.to_be_bytes());
-    let crc = broker::log::record_batch::crc32c(&miscount[21..]);
+    let crc = broker::log::record_batch::compute_crc(&miscount);
     miscount[17..21].copy_from_slice(&crc.to_be_bytes());
     assert_eq!(
         produce(&mut c, "bad-batches", miscount.freeze()).0,

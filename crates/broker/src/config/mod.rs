@@ -119,8 +119,8 @@ fn default_network_threads() -> usize {
         .min(NUM_NETWORK_THREADS_MAX)
 }
 
-/// Keys Kafka has that Fjord accepts and has no use for (thread pools and buffers are
-/// sized by tokio); listed so they do not warn.
+/// Keys Kafka has that Fjord accepts and has no use for (it has no I/O thread pool, and
+/// buffers are sized by tokio); listed so they do not warn.
 const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
