@@ -79,14 +79,20 @@ impl LocalLog {
             return Ok(());
         };
         let last = headers[headers.len() - 1].1;
+        // As Kafka: the epoch's start offset is stored before its first batch is
+        // appended, and only then taken into memory. A checkpoint that cannot be
+        // written (a full disk) so fails the append before the segment changed,
+        // instead of after, which would leave the segment ahead of `log_end_offset`.
+        if self.leader_epoch_cache.last().is_none_or(|(e, _)| leader_epoch > *e) {
+            let mut epochs = self.leader_epoch_cache.clone();
+            epochs.push((leader_epoch, first.base_offset));
+            checkpoint::write_leader_epoch_checkpoint(&dir.join("leader-epoch-checkpoint"), &epochs)?;
+            self.leader_epoch_cache = epochs;
+        }
         self.maybe_roll(dir, config, bytes_len, first.base_offset, last.last_offset(), now_ms)?;
         self.active().append(parts, headers)?;
         for (_, h) in headers {
             self.producer_state.update(h);
-        }
-        if self.leader_epoch_cache.last().is_none_or(|(e, _)| leader_epoch > *e) {
-            self.leader_epoch_cache.push((leader_epoch, first.base_offset));
-            checkpoint::write_leader_epoch_checkpoint(&dir.join("leader-epoch-checkpoint"), &self.leader_epoch_cache)?;
         }
         assert!(last.next_offset() > self.log_end_offset, "log end offset must grow");
         self.log_end_offset = last.next_offset();
@@ -180,4 +186,57 @@ pub(super) fn list_segment_files(dir: &Path) -> Result<(Vec<i64>, Vec<PathBuf>),
     }
     bases.sort_unstable();
     Ok((bases, deleted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::unified_log::{LoadOffsets, UnifiedLog};
+    use super::super::{checkpoint, record_batch, TopicPartition};
+    use crate::config::TopicConfig;
+    use std::sync::Arc;
+
+    /// A new leader epoch is stored before its first batch lands. When the checkpoint
+    /// cannot be written (here a directory where its temporary file goes; on a broker,
+    /// a full disk), the append fails with the segment untouched, and the retry once
+    /// the disk allows appends at the same offset. Appending first would have left the
+    /// segment ahead of `log_end_offset`, and the retry would break its assertion.
+    #[test]
+    fn an_epoch_that_cannot_be_stored_fails_the_append_before_the_segment_changes() {
+        let dir = std::env::temp_dir().join(format!("fjord-local-log-epoch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tp = TopicPartition::new("t", 0);
+        let config = Arc::new(TopicConfig::default());
+        let offsets = LoadOffsets {
+            clean_shutdown: true,
+            ..LoadOffsets::default()
+        };
+        let log = UnifiedLog::load(&dir, tp, config, offsets, 0).expect("load");
+        let entries: Vec<(bytes::Bytes, Option<bytes::Bytes>)> = (0..5)
+            .map(|i| {
+                (
+                    bytes::Bytes::from(format!("k{i}")),
+                    Some(bytes::Bytes::from(vec![7u8; 100])),
+                )
+            })
+            .collect();
+        let batch = record_batch::encode_keyed_batch(&entries, 1_000).expect("encode");
+        log.append_as_leader(&batch, 0, 1_000).expect("first append");
+        let size = log.size_bytes();
+        let blocker = dir.join("leader-epoch-checkpoint.tmp");
+        std::fs::create_dir(&blocker).expect("block the checkpoint");
+        assert!(
+            log.append_as_leader(&batch, 1, 1_000).is_err(),
+            "an epoch that cannot be stored fails the append"
+        );
+        assert_eq!(log.log_end_offset(), 5);
+        assert_eq!(log.size_bytes(), size, "the segment is untouched");
+        assert_eq!(log.leader_epochs(), vec![(0, 0)], "the epoch is not taken into memory");
+        std::fs::remove_dir(&blocker).expect("unblock");
+        let info = log.append_as_leader(&batch, 1, 1_000).expect("the retry appends");
+        assert_eq!((info.base_offset, log.log_end_offset()), (5, 10));
+        assert_eq!(log.leader_epochs(), vec![(0, 0), (1, 5)]);
+        let stored = checkpoint::read_leader_epoch_checkpoint(&dir.join("leader-epoch-checkpoint")).expect("read");
+        assert_eq!(stored, vec![(0, 0), (1, 5)], "the checkpoint holds both epochs");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 }
