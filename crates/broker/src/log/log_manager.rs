@@ -15,6 +15,7 @@ use crate::config::TopicConfig;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
@@ -38,6 +39,9 @@ pub struct LogManager {
     pending_deletions: std::sync::Mutex<VecDeque<PendingDeletion>>,
     /// Every log but the internal topics' appends with O_DIRECT (`fjord.log.direct.io`).
     pub direct_io: bool,
+    /// Per log dir: an append there failed for want of space since its deleted data was
+    /// last freed (`dirs_out_of_space`, `free_deleted`).
+    out_of_space: Vec<AtomicBool>,
 }
 
 /// A partition directory found at start-up, before its topic's config is known.
@@ -75,10 +79,11 @@ impl LogManager {
             }
         }
         Ok(LogManager {
-            log_dirs,
             logs: RwLock::new(HashMap::new()),
             placement: RwLock::new(HashMap::new()),
             pending_deletions: std::sync::Mutex::new(VecDeque::new()),
+            out_of_space: log_dirs.iter().map(|_| AtomicBool::new(false)).collect(),
+            log_dirs,
             direct_io: false,
         })
     }
@@ -231,14 +236,33 @@ impl LogManager {
 
     /// Deletes the partition: its directory is renamed at once and freed
     /// `file.delete.delay.ms` later (`free_deleted`), so a DeleteTopics never waits for
-    /// the filesystem to free a partition's data.
-    pub fn delete(&self, tp: &TopicPartition, now_ms: i64) -> Result<(), LogError> {
+    /// the filesystem to free a partition's data. Returns the renamed directory, if the
+    /// partition had a log.
+    pub fn delete(&self, tp: &TopicPartition, now_ms: i64) -> Result<Option<PathBuf>, LogError> {
         let log = crate::sync::write(&self.logs).remove(tp);
-        crate::sync::write(&self.placement).remove(tp);
-        if let Some(log) = log {
-            let due_ms = now_ms.saturating_add(log.config().file_delete_delay_ms);
-            let (renamed, handles) = log.delete()?;
-            self.schedule_deletion(PendingDeletion::dir(renamed, due_ms).holding(handles))?;
+        let placement = crate::sync::write(&self.placement).remove(tp);
+        let Some(log) = log else {
+            return Ok(None);
+        };
+        if log.take_out_of_space() {
+            if let Some(i) = placement {
+                self.out_of_space[i].store(true, Ordering::Relaxed);
+            }
+        }
+        let due_ms = now_ms.saturating_add(log.config().file_delete_delay_ms);
+        let (renamed, handles) = log.delete()?;
+        self.schedule_deletion(PendingDeletion::dir(renamed.clone(), due_ms).holding(handles))?;
+        Ok(Some(renamed))
+    }
+
+    /// Frees the deleted directories or files at `paths` now, in one go, without
+    /// waiting out their delay or pacing: for a full disk, whose space they are. A
+    /// reader still holding one of their files reads on; that file's blocks are freed
+    /// when its last handle closes. Blocking.
+    pub fn free_now(&self, paths: &[PathBuf]) -> Result<(), LogError> {
+        crate::sync::lock(&self.pending_deletions).retain(|d| !paths.iter().any(|p| p == d.path()));
+        for path in paths {
+            remove_now(path)?;
         }
         Ok(())
     }
@@ -275,20 +299,48 @@ impl LogManager {
         Ok(())
     }
 
-    /// Frees some deleted data whose delay is over and that no reader holds any more:
-    /// steps (`PendingDeletion::step`) until one frees blocks, at most
-    /// `FILE_DELETE_CHUNK_BYTES`. Returns the bytes freed, 0 when nothing is due.
+    /// The log dirs where an append failed for want of space since their deleted data
+    /// was last freed. Takes the marks of the logs into their dirs'.
+    pub fn dirs_out_of_space(&self) -> Vec<PathBuf> {
+        let logs = crate::sync::read(&self.logs);
+        let placement = crate::sync::read(&self.placement);
+        for (tp, log) in logs.iter() {
+            if log.take_out_of_space() {
+                if let Some(i) = placement.get(tp) {
+                    self.out_of_space[*i].store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        self.log_dirs
+            .iter()
+            .zip(&self.out_of_space)
+            .filter(|(_, short)| short.load(Ordering::Relaxed))
+            .map(|(dir, _)| dir.clone())
+            .collect()
+    }
+
+    /// Frees some deleted data whose delay is over, or that lies in a dir out of space
+    /// (`dirs_out_of_space`: there the delay gives way, since appends fail until space
+    /// is freed), and that no reader holds any more: steps (`PendingDeletion::step`)
+    /// until one frees blocks, at most `FILE_DELETE_CHUNK_BYTES`. Returns the bytes
+    /// freed, 0 when nothing is due; then the dirs out of space have nothing more to
+    /// free, and their logs' marks are cleared (an append that fails again sets them).
     /// Blocking; one caller at a time (the broker's deletion task), which paces the calls.
     pub fn free_deleted(&self, now_ms: i64) -> u64 {
+        let out_of_space = self.dirs_out_of_space();
+        let eligible = |d: &PendingDeletion| {
+            !d.in_use() && (d.due_ms <= now_ms || out_of_space.iter().any(|dir| d.path().starts_with(dir)))
+        };
         loop {
             let next = {
                 let mut pending = crate::sync::lock(&self.pending_deletions);
-                match pending.iter().position(|d| d.due_ms <= now_ms && !d.in_use()) {
+                match pending.iter().position(eligible) {
                     Some(i) => pending.remove(i),
                     None => None,
                 }
             };
             let Some(mut deletion) = next else {
+                self.clear_out_of_space(&out_of_space);
                 return 0;
             };
             match deletion.step() {
@@ -306,6 +358,14 @@ impl LogManager {
                         tracing::error!(path = %deletion.path().display(), error = %e, "removing deleted data failed");
                     }
                 }
+            }
+        }
+    }
+
+    fn clear_out_of_space(&self, dirs: &[PathBuf]) {
+        for (dir, short) in self.log_dirs.iter().zip(&self.out_of_space) {
+            if dirs.contains(dir) {
+                short.store(false, Ordering::Relaxed);
             }
         }
     }
@@ -333,16 +393,46 @@ impl LogManager {
     }
 
     /// Flushes and closes every log, writes checkpoints and the clean-shutdown markers.
+    /// A log that fails to close (a full disk) does not stop the others from closing;
+    /// its dir gets no marker, so the next start recovers it, and the first error is
+    /// returned once the rest is done.
     pub fn shutdown(&self, now_ms: i64) -> Result<(), LogError> {
+        let placement = crate::sync::read(&self.placement).clone();
+        let mut failed_dirs = vec![false; self.log_dirs.len()];
+        let mut first_error = None;
         for log in self.all() {
-            log.close(now_ms)?;
+            if let Err(e) = log.close(now_ms) {
+                tracing::error!(partition = %log.topic_partition, error = %e, "closing log failed; it is recovered at the next start");
+                if let Some(i) = placement.get(&log.topic_partition) {
+                    failed_dirs[*i] = true;
+                }
+                first_error.get_or_insert(e);
+            }
         }
-        self.checkpoint()?;
-        for dir in &self.log_dirs {
-            fs::write(dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        if let Err(e) = self.checkpoint() {
+            failed_dirs.iter_mut().for_each(|f| *f = true);
+            first_error.get_or_insert(e);
         }
-        Ok(())
+        for (dir, failed) in self.log_dirs.iter().zip(failed_dirs) {
+            if !failed {
+                if let Err(e) = fs::write(dir.join(CLEAN_SHUTDOWN_FILE), b"") {
+                    first_error.get_or_insert(e.into());
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The size of the volume `dir` is on and the bytes usable there, as DescribeLogDirs
+/// v4+ reports them (Kafka's `FileStore.getTotalSpace` and `getUsableSpace`: the
+/// blocks an unprivileged writer may still take).
+pub fn volume_bytes(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    let v = rustix::fs::statvfs(dir)?;
+    Ok((
+        v.f_blocks.saturating_mul(v.f_frsize),
+        v.f_bavail.saturating_mul(v.f_frsize),
+    ))
 }
 
 /// Removes a deleted directory or file in one go (the fallbacks of gradual freeing).

@@ -93,3 +93,18 @@ pub enum LogError {
     #[error("no log directory is usable")]
     NoLogDir,
 }
+
+impl LogError {
+    /// Whether a write failed for want of space (a full disk, or a quota on it).
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, LogError::Io(e) if is_out_of_space(e))
+    }
+}
+
+/// Whether an I/O error is a full disk or an exhausted quota.
+pub fn is_out_of_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}

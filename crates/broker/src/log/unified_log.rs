@@ -109,6 +109,9 @@ pub struct UnifiedLog {
     /// Set when this log's filesystem would not preallocate (unsupported, or no
     /// space): segments are then created as they roll, and preallocation is not retried.
     preallocation_failed: std::sync::atomic::AtomicBool,
+    /// Set when an append failed for want of space; the `LogManager` takes it to free
+    /// the dir's deleted data at once (`free_deleted`).
+    out_of_space: std::sync::atomic::AtomicBool,
 }
 
 /// Offsets a log starts from when loaded.
@@ -186,6 +189,7 @@ impl UnifiedLog {
                 deleted_segment_files,
             }),
             preallocation_failed: std::sync::atomic::AtomicBool::new(false),
+            out_of_space: std::sync::atomic::AtomicBool::new(false),
         };
         log.rebuild_producer_state()?;
         Ok(log)
@@ -261,14 +265,15 @@ impl UnifiedLog {
             record_batch::set_base_offset(&mut copy, base_offset);
             record_batch::set_partition_leader_epoch(&mut copy, leader_epoch);
             record_batch::set_log_append_time(&mut copy, append_time);
-            inner.append_batches(
+            let appended = inner.append_batches(
                 &self.dir,
                 &config,
                 &[copy.as_slice()],
                 &[(0, header)],
                 leader_epoch,
                 now_ms,
-            )?;
+            );
+            self.note_out_of_space(appended)?;
         } else {
             // Only the 16 bytes before the CRC'd part change; the rest is written
             // straight from the request buffer (pwritev), never copied.
@@ -277,7 +282,8 @@ impl UnifiedLog {
             record_batch::set_base_offset(&mut head, base_offset);
             record_batch::set_partition_leader_epoch(&mut head, leader_epoch);
             let parts = [head.as_slice(), &original[16..]];
-            inner.append_batches(&self.dir, &config, &parts, &[(0, header)], leader_epoch, now_ms)?;
+            let appended = inner.append_batches(&self.dir, &config, &parts, &[(0, header)], leader_epoch, now_ms);
+            self.note_out_of_space(appended)?;
         }
         Ok(AppendInfo {
             base_offset,
@@ -309,7 +315,21 @@ impl UnifiedLog {
             return Ok(());
         }
         let dir = self.dir.clone();
-        inner.append_batches(&dir, &config, &[&records[..end]], &headers, epoch, now_ms)
+        let appended = inner.append_batches(&dir, &config, &[&records[..end]], &headers, epoch, now_ms);
+        self.note_out_of_space(appended)
+    }
+
+    /// Passes an append's result on, noting a failure for want of space.
+    fn note_out_of_space(&self, appended: Result<(), LogError>) -> Result<(), LogError> {
+        if appended.as_ref().is_err_and(LogError::is_out_of_space) {
+            self.out_of_space.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        appended
+    }
+
+    /// Whether an append failed for want of space since the last call; clears the mark.
+    pub fn take_out_of_space(&self) -> bool {
+        self.out_of_space.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Returns the slice of the log from the batch holding `offset`, at most

@@ -24,6 +24,24 @@ pub fn log_error_code(e: &LogError) -> i16 {
     }
 }
 
+/// The code a group coordinator answers when writing its records failed with
+/// `append_code`, as Kafka's coordinator turns a log append's error into one its
+/// clients act on: a storage error says "find the coordinator again"
+/// (NOT_COORDINATOR), a missing partition "try later" (COORDINATOR_NOT_AVAILABLE),
+/// and a size limit is the coordinator's own fault (UNKNOWN_SERVER_ERROR). Clients
+/// retry the first two; KAFKA_STORAGE_ERROR itself means nothing to a committer.
+pub fn coordinator_append_error_code(append_code: i16) -> i16 {
+    use ResponseError as E;
+    match ResponseError::try_from_code(append_code) {
+        Some(
+            E::UnknownTopicOrPartition | E::NotEnoughReplicas | E::NotEnoughReplicasAfterAppend | E::RequestTimedOut,
+        ) => code(E::CoordinatorNotAvailable),
+        Some(E::KafkaStorageError | E::NotLeaderOrFollower) => code(E::NotCoordinator),
+        Some(E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize) => code(E::UnknownServerError),
+        _ => append_code,
+    }
+}
+
 pub fn batch_error_code(e: &BatchError) -> i16 {
     match e {
         BatchError::CrcMismatch { .. } | BatchError::Truncated(_) => code(ResponseError::CorruptMessage),
@@ -43,5 +61,36 @@ pub fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::InvalidReplicationFactor(_) => code(ResponseError::InvalidReplicationFactor),
         MetadataError::Config(_) => code(ResponseError::InvalidConfig),
         MetadataError::Io(_) | MetadataError::Corrupt(_) => code(ResponseError::KafkaStorageError),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit that a full disk refuses tells the client to look for the coordinator
+    /// again, which it retries, rather than KAFKA_STORAGE_ERROR, which a committer
+    /// takes as final.
+    #[test]
+    fn coordinator_append_errors_are_the_ones_kafka_answers() {
+        let full_disk = log_error_code(&LogError::Io(std::io::Error::from_raw_os_error(28)));
+        assert_eq!(full_disk, code(ResponseError::KafkaStorageError));
+        let cases = [
+            (full_disk, ResponseError::NotCoordinator),
+            (
+                code(ResponseError::UnknownTopicOrPartition),
+                ResponseError::CoordinatorNotAvailable,
+            ),
+            (code(ResponseError::MessageTooLarge), ResponseError::UnknownServerError),
+            (code(ResponseError::CorruptMessage), ResponseError::CorruptMessage),
+        ];
+        for (append, want) in cases {
+            assert_eq!(
+                coordinator_append_error_code(append),
+                code(want),
+                "append code {append}"
+            );
+        }
+        assert_eq!(coordinator_append_error_code(NONE), NONE);
     }
 }

@@ -73,7 +73,7 @@ pub fn write_records(broker: &Broker, group_id: &str, entries: &[(Bytes, Option<
     if entries.is_empty() {
         return Ok(());
     }
-    let log = offsets_log(broker, group_id)?;
+    let log = offsets_log(broker, group_id).map_err(errors::coordinator_append_error_code)?;
     let now = broker.time.now_ms();
     let buf = crate::log::record_batch::encode_keyed_batch(entries, now)
         .map_err(|_| errors::code(ResponseError::UnknownServerError))?;
@@ -84,7 +84,7 @@ pub fn write_records(broker: &Broker, group_id: &str, entries: &[(Bytes, Option<
         }
         Err(e) => {
             tracing::error!(group = group_id, error = %e, "writing offsets failed");
-            Err(errors::log_error_code(&e))
+            Err(errors::coordinator_append_error_code(errors::log_error_code(&e)))
         }
     }
 }

@@ -250,6 +250,9 @@ async fn free_deleted_data(broker: Arc<Broker>) {
             .unwrap_or(0);
         let pause = if freed == 0 {
             idle
+        } else if !broker.logs.dirs_out_of_space().is_empty() {
+            // Appends are failing for want of space: pacing would only keep them failing.
+            std::time::Duration::ZERO
         } else {
             std::time::Duration::from_secs_f64(freed as f64 / FILE_DELETE_BYTES_PER_SECOND as f64)
         };

@@ -116,21 +116,35 @@ pub fn create_topic(broker: &Broker, req: NewTopic, validate_only: bool) -> Resu
 }
 
 /// Deletes the topic's data, then its registration. In that order so that a full disk
-/// can be recovered from: taking a partition's directory away needs no space, and its
-/// blocks are freed after `file.delete.delay.ms` even when the registry cannot be
-/// written; the topic then stays listed, without data, until a retried delete stores
-/// its removal (a restart in between brings it back empty).
+/// can be recovered from: taking a partition's directory away needs no space, and
+/// when the registry cannot be written for want of space, the topic's data is freed at
+/// once (not `file.delete.delay.ms` later, gradually) and the write tried again, so one
+/// DeleteTopics frees a full disk. Should that fail too, the topic stays listed,
+/// without data, until a retried delete stores its removal (a restart in between
+/// brings it back empty).
 pub fn delete_topic(broker: &Broker, name: &str) -> Result<TopicMetadata, MetadataError> {
     let topic = broker
         .topics
         .get(name)
         .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+    let mut renamed = Vec::new();
     for p in 0..topic.partitions {
-        if let Err(e) = broker.logs.delete(&TopicPartition::new(name, p), broker.time.now_ms()) {
-            tracing::error!(topic = name, partition = p, error = %e, "deleting log failed");
+        match broker.logs.delete(&TopicPartition::new(name, p), broker.time.now_ms()) {
+            Ok(dir) => renamed.extend(dir),
+            Err(e) => tracing::error!(topic = name, partition = p, error = %e, "deleting log failed"),
         }
     }
-    let topic = broker.topics.delete(name)?;
+    let topic = match broker.topics.delete(name) {
+        Err(MetadataError::Io(e)) if crate::log::is_out_of_space(&e) => {
+            tracing::warn!(topic = name, error = %e, "no space to store a topic's deletion; freeing its data now");
+            broker
+                .logs
+                .free_now(&renamed)
+                .map_err(|e| to_metadata_error(e.into()))?;
+            broker.topics.delete(name)?
+        }
+        deleted => deleted?,
+    };
     // The deletion is stored; checkpoints without the topic follow at the next tick
     // if they cannot be written now (the background task writes them again).
     if let Err(e) = broker.logs.checkpoint() {

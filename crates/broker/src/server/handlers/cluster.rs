@@ -60,12 +60,16 @@ pub fn describe_log_dirs(broker: &Broker, req: DescribeLogDirsRequest) -> Descri
                     .with_partitions(ps)
             })
             .collect();
+        // -1 when unknown, as Kafka answers.
+        let (total, usable) = crate::log::log_manager::volume_bytes(dir)
+            .map(|(t, u)| (t.min(i64::MAX as u64) as i64, u.min(i64::MAX as u64) as i64))
+            .unwrap_or((-1, -1));
         results.push(
             DescribeLogDirsResult::default()
                 .with_log_dir(s(dir.display().to_string()))
                 .with_topics(topics)
-                .with_total_bytes(-1)
-                .with_usable_bytes(-1),
+                .with_total_bytes(total)
+                .with_usable_bytes(usable),
         );
     }
     DescribeLogDirsResponse::default().with_results(results)
