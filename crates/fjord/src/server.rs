@@ -54,18 +54,27 @@ pub fn run(args: ServerArgs) -> Result<()> {
         tracing::info!(%addr, node_id = broker.node_id(), cluster_id = %broker.cluster_id, "Fjord broker started");
         // Tests and scripts wait for this line to learn the bound port.
         println!("fjord: listening on {addr}");
-        let serve = {
+        let mut serve = {
             let broker = broker.clone();
             tokio::spawn(async move { broker.serve(listener, network).await })
         };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        // `serve` ends by itself only when the broker shuts itself down (its log dirs
+        // failed: `Broker::fatal_error`).
+        let served = tokio::select! {
+            _ = term.recv() => false,
+            _ = int.recv() => false,
+            _ = &mut serve => true,
+        };
         tracing::info!("shutting down");
         broker.begin_shutdown();
-        let _ = serve.await;
-        broker.shutdown_logs()?;
+        if !served {
+            let _ = serve.await;
+        }
+        let closed = broker.shutdown_logs();
+        if let Some(why) = broker.fatal_error() {
+            anyhow::bail!("the broker stopped: {why}");
+        }
+        closed?;
         tracing::info!("shut down cleanly");
         Ok(())
     })

@@ -9,10 +9,11 @@
 
 use super::checkpoint;
 use super::deletion::{DeletedFile, PendingDeletion};
+use super::log_dir_failure::LogDirFailureChannel;
 use super::unified_log::LoadOffsets;
 use super::{LogError, TopicPartition, UnifiedLog};
 use crate::config::TopicConfig;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +31,10 @@ const PENDING_DELETIONS_MAX: usize = 100_000;
 #[derive(Debug)]
 pub struct LogManager {
     pub log_dirs: Vec<PathBuf>,
+    /// Which dirs are offline after an I/O failure (`log_dir_failure`).
+    failure: Arc<LogDirFailureChannel>,
+    /// Partitions whose log is in an offline dir: never created elsewhere meanwhile.
+    offline_logs: RwLock<HashSet<TopicPartition>>,
     logs: RwLock<HashMap<TopicPartition, Arc<UnifiedLog>>>,
     /// Which log dir holds each partition.
     placement: RwLock<HashMap<TopicPartition, usize>>,
@@ -53,32 +58,29 @@ pub struct FoundLog {
 }
 
 impl LogManager {
-    /// Creates the log dirs and `meta.properties`; refuses a dir that belongs to another node.
+    /// Creates the log dirs and `meta.properties`; refuses a dir that belongs to another
+    /// node. A dir that cannot be created or read is offline from the start, as in
+    /// Kafka, unless it is the first (it holds the cluster metadata) or the only one left.
     pub fn new(log_dirs: Vec<PathBuf>, cluster_id: &str, node_id: i32) -> Result<LogManager, LogError> {
         if log_dirs.is_empty() {
             return Err(LogError::NoLogDir);
         }
-        for dir in &log_dirs {
-            fs::create_dir_all(dir)?;
-            let meta_path = dir.join("meta.properties");
-            match checkpoint::read_meta_properties(&meta_path)? {
-                Some(meta) => {
-                    let stored = meta
-                        .get("node.id")
-                        .or_else(|| meta.get("broker.id"))
-                        .cloned()
-                        .unwrap_or_default();
-                    if stored != node_id.to_string() {
-                        return Err(LogError::Corrupt(format!(
-                            "{} belongs to node.id {stored}, not {node_id}",
-                            meta_path.display()
-                        )));
-                    }
+        let failure = Arc::new(LogDirFailureChannel::new(log_dirs.clone()));
+        for (i, dir) in log_dirs.iter().enumerate() {
+            match validate_log_dir(dir, cluster_id, node_id) {
+                Ok(()) => {}
+                Err(LogError::Io(e)) if i > 0 => {
+                    failure.maybe_add_offline_log_dir(i, &format!("cannot be created or validated: {e}"))
                 }
-                None => checkpoint::write_meta_properties(&meta_path, cluster_id, node_id, uuid::Uuid::new_v4())?,
+                Err(e) => return Err(e),
             }
         }
+        if failure.online_count() == 0 {
+            return Err(LogError::NoLogDir);
+        }
         Ok(LogManager {
+            failure,
+            offline_logs: RwLock::new(HashSet::new()),
             logs: RwLock::new(HashMap::new()),
             placement: RwLock::new(HashMap::new()),
             pending_deletions: std::sync::Mutex::new(VecDeque::new()),
@@ -86,6 +88,44 @@ impl LogManager {
             log_dirs,
             direct_io: false,
         })
+    }
+
+    /// The channel logs report I/O failures to, for the broker's handler.
+    pub fn failure_channel(&self) -> &Arc<LogDirFailureChannel> {
+        &self.failure
+    }
+
+    pub fn is_dir_offline(&self, index: usize) -> bool {
+        self.failure.has_offline_log_dir(index)
+    }
+
+    /// Whether `tp`'s log is in an offline dir (or could not be placed while one was).
+    pub fn is_offline(&self, tp: &TopicPartition) -> bool {
+        crate::sync::read(&self.offline_logs).contains(tp)
+    }
+
+    /// Takes the logs of dir `index`, gone offline, out of service (Kafka's
+    /// `handleLogDirFailure`): requests for them get KAFKA_STORAGE_ERROR from now on,
+    /// and nothing flushes or checkpoints them; their files stay as they are for the
+    /// next start to recover. Returns whether the broker can go on: not when the dir
+    /// holds the cluster metadata (the first) or no dir is left online.
+    pub fn handle_log_dir_failure(&self, index: usize) -> bool {
+        assert!(self.is_dir_offline(index), "only an offline dir's logs are taken out");
+        let mut logs = crate::sync::write(&self.logs);
+        let mut placement = crate::sync::write(&self.placement);
+        let mut offline = crate::sync::write(&self.offline_logs);
+        let taken: Vec<TopicPartition> = placement
+            .iter()
+            .filter(|(_, i)| **i == index)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in taken {
+            logs.remove(&tp);
+            placement.remove(&tp);
+            offline.insert(tp);
+        }
+        tracing::error!(dir = %self.log_dirs[index].display(), partitions = offline.len(), "stopped serving the partitions of an offline log dir");
+        index != 0 && self.failure.online_count() > 0
     }
 
     /// The cluster id stored in the first log dir, if any.
@@ -102,26 +142,40 @@ impl LogManager {
     /// to be freed.
     pub fn scan(&self) -> Result<Vec<FoundLog>, LogError> {
         let mut out = Vec::new();
-        for (i, dir) in self.log_dirs.iter().enumerate() {
-            for entry in fs::read_dir(dir)? {
-                let entry = entry?;
-                if !entry.file_type()?.is_dir() {
-                    continue;
-                }
-                let name = entry.file_name().to_string_lossy().to_string();
-                if name.ends_with("-delete") {
-                    // Left by a stop before it was freed: freed gradually from now.
-                    self.schedule_deletion(PendingDeletion::dir(entry.path(), i64::MIN))?;
-                    continue;
-                }
-                if let Some(tp) = TopicPartition::from_dir_name(&name) {
-                    let topic_id = checkpoint::read_partition_metadata(&entry.path())?;
-                    out.push(FoundLog {
-                        tp,
-                        dir_index: i,
-                        topic_id,
-                    });
-                }
+        for i in 0..self.log_dirs.len() {
+            if self.is_dir_offline(i) {
+                continue;
+            }
+            match self.scan_dir(i) {
+                Ok(found) => out.extend(found),
+                Err(LogError::Io(e)) if i > 0 => self.failure.maybe_add_offline_log_dir(i, &e),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    fn scan_dir(&self, i: usize) -> Result<Vec<FoundLog>, LogError> {
+        let mut out = Vec::new();
+        let dir = &self.log_dirs[i];
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.ends_with("-delete") {
+                // Left by a stop before it was freed: freed gradually from now.
+                self.schedule_deletion(PendingDeletion::dir(entry.path(), i64::MIN))?;
+                continue;
+            }
+            if let Some(tp) = TopicPartition::from_dir_name(&name) {
+                let topic_id = checkpoint::read_partition_metadata(&entry.path())?;
+                out.push(FoundLog {
+                    tp,
+                    dir_index: i,
+                    topic_id,
+                });
             }
         }
         Ok(out)
@@ -131,19 +185,58 @@ impl LogManager {
     /// markers: from here on a crash must be recovered from.
     pub fn take_clean_shutdown(&self) -> Result<bool, LogError> {
         let mut clean = true;
-        for dir in &self.log_dirs {
+        for (i, dir) in self.log_dirs.iter().enumerate() {
+            if self.is_dir_offline(i) {
+                continue;
+            }
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-            if marker.exists() {
-                fs::remove_file(&marker)?;
-            } else {
+            if !marker.exists() {
                 clean = false;
+                continue;
+            }
+            match fs::remove_file(&marker) {
+                Ok(()) => {}
+                Err(e) if i > 0 => self.failure.maybe_add_offline_log_dir(i, &e),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(clean)
     }
 
     /// Loads one found log with its topic's config.
+    /// `None` when the log's dir is offline, or goes offline because the log cannot be
+    /// read (an I/O error; in the first dir, which holds the metadata, that is an error).
     pub fn load(
+        &self,
+        found: &FoundLog,
+        topic_id: uuid::Uuid,
+        config: Arc<TopicConfig>,
+        clean_shutdown: bool,
+        now_ms: i64,
+    ) -> Result<Option<Arc<UnifiedLog>>, LogError> {
+        let i = found.dir_index;
+        let loaded = if self.is_dir_offline(i) {
+            Err(LogError::LogDirOffline)
+        } else {
+            self.load_found(found, topic_id, config, clean_shutdown, now_ms)
+        };
+        match loaded {
+            Ok(log) => Ok(Some(log)),
+            Err(LogError::Io(e)) if i > 0 => {
+                let error = format!("loading {}: {e}", found.tp);
+                self.failure.maybe_add_offline_log_dir(i, &error);
+                crate::sync::write(&self.offline_logs).insert(found.tp.clone());
+                Ok(None)
+            }
+            Err(LogError::LogDirOffline) => {
+                crate::sync::write(&self.offline_logs).insert(found.tp.clone());
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn load_found(
         &self,
         found: &FoundLog,
         topic_id: uuid::Uuid,
@@ -172,6 +265,7 @@ impl LogManager {
     }
 
     fn insert(&self, tp: TopicPartition, dir_index: usize, log: Arc<UnifiedLog>) {
+        log.set_failure_channel(self.failure.clone(), dir_index);
         // Internal topics (`__consumer_offsets`) stay buffered: their appends are small and
         // frequent (one per OffsetCommit), and a direct write of a 4 KiB block each would
         // cap a partition at the device's write latency (measured: 16,800 commits/s
@@ -191,37 +285,57 @@ impl LogManager {
         crate::sync::read(&self.logs).get(tp).cloned()
     }
 
-    /// The log of `tp`, created in the least-used log dir when it does not exist.
+    /// The log of `tp`, created in the least-used online log dir when it does not
+    /// exist. As Kafka's `getOrCreateLog`: a partition that is not new (`is_new`) is
+    /// never created while a dir is offline, since its log may be in that dir; it is
+    /// offline then, until the dir is back.
     pub fn get_or_create(
         &self,
         tp: &TopicPartition,
         topic_id: uuid::Uuid,
         config: Arc<TopicConfig>,
+        is_new: bool,
         now_ms: i64,
     ) -> Result<Arc<UnifiedLog>, LogError> {
         if let Some(log) = self.get(tp) {
             return Ok(log);
         }
+        if self.is_offline(tp) {
+            return Err(LogError::LogDirOffline);
+        }
+        if !is_new && self.failure.online_count() < self.log_dirs.len() {
+            crate::sync::write(&self.offline_logs).insert(tp.clone());
+            return Err(LogError::LogDirOffline);
+        }
         let dir_index = {
             let placement = crate::sync::read(&self.placement);
             (0..self.log_dirs.len())
+                .filter(|i| !self.is_dir_offline(*i))
                 .min_by_key(|i| placement.values().filter(|d| *d == i).count())
-                .unwrap_or(0)
+                .ok_or(LogError::NoLogDir)?
         };
         let path = self.log_dirs[dir_index].join(tp.dir_name());
-        let log = Arc::new(UnifiedLog::load(
-            &path,
-            tp.clone(),
-            config,
-            LoadOffsets {
-                clean_shutdown: true,
-                ..Default::default()
-            },
-            now_ms,
-        )?);
-        checkpoint::write_partition_metadata(&path, topic_id)?;
+        let offsets = LoadOffsets {
+            clean_shutdown: true,
+            ..Default::default()
+        };
+        let created = UnifiedLog::load(&path, tp.clone(), config, offsets, now_ms).and_then(|log| {
+            checkpoint::write_partition_metadata(&path, topic_id)?;
+            Ok(Arc::new(log))
+        });
+        let log = created.inspect_err(|e| self.report_io_failure(dir_index, e))?;
         self.insert(tp.clone(), dir_index, log.clone());
         Ok(log)
+    }
+
+    /// Takes dir `index` offline for an I/O error, but for a full disk's.
+    fn report_io_failure(&self, index: usize, e: &LogError) {
+        if let LogError::Io(io) = e {
+            if !super::is_out_of_space(io) {
+                self.failure
+                    .maybe_add_offline_log_dir(index, &format!("{}: {io}", self.log_dirs[index].display()));
+            }
+        }
     }
 
     pub fn all(&self) -> Vec<Arc<UnifiedLog>> {
@@ -371,24 +485,39 @@ impl LogManager {
     }
 
     /// Writes the three offset checkpoints of every log dir.
+    /// An offline dir is skipped; a dir whose checkpoints fail with an I/O error goes
+    /// offline, the others are still written, and the first error is returned.
     pub fn checkpoint(&self) -> Result<(), LogError> {
+        let mut first_error = None;
+        for i in 0..self.log_dirs.len() {
+            if self.is_dir_offline(i) {
+                continue;
+            }
+            if let Err(e) = self.checkpoint_dir(i) {
+                self.report_io_failure(i, &e);
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn checkpoint_dir(&self, i: usize) -> Result<(), LogError> {
+        let dir = &self.log_dirs[i];
         let logs = crate::sync::read(&self.logs).clone();
         let placement = crate::sync::read(&self.placement).clone();
-        for (i, dir) in self.log_dirs.iter().enumerate() {
-            let mut recovery = BTreeMap::new();
-            let mut starts = BTreeMap::new();
-            let mut hws = BTreeMap::new();
-            for (tp, log) in logs.iter().filter(|(tp, _)| placement.get(*tp) == Some(&i)) {
-                let key = (tp.topic.clone(), tp.partition);
-                let (lso, hw, _) = log.offsets();
-                recovery.insert(key.clone(), log.recovery_point());
-                starts.insert(key.clone(), lso);
-                hws.insert(key, hw);
-            }
-            checkpoint::write_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE), &recovery)?;
-            checkpoint::write_offset_checkpoint(&dir.join(LOG_START_FILE), &starts)?;
-            checkpoint::write_offset_checkpoint(&dir.join(REPLICATION_FILE), &hws)?;
+        let mut recovery = BTreeMap::new();
+        let mut starts = BTreeMap::new();
+        let mut hws = BTreeMap::new();
+        for (tp, log) in logs.iter().filter(|(tp, _)| placement.get(*tp) == Some(&i)) {
+            let key = (tp.topic.clone(), tp.partition);
+            let (lso, hw, _) = log.offsets();
+            recovery.insert(key.clone(), log.recovery_point());
+            starts.insert(key.clone(), lso);
+            hws.insert(key, hw);
         }
+        checkpoint::write_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE), &recovery)?;
+        checkpoint::write_offset_checkpoint(&dir.join(LOG_START_FILE), &starts)?;
+        checkpoint::write_offset_checkpoint(&dir.join(REPLICATION_FILE), &hws)?;
         Ok(())
     }
 
@@ -398,7 +527,8 @@ impl LogManager {
     /// returned once the rest is done.
     pub fn shutdown(&self, now_ms: i64) -> Result<(), LogError> {
         let placement = crate::sync::read(&self.placement).clone();
-        let mut failed_dirs = vec![false; self.log_dirs.len()];
+        // An offline dir gets no marker: its logs were not closed.
+        let mut failed_dirs: Vec<bool> = (0..self.log_dirs.len()).map(|i| self.is_dir_offline(i)).collect();
         let mut first_error = None;
         for log in self.all() {
             if let Err(e) = log.close(now_ms) {
@@ -422,6 +552,29 @@ impl LogManager {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// Creates `dir` if needed and checks or writes its `meta.properties`.
+fn validate_log_dir(dir: &std::path::Path, cluster_id: &str, node_id: i32) -> Result<(), LogError> {
+    fs::create_dir_all(dir)?;
+    let meta_path = dir.join("meta.properties");
+    match checkpoint::read_meta_properties(&meta_path)? {
+        Some(meta) => {
+            let stored = meta
+                .get("node.id")
+                .or_else(|| meta.get("broker.id"))
+                .cloned()
+                .unwrap_or_default();
+            if stored != node_id.to_string() {
+                return Err(LogError::Corrupt(format!(
+                    "{} belongs to node.id {stored}, not {node_id}",
+                    meta_path.display()
+                )));
+            }
+        }
+        None => checkpoint::write_meta_properties(&meta_path, cluster_id, node_id, uuid::Uuid::new_v4())?,
+    }
+    Ok(())
 }
 
 /// The size of the volume `dir` is on and the bytes usable there, as DescribeLogDirs
@@ -471,7 +624,7 @@ mod tests {
         });
         let tp = TopicPartition::new("t", 0);
         let log = manager
-            .get_or_create(&tp, uuid::Uuid::new_v4(), config, 0)
+            .get_or_create(&tp, uuid::Uuid::new_v4(), config, true, 0)
             .expect("log");
         for b in 0..40u64 {
             let entries: Vec<(Bytes, Option<Bytes>)> = (0..10)

@@ -12,6 +12,7 @@
 //! - `unified_log`: `UnifiedLog`, one partition's log.
 //! - `cleaner`: `LogCleaner`, compaction of `cleanup.policy=compact` logs.
 //! - `deletion`: deleted segments and partitions freed gradually, after their readers.
+//! - `log_dir_failure`: `LogDirFailureChannel`, log dirs taken offline after I/O failures.
 //! - `log_manager`: `LogManager`, every log in every `log.dirs` directory.
 
 pub mod checkpoint;
@@ -22,6 +23,7 @@ pub mod direct_io;
 pub mod file_records;
 pub mod index;
 mod local_log;
+pub mod log_dir_failure;
 pub mod log_manager;
 pub mod producer_state;
 pub mod record_batch;
@@ -92,6 +94,8 @@ pub enum LogError {
     Deleted,
     #[error("no log directory is usable")]
     NoLogDir,
+    #[error("the log's directory is offline after an I/O failure")]
+    LogDirOffline,
 }
 
 impl LogError {

@@ -25,6 +25,7 @@ const READAHEAD_BYTES: u64 = 16 << 20;
 use super::checkpoint;
 use super::deletion::DeletedFile;
 use super::local_log::{list_segment_files, LocalLog};
+use super::log_dir_failure::LogDirFailureChannel;
 use super::producer_state::{ProducerCheck, ProducerStateManager};
 use super::record_batch::{self, BatchHeader, BatchIter, ValidatedBatch, ValidationRules};
 use super::segment::{self, LogSegment};
@@ -109,6 +110,9 @@ pub struct UnifiedLog {
     /// Set when this log's filesystem would not preallocate (unsupported, or no
     /// space): segments are then created as they roll, and preallocation is not retried.
     preallocation_failed: std::sync::atomic::AtomicBool,
+    /// Where this log reports an I/O failure, and its dir's index there; set by the
+    /// `LogManager` (a log made without one, in a unit test, reports nothing).
+    failure: std::sync::OnceLock<(Arc<LogDirFailureChannel>, usize)>,
     /// Set when an append failed for want of space; the `LogManager` takes it to free
     /// the dir's deleted data at once (`free_deleted`).
     out_of_space: std::sync::atomic::AtomicBool,
@@ -190,6 +194,7 @@ impl UnifiedLog {
             }),
             preallocation_failed: std::sync::atomic::AtomicBool::new(false),
             out_of_space: std::sync::atomic::AtomicBool::new(false),
+            failure: std::sync::OnceLock::new(),
         };
         log.rebuild_producer_state()?;
         Ok(log)
@@ -228,6 +233,7 @@ impl UnifiedLog {
     /// stamps the leader epoch (and LogAppendTime when configured), and drops batches
     /// an idempotent producer already wrote.
     pub fn append_as_leader(&self, records: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.guard(|| {
         let config = self.config();
         let (recompressed, b) = validate_for_leader(records, &config, now_ms)?;
         let records = recompressed.as_deref().unwrap_or(records);
@@ -292,31 +298,60 @@ impl UnifiedLog {
             log_start_offset: inner.log_start_offset,
             records: header.next_offset() - base_offset,
         })
+    })
     }
 
     /// Appends batches that already carry their offsets (a follower's fetch result).
     pub fn append_as_follower(&self, records: &[u8], now_ms: i64) -> Result<(), LogError> {
-        let config = self.config();
-        let mut inner = self.lock();
-        let mut headers = Vec::new();
-        let mut iter = BatchIter::new(records);
-        for (at, h) in iter.by_ref() {
-            if h.base_offset < inner.log_end_offset {
-                return Err(LogError::Corrupt(format!(
-                    "follower append at {} below log end {}",
-                    h.base_offset, inner.log_end_offset
-                )));
+        self.guard(|| {
+            let config = self.config();
+            let mut inner = self.lock();
+            let mut headers = Vec::new();
+            let mut iter = BatchIter::new(records);
+            for (at, h) in iter.by_ref() {
+                if h.base_offset < inner.log_end_offset {
+                    return Err(LogError::Corrupt(format!(
+                        "follower append at {} below log end {}",
+                        h.base_offset, inner.log_end_offset
+                    )));
+                }
+                headers.push((at, h));
             }
-            headers.push((at, h));
+            let end = iter.valid_bytes();
+            let epoch = headers.last().map(|(_, h)| h.partition_leader_epoch).unwrap_or(0);
+            if headers.is_empty() {
+                return Ok(());
+            }
+            let dir = self.dir.clone();
+            let appended = inner.append_batches(&dir, &config, &[&records[..end]], &headers, epoch, now_ms);
+            self.note_out_of_space(appended)
+        })
+    }
+
+    /// Reports this log's I/O failures to `channel`, as dir `index` there.
+    pub fn set_failure_channel(&self, channel: Arc<LogDirFailureChannel>, index: usize) {
+        let set = self.failure.set((channel, index));
+        assert!(set.is_ok(), "a log reports to one failure channel");
+    }
+
+    /// Runs an operation on the log, as Kafka's `maybeHandleIOException`: refused
+    /// while the log's dir is offline, and an I/O error (but a full disk's) takes the
+    /// dir offline.
+    fn guard<T>(&self, operation: impl FnOnce() -> Result<T, LogError>) -> Result<T, LogError> {
+        let Some((channel, index)) = self.failure.get() else {
+            return operation();
+        };
+        if channel.has_offline_log_dir(*index) {
+            return Err(LogError::LogDirOffline);
         }
-        let end = iter.valid_bytes();
-        let epoch = headers.last().map(|(_, h)| h.partition_leader_epoch).unwrap_or(0);
-        if headers.is_empty() {
-            return Ok(());
+        let result = operation();
+        if let Err(LogError::Io(e)) = &result {
+            if !super::is_out_of_space(e) {
+                let error = format!("{}: {e}", self.topic_partition);
+                channel.maybe_add_offline_log_dir(*index, &error);
+            }
         }
-        let dir = self.dir.clone();
-        let appended = inner.append_batches(&dir, &config, &[&records[..end]], &headers, epoch, now_ms);
-        self.note_out_of_space(appended)
+        result
     }
 
     /// Passes an append's result on, noting a failure for want of space.
@@ -347,16 +382,18 @@ impl UnifiedLog {
         isolation: FetchIsolation,
         min_one_batch: bool,
     ) -> Result<FetchDataInfo, LogError> {
-        let (info, cold) = self.read_locked(offset, max_bytes, isolation, min_one_batch)?;
-        if cold {
-            if let Some(file) = info.records.file() {
-                let from = info.records.position();
-                let len = std::num::NonZeroU64::new(info.records.len().max(READAHEAD_BYTES));
-                // Only advice: a failure costs speed, never data.
-                let _ = rustix::fs::fadvise(&**file, from, len, rustix::fs::Advice::WillNeed);
+        self.guard(|| {
+            let (info, cold) = self.read_locked(offset, max_bytes, isolation, min_one_batch)?;
+            if cold {
+                if let Some(file) = info.records.file() {
+                    let from = info.records.position();
+                    let len = std::num::NonZeroU64::new(info.records.len().max(READAHEAD_BYTES));
+                    // Only advice: a failure costs speed, never data.
+                    let _ = rustix::fs::fadvise(&**file, from, len, rustix::fs::Advice::WillNeed);
+                }
             }
-        }
-        Ok(info)
+            Ok(info)
+        })
     }
 
     fn read_locked(
@@ -522,171 +559,185 @@ impl UnifiedLog {
     /// files are removed before the rename: a crash in between rebuilds the indexes from
     /// the new `.log` instead of trusting ones that describe the old bytes.
     pub fn replace_segment(&self, base_offset: i64, cleaned: &Path, now_ms: i64) -> Result<(), LogError> {
-        let interval = self.config().index_interval_bytes as u64;
-        let seg = LogSegment::open_cleaned(&self.dir, base_offset, cleaned, interval, now_ms)?;
-        let mut inner = self.lock();
-        let Some(old) = inner.segments.get(&base_offset) else {
-            // Deleted by retention meanwhile.
-            drop(fs::remove_file(cleaned));
-            return Ok(());
-        };
-        if inner.segments.keys().next_back() == Some(&base_offset) {
-            return Err(LogError::Corrupt("the active segment is never cleaned".into()));
-        }
-        for suffix in [".index", ".timeindex"] {
-            super::deletion::remove_if_present(&old.path(suffix))?;
-        }
-        // The old bytes stay linked as `.log.deleted` until freed gradually, so the
-        // rename below frees nothing (`log::deletion`); a crash in between leaves the
-        // old `.log` in place and the extra link is removed at load.
-        let deleted = old.path(segment::DELETED_SUFFIX_LOG);
-        let handle = old.file_handle();
-        if let Err(e) = fs::hard_link(old.path(".log"), &deleted) {
-            if e.kind() != std::io::ErrorKind::AlreadyExists {
-                return Err(e.into());
+        self.guard(|| {
+            let interval = self.config().index_interval_bytes as u64;
+            let seg = LogSegment::open_cleaned(&self.dir, base_offset, cleaned, interval, now_ms)?;
+            let mut inner = self.lock();
+            let Some(old) = inner.segments.get(&base_offset) else {
+                // Deleted by retention meanwhile.
+                drop(fs::remove_file(cleaned));
+                return Ok(());
+            };
+            if inner.segments.keys().next_back() == Some(&base_offset) {
+                return Err(LogError::Corrupt("the active segment is never cleaned".into()));
             }
-            // An earlier cleaning of this segment, not yet freed: it goes at once.
-            fs::remove_file(&deleted)?;
-            fs::hard_link(old.path(".log"), &deleted)?;
-        }
-        fs::rename(cleaned, old.path(".log"))?;
-        drop(inner.segments.insert(base_offset, seg));
-        inner.keep_deleted_files(vec![DeletedFile::new(deleted, Some(handle))])?;
-        Ok(())
+            for suffix in [".index", ".timeindex"] {
+                super::deletion::remove_if_present(&old.path(suffix))?;
+            }
+            // The old bytes stay linked as `.log.deleted` until freed gradually, so the
+            // rename below frees nothing (`log::deletion`); a crash in between leaves the
+            // old `.log` in place and the extra link is removed at load.
+            let deleted = old.path(segment::DELETED_SUFFIX_LOG);
+            let handle = old.file_handle();
+            if let Err(e) = fs::hard_link(old.path(".log"), &deleted) {
+                if e.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(e.into());
+                }
+                // An earlier cleaning of this segment, not yet freed: it goes at once.
+                fs::remove_file(&deleted)?;
+                fs::hard_link(old.path(".log"), &deleted)?;
+            }
+            fs::rename(cleaned, old.path(".log"))?;
+            drop(inner.segments.insert(base_offset, seg));
+            inner.keep_deleted_files(vec![DeletedFile::new(deleted, Some(handle))])?;
+            Ok(())
+        })
     }
 
     /// First offset whose record timestamp is at least `timestamp`, with that timestamp.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
-        let inner = self.lock();
-        for seg in inner.segments.values() {
-            if seg.max_timestamp() < timestamp {
-                continue;
-            }
-            let start = seg.time_index().lookup(timestamp).max(inner.log_start_offset);
-            let mut found = None;
-            for_each_batch_from(seg, start, &mut |h| {
-                if found.is_none()
-                    && h.max_timestamp >= timestamp
-                    && h.last_offset() >= start
-                    && h.base_offset < inner.high_watermark
-                {
-                    found = Some(*h);
+        self.guard(|| {
+            let inner = self.lock();
+            for seg in inner.segments.values() {
+                if seg.max_timestamp() < timestamp {
+                    continue;
                 }
-            })?;
-            if let Some(h) = found {
-                return exact_record(seg, &h, |ts, off| ts >= timestamp && off >= start)
-                    .map(|r| r.or(Some((h.base_offset.max(start), h.max_timestamp))));
+                let start = seg.time_index().lookup(timestamp).max(inner.log_start_offset);
+                let mut found = None;
+                for_each_batch_from(seg, start, &mut |h| {
+                    if found.is_none()
+                        && h.max_timestamp >= timestamp
+                        && h.last_offset() >= start
+                        && h.base_offset < inner.high_watermark
+                    {
+                        found = Some(*h);
+                    }
+                })?;
+                if let Some(h) = found {
+                    return exact_record(seg, &h, |ts, off| ts >= timestamp && off >= start)
+                        .map(|r| r.or(Some((h.base_offset.max(start), h.max_timestamp))));
+                }
             }
-        }
-        Ok(None)
+            Ok(None)
+        })
     }
 
     /// The offset and timestamp of the record with the largest timestamp.
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
-        let inner = self.lock();
-        let best = inner
-            .segments
-            .values()
-            .filter(|s| !s.is_empty())
-            .max_by_key(|s| s.max_timestamp());
-        let Some(seg) = best else { return Ok(None) };
-        let (ts, last_offset) = (seg.max_timestamp(), seg.offset_of_max_timestamp());
-        let mut batch = None;
-        for_each_batch_from(seg, last_offset, &mut |h| {
-            if batch.is_none() && h.last_offset() >= last_offset {
-                batch = Some(*h);
+        self.guard(|| {
+            let inner = self.lock();
+            let best = inner
+                .segments
+                .values()
+                .filter(|s| !s.is_empty())
+                .max_by_key(|s| s.max_timestamp());
+            let Some(seg) = best else { return Ok(None) };
+            let (ts, last_offset) = (seg.max_timestamp(), seg.offset_of_max_timestamp());
+            let mut batch = None;
+            for_each_batch_from(seg, last_offset, &mut |h| {
+                if batch.is_none() && h.last_offset() >= last_offset {
+                    batch = Some(*h);
+                }
+            })?;
+            match batch {
+                Some(h) => exact_record(seg, &h, |t, _| t == ts).map(|r| r.or(Some((last_offset, ts)))),
+                None => Ok(Some((last_offset, ts))),
             }
-        })?;
-        match batch {
-            Some(h) => exact_record(seg, &h, |t, _| t == ts).map(|r| r.or(Some((last_offset, ts)))),
-            None => Ok(Some((last_offset, ts))),
-        }
+        })
     }
 
     /// Deletes segments past retention (time, size) or wholly below `log_start_offset`.
     /// Returns the number of segments deleted.
     pub fn delete_old_segments(&self, now_ms: i64) -> Result<usize, LogError> {
-        let config = self.config();
-        let mut inner = self.lock();
-        let mut deletable = Vec::new();
-        let total: u64 = inner.segments.values().map(|s| s.size()).sum();
-        let mut excess = if config.retention_bytes >= 0 {
-            total.saturating_sub(config.retention_bytes as u64)
-        } else {
-            0
-        };
-        let bases: Vec<i64> = inner.segments.keys().copied().collect();
-        for (i, base) in bases.iter().enumerate() {
-            let Some(next_base) = bases.get(i + 1) else {
-                break;
+        self.guard(|| {
+            let config = self.config();
+            let mut inner = self.lock();
+            let mut deletable = Vec::new();
+            let total: u64 = inner.segments.values().map(|s| s.size()).sum();
+            let mut excess = if config.retention_bytes >= 0 {
+                total.saturating_sub(config.retention_bytes as u64)
+            } else {
+                0
             };
-            let seg = &inner.segments[base];
-            let below_start = *next_base <= inner.log_start_offset;
-            let expired = config.cleanup_policy_delete
-                && config.retention_ms >= 0
-                && seg.max_timestamp() >= 0
-                && now_ms - seg.max_timestamp() > config.retention_ms;
-            let too_big = config.cleanup_policy_delete && excess >= seg.size() && excess > 0;
-            if !(below_start || expired || too_big) || *next_base > inner.high_watermark {
-                break;
+            let bases: Vec<i64> = inner.segments.keys().copied().collect();
+            for (i, base) in bases.iter().enumerate() {
+                let Some(next_base) = bases.get(i + 1) else {
+                    break;
+                };
+                let seg = &inner.segments[base];
+                let below_start = *next_base <= inner.log_start_offset;
+                let expired = config.cleanup_policy_delete
+                    && config.retention_ms >= 0
+                    && seg.max_timestamp() >= 0
+                    && now_ms - seg.max_timestamp() > config.retention_ms;
+                let too_big = config.cleanup_policy_delete && excess >= seg.size() && excess > 0;
+                if !(below_start || expired || too_big) || *next_base > inner.high_watermark {
+                    break;
+                }
+                excess = excess.saturating_sub(seg.size());
+                deletable.push(*base);
             }
-            excess = excess.saturating_sub(seg.size());
-            deletable.push(*base);
-        }
-        for base in &deletable {
-            if let Some(seg) = inner.segments.remove(base) {
-                // Renamed, not removed: freeing the blocks is slow (see `log::deletion`)
-                // and must not happen under this lock. Readers keep their open files,
-                // and the `.log`'s handle goes along so that freeing waits for them.
-                let mut handle = Some(seg.file_handle());
-                let log_path = seg.path(segment::DELETED_SUFFIX_LOG);
-                let renamed = seg.rename_deleted()?;
-                drop(seg);
-                let renamed = renamed.into_iter().map(|path| {
-                    // Moved, not cloned: `DeletedFile::new` counts the handle's holders.
-                    let handle = if path == log_path { handle.take() } else { None };
-                    DeletedFile::new(path, handle)
-                });
-                inner.keep_deleted_files(renamed.collect())?;
+            for base in &deletable {
+                if let Some(seg) = inner.segments.remove(base) {
+                    // Renamed, not removed: freeing the blocks is slow (see `log::deletion`)
+                    // and must not happen under this lock. Readers keep their open files,
+                    // and the `.log`'s handle goes along so that freeing waits for them.
+                    let mut handle = Some(seg.file_handle());
+                    let log_path = seg.path(segment::DELETED_SUFFIX_LOG);
+                    let renamed = seg.rename_deleted()?;
+                    drop(seg);
+                    let renamed = renamed.into_iter().map(|path| {
+                        // Moved, not cloned: `DeletedFile::new` counts the handle's holders.
+                        let handle = if path == log_path { handle.take() } else { None };
+                        DeletedFile::new(path, handle)
+                    });
+                    inner.keep_deleted_files(renamed.collect())?;
+                }
             }
-        }
-        if let Some(first) = inner.segments.keys().next().copied() {
-            inner.log_start_offset = inner.log_start_offset.max(first);
-        }
-        Ok(deletable.len())
+            if let Some(first) = inner.segments.keys().next().copied() {
+                inner.log_start_offset = inner.log_start_offset.max(first);
+            }
+            Ok(deletable.len())
+        })
     }
 
     /// DeleteRecords: moves `log_start_offset` up to `offset` (at most the high watermark).
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
-        let mut inner = self.lock();
-        if offset > inner.high_watermark || offset < 0 {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start_offset: inner.log_start_offset,
-                log_end_offset: inner.log_end_offset,
-            });
-        }
-        inner.log_start_offset = inner.log_start_offset.max(offset);
-        let lso = inner.log_start_offset;
-        drop(inner);
-        let _ = self.delete_old_segments(i64::MIN);
-        Ok(lso)
+        self.guard(|| {
+            let mut inner = self.lock();
+            if offset > inner.high_watermark || offset < 0 {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: inner.log_start_offset,
+                    log_end_offset: inner.log_end_offset,
+                });
+            }
+            inner.log_start_offset = inner.log_start_offset.max(offset);
+            let lso = inner.log_start_offset;
+            drop(inner);
+            let _ = self.delete_old_segments(i64::MIN);
+            Ok(lso)
+        })
     }
 
     /// fsyncs everything written and moves the recovery point to the log end.
     pub fn flush(&self, now_ms: i64) -> Result<(), LogError> {
-        let mut inner = self.lock();
-        inner.flush(now_ms)
+        self.guard(|| {
+            let mut inner = self.lock();
+            inner.flush(now_ms)
+        })
     }
 
     /// Flushes when `flush.ms` has passed since the last flush.
     pub fn maybe_flush_by_time(&self, now_ms: i64) -> Result<(), LogError> {
-        let flush_ms = self.config().flush_ms;
-        let mut inner = self.lock();
-        if inner.unflushed_messages > 0 && now_ms - inner.last_flush_ms >= flush_ms {
-            inner.flush(now_ms)?;
-        }
-        Ok(())
+        self.guard(|| {
+            let flush_ms = self.config().flush_ms;
+            let mut inner = self.lock();
+            if inner.unflushed_messages > 0 && now_ms - inner.last_flush_ms >= flush_ms {
+                inner.flush(now_ms)?;
+            }
+            Ok(())
+        })
     }
 
     /// Appends with O_DIRECT from now on (`fjord.log.direct.io`; see `DirectWriter` in
@@ -705,6 +756,7 @@ impl UnifiedLog {
     /// Blocking (allocation may read block bitmaps): the background task calls it, without
     /// the lock held while it allocates.
     pub fn preallocate_next_segment(&self) -> Result<(), LogError> {
+        self.guard(|| {
         use std::sync::atomic::Ordering;
         let config = self.config();
         let bytes = config.segment_bytes.max(0) as u64;
@@ -740,68 +792,71 @@ impl UnifiedLog {
             inner.next_segment = Some(next);
         }
         Ok(())
+    })
     }
 
     /// fsyncs the segments that rolled since their last flush, without holding the
     /// log's lock during the fsync, then moves the recovery point up to the active
     /// segment. Kafka schedules the same flush when it rolls.
     pub fn flush_rolled_segments(&self) -> Result<(), LogError> {
-        let (files, active_base) = {
-            let inner = self.lock();
-            let active_base = inner.active_base_offset();
-            type Rolled = (i64, std::sync::Arc<std::fs::File>, Vec<(PathBuf, Vec<u8>)>, Option<u64>);
-            let files: Vec<Rolled> = inner
-                .segments
-                .range(..active_base)
-                .filter(|(_, s)| s.is_dirty() || s.trim_pending())
-                .map(|(b, s)| {
-                    (
-                        *b,
-                        s.file_handle(),
-                        s.index_files(),
-                        s.trim_pending().then_some(s.size()),
-                    )
-                })
-                .collect();
-            (files, active_base)
-        };
-        if files.is_empty() {
-            return Ok(());
-        }
-        for (_, f, indexes, trim_at) in &files {
-            f.sync_data()?;
-            // The trim below rewrites the last partial block: read it into the page cache
-            // now, without the lock, so the trim under it does no read I/O.
-            if let Some(size) = trim_at {
-                let from = size - size % super::direct_io::DIRECT_IO_BLOCK_BYTES as u64;
-                segment::read_exact_at(f, from, (size - from) as usize)?;
+        self.guard(|| {
+            let (files, active_base) = {
+                let inner = self.lock();
+                let active_base = inner.active_base_offset();
+                type Rolled = (i64, std::sync::Arc<std::fs::File>, Vec<(PathBuf, Vec<u8>)>, Option<u64>);
+                let files: Vec<Rolled> = inner
+                    .segments
+                    .range(..active_base)
+                    .filter(|(_, s)| s.is_dirty() || s.trim_pending())
+                    .map(|(b, s)| {
+                        (
+                            *b,
+                            s.file_handle(),
+                            s.index_files(),
+                            s.trim_pending().then_some(s.size()),
+                        )
+                    })
+                    .collect();
+                (files, active_base)
+            };
+            if files.is_empty() {
+                return Ok(());
             }
-            for (path, contents) in indexes {
-                match fs::write(path, contents) {
-                    // The partition was deleted meanwhile.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    other => other?,
+            for (_, f, indexes, trim_at) in &files {
+                f.sync_data()?;
+                // The trim below rewrites the last partial block: read it into the page cache
+                // now, without the lock, so the trim under it does no read I/O.
+                if let Some(size) = trim_at {
+                    let from = size - size % super::direct_io::DIRECT_IO_BLOCK_BYTES as u64;
+                    segment::read_exact_at(f, from, (size - from) as usize)?;
+                }
+                for (path, contents) in indexes {
+                    match fs::write(path, contents) {
+                        // The partition was deleted meanwhile.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        other => other?,
+                    }
                 }
             }
-        }
-        let mut inner = self.lock();
-        for (base, f, indexes, _) in &files {
-            match inner.segments.get_mut(base) {
-                Some(seg) if std::sync::Arc::ptr_eq(seg.file(), f) => {
-                    seg.mark_flushed();
-                    // Under the lock: a truncation may shrink a rolled segment.
-                    seg.trim()?;
+            let mut inner = self.lock();
+            for (base, f, indexes, _) in &files {
+                match inner.segments.get_mut(base) {
+                    Some(seg) if std::sync::Arc::ptr_eq(seg.file(), f) => {
+                        seg.mark_flushed();
+                        // Under the lock: a truncation may shrink a rolled segment.
+                        seg.trim()?;
+                    }
+                    // Deleted by retention, or replaced by the cleaner, while we wrote: take
+                    // back the index files (a replacement, still dirty, writes its own).
+                    _ => indexes.iter().for_each(|(path, _)| drop(fs::remove_file(path))),
                 }
-                // Deleted by retention, or replaced by the cleaner, while we wrote: take
-                // back the index files (a replacement, still dirty, writes its own).
-                _ => indexes.iter().for_each(|(path, _)| drop(fs::remove_file(path))),
             }
-        }
-        // Only forward: a truncation meanwhile may have moved it back on purpose.
-        if inner.recovery_point < active_base && inner.log_end_offset >= active_base {
-            inner.recovery_point = active_base;
-        }
-        Ok(())
+            // Only forward: a truncation meanwhile may have moved it back on purpose.
+            if inner.recovery_point < active_base && inner.log_end_offset >= active_base {
+                inner.recovery_point = active_base;
+            }
+            Ok(())
+        })
     }
 
     /// Keeps the log's page cache to its newest `retain_bytes`. Older data is advised
@@ -816,66 +871,70 @@ impl UnifiedLog {
     /// that decides the sustained produce rate. Readers of dropped data read it from
     /// disk again, as Kafka's readers do after the kernel evicts it.
     pub fn drop_page_cache_behind(&self, retain_bytes: u64) -> Result<(), LogError> {
-        // (segment, file, range to advise, the segment's new writeback mark)
-        let plan: Vec<(i64, std::sync::Arc<std::fs::File>, u64, u64, u64)> = {
-            let inner = self.lock();
-            let mut newer = 0u64;
-            let mut plan = Vec::new();
-            for (base, seg) in inner.segments.iter().rev() {
-                let keep = retain_bytes.saturating_sub(newer).min(seg.size());
-                let target = seg.size() - keep;
-                newer += seg.size();
-                let (dropped, advised) = (seg.page_cache_dropped_to, seg.page_cache_advised_to);
-                if keep == 0 && dropped >= seg.size() {
-                    // Dropped whole before, and so is everything older.
-                    break;
+        self.guard(|| {
+            // (segment, file, range to advise, the segment's new writeback mark)
+            let plan: Vec<(i64, std::sync::Arc<std::fs::File>, u64, u64, u64)> = {
+                let inner = self.lock();
+                let mut newer = 0u64;
+                let mut plan = Vec::new();
+                for (base, seg) in inner.segments.iter().rev() {
+                    let keep = retain_bytes.saturating_sub(newer).min(seg.size());
+                    let target = seg.size() - keep;
+                    newer += seg.size();
+                    let (dropped, advised) = (seg.page_cache_dropped_to, seg.page_cache_advised_to);
+                    if keep == 0 && dropped >= seg.size() {
+                        // Dropped whole before, and so is everything older.
+                        break;
+                    }
+                    let advance = (keep == 0 && target > advised) || target >= advised + PAGE_CACHE_DROP_STEP_BYTES;
+                    let new_advised = if advance { target } else { advised };
+                    if new_advised > dropped {
+                        plan.push((*base, seg.file_handle(), dropped, new_advised, new_advised));
+                    }
                 }
-                let advance = (keep == 0 && target > advised) || target >= advised + PAGE_CACHE_DROP_STEP_BYTES;
-                let new_advised = if advance { target } else { advised };
-                if new_advised > dropped {
-                    plan.push((*base, seg.file_handle(), dropped, new_advised, new_advised));
+                plan
+            };
+            for (_, file, from, to, _) in &plan {
+                let len = std::num::NonZeroU64::new(to - from);
+                rustix::fs::fadvise(&**file, *from, len, rustix::fs::Advice::DontNeed).map_err(std::io::Error::from)?;
+            }
+            let mut inner = self.lock();
+            for (base, _, _, _, advised) in plan {
+                if let Some(seg) = inner.segments.get_mut(&base) {
+                    // What was advised before this call has now been advised twice.
+                    seg.page_cache_dropped_to = seg.page_cache_dropped_to.max(seg.page_cache_advised_to);
+                    seg.page_cache_advised_to = seg.page_cache_advised_to.max(advised);
                 }
             }
-            plan
-        };
-        for (_, file, from, to, _) in &plan {
-            let len = std::num::NonZeroU64::new(to - from);
-            rustix::fs::fadvise(&**file, *from, len, rustix::fs::Advice::DontNeed).map_err(std::io::Error::from)?;
-        }
-        let mut inner = self.lock();
-        for (base, _, _, _, advised) in plan {
-            if let Some(seg) = inner.segments.get_mut(&base) {
-                // What was advised before this call has now been advised twice.
-                seg.page_cache_dropped_to = seg.page_cache_dropped_to.max(seg.page_cache_advised_to);
-                seg.page_cache_advised_to = seg.page_cache_advised_to.max(advised);
-            }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Clean shutdown: flush, write indexes, checkpoints and a producer snapshot.
     pub fn close(&self, now_ms: i64) -> Result<(), LogError> {
-        let mut inner = self.lock();
-        if inner.deleted {
-            return Ok(());
-        }
-        if let Some(next) = inner.next_segment.take() {
-            fs::remove_file(next.path())?;
-        }
-        inner.active().finish_direct_io();
-        inner.direct_io = false;
-        for seg in inner.segments.values_mut() {
-            seg.trim()?;
-        }
-        inner.flush(now_ms)?;
-        inner
-            .producer_state
-            .write_snapshot(&self.dir, inner.log_end_offset, true)?;
-        checkpoint::write_leader_epoch_checkpoint(
-            &self.dir.join("leader-epoch-checkpoint"),
-            &inner.leader_epoch_cache,
-        )?;
-        Ok(())
+        self.guard(|| {
+            let mut inner = self.lock();
+            if inner.deleted {
+                return Ok(());
+            }
+            if let Some(next) = inner.next_segment.take() {
+                fs::remove_file(next.path())?;
+            }
+            inner.active().finish_direct_io();
+            inner.direct_io = false;
+            for seg in inner.segments.values_mut() {
+                seg.trim()?;
+            }
+            inner.flush(now_ms)?;
+            inner
+                .producer_state
+                .write_snapshot(&self.dir, inner.log_end_offset, true)?;
+            checkpoint::write_leader_epoch_checkpoint(
+                &self.dir.join("leader-epoch-checkpoint"),
+                &inner.leader_epoch_cache,
+            )?;
+            Ok(())
+        })
     }
 
     /// Takes the log out of service (DeleteTopics): appends after this fail, and the
@@ -903,37 +962,39 @@ impl UnifiedLog {
 
     /// Cuts the log back to `offset` (a follower diverging from its leader).
     pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
-        let mut inner = self.lock();
-        if offset >= inner.log_end_offset {
-            return Ok(());
-        }
-        let later: Vec<i64> = inner.segments.range(offset + 1..).map(|(b, _)| *b).collect();
-        for b in later {
-            if inner.segments.len() > 1 {
-                if let Some(s) = inner.segments.remove(&b) {
-                    s.delete_files()?;
+        self.guard(|| {
+            let mut inner = self.lock();
+            if offset >= inner.log_end_offset {
+                return Ok(());
+            }
+            let later: Vec<i64> = inner.segments.range(offset + 1..).map(|(b, _)| *b).collect();
+            for b in later {
+                if inner.segments.len() > 1 {
+                    if let Some(s) = inner.segments.remove(&b) {
+                        s.delete_files()?;
+                    }
                 }
             }
-        }
-        if let Some((_, seg)) = inner.segments.iter_mut().next_back() {
-            seg.truncate_to(offset)?;
-        }
-        // A rolled segment may be the active one again: it appends as the log does.
-        if inner.direct_io {
-            inner.direct_io = inner.active().enable_direct_io()?;
-        }
-        let leo = inner
-            .segments
-            .values()
-            .next_back()
-            .map(|s| s.next_offset())
-            .unwrap_or(offset);
-        inner.log_end_offset = leo;
-        inner.high_watermark = inner.high_watermark.min(leo);
-        inner.recovery_point = inner.recovery_point.min(leo);
-        inner.producer_state.truncate_to(leo);
-        inner.leader_epoch_cache.retain(|(_, start)| *start < leo.max(1));
-        Ok(())
+            if let Some((_, seg)) = inner.segments.iter_mut().next_back() {
+                seg.truncate_to(offset)?;
+            }
+            // A rolled segment may be the active one again: it appends as the log does.
+            if inner.direct_io {
+                inner.direct_io = inner.active().enable_direct_io()?;
+            }
+            let leo = inner
+                .segments
+                .values()
+                .next_back()
+                .map(|s| s.next_offset())
+                .unwrap_or(offset);
+            inner.log_end_offset = leo;
+            inner.high_watermark = inner.high_watermark.min(leo);
+            inner.recovery_point = inner.recovery_point.min(leo);
+            inner.producer_state.truncate_to(leo);
+            inner.leader_epoch_cache.retain(|(_, start)| *start < leo.max(1));
+            Ok(())
+        })
     }
 }
 

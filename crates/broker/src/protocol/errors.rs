@@ -19,7 +19,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Producer(ProducerError::OutOfOrderSequence { .. }) => code(ResponseError::OutOfOrderSequenceNumber),
         LogError::OffsetOutOfRange { .. } => code(ResponseError::OffsetOutOfRange),
         LogError::Deleted => code(ResponseError::UnknownTopicOrPartition),
-        LogError::Io(_) | LogError::NoLogDir => code(ResponseError::KafkaStorageError),
+        LogError::Io(_) | LogError::NoLogDir | LogError::LogDirOffline => code(ResponseError::KafkaStorageError),
         LogError::Corrupt(_) => code(ResponseError::CorruptMessage),
     }
 }

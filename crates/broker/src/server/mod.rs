@@ -56,6 +56,8 @@ pub struct Broker {
     /// When a flush of rolled segments last logged its failure (`due_to_log`).
     flush_error_logged_ms: std::sync::atomic::AtomicI64,
     shutdown: watch::Sender<bool>,
+    /// Why the broker stopped by itself (every usable log dir failed), if it did.
+    fatal_error: std::sync::Mutex<Option<String>>,
 }
 
 impl Broker {
@@ -102,6 +104,7 @@ impl Broker {
             bound_addr: RwLock::new(None),
             flush_error_logged_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             shutdown,
+            fatal_error: std::sync::Mutex::new(None),
         });
         let started = std::time::Instant::now();
         let count = topics::load_all(&broker)?;
@@ -154,6 +157,32 @@ impl Broker {
         self.shutdown.send_replace(true);
     }
 
+    /// Why the broker shut itself down, if it did: the process should exit non-zero.
+    pub fn fatal_error(&self) -> Option<String> {
+        crate::sync::lock(&self.fatal_error).clone()
+    }
+
+    /// Takes each log dir that goes offline out of service; shuts the broker down, as
+    /// Kafka halts, when the dir holding the metadata (the first) fails or none is left.
+    async fn handle_log_dir_failures(self: Arc<Self>) {
+        loop {
+            let index = self.logs.failure_channel().take_next_offline_log_dir().await;
+            if self.logs.handle_log_dir_failure(index) {
+                continue;
+            }
+            let dir = self.logs.log_dirs[index].display().to_string();
+            let why = if index == 0 {
+                format!("the log dir holding the cluster metadata ({dir}) has failed")
+            } else {
+                format!("every log dir has failed (the last: {dir})")
+            };
+            tracing::error!("shutting down the broker: {why}");
+            *crate::sync::lock(&self.fatal_error) = Some(why);
+            self.begin_shutdown();
+            return;
+        }
+    }
+
     /// Binds the first listener. Returns the bound address.
     pub async fn bind(&self) -> Result<TcpListener, BrokerError> {
         let addr = self.config.listeners[0].socket_addr()?;
@@ -174,6 +203,7 @@ impl Broker {
         let limit = Arc::new(Semaphore::new(self.config.max_connections));
         let mut shutdown = self.shutdown.subscribe();
         let tasks = tokio::spawn(background_tasks(self.clone()));
+        let failures = tokio::spawn(self.clone().handle_log_dir_failures());
         let deletion = tokio::spawn(free_deleted_data(self.clone()));
         let group_ticks = {
             let broker = self.clone();
@@ -225,6 +255,7 @@ impl Broker {
             });
         }
         tasks.abort();
+        failures.abort();
         deletion.abort();
         group_ticks.abort();
         // Joining threads blocks: off this runtime.

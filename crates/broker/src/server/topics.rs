@@ -41,30 +41,44 @@ pub fn load_all(broker: &Broker) -> Result<usize, BrokerError> {
             continue;
         };
         let config = Arc::new(defaults.with_overrides(&topic.configs)?);
-        let log = broker.logs.load(f, topic.topic_id, config, clean, now)?;
+        let Some(log) = broker.logs.load(f, topic.topic_id, config, clean, now)? else {
+            continue;
+        };
         // This broker is the partition's only replica, so the whole ISR has everything
         // in its log: the high watermark is the log end, as Kafka's leader computes it.
         log.update_high_watermark(log.log_end_offset());
         count += 1;
     }
     for topic in broker.topics.list() {
-        count += ensure_logs(broker, &topic, &defaults)?;
+        count += ensure_logs(broker, &topic, &defaults, false)?;
     }
     broker.logs.checkpoint()?;
     Ok(count)
 }
 
 /// Creates the logs of `topic` that do not exist yet; returns how many it created.
-fn ensure_logs(broker: &Broker, topic: &TopicMetadata, defaults: &TopicConfig) -> Result<usize, BrokerError> {
+/// At start-up (`is_new` false) a missing log is not created while a log dir is
+/// offline, as its data may be there: the partition is offline instead.
+fn ensure_logs(
+    broker: &Broker,
+    topic: &TopicMetadata,
+    defaults: &TopicConfig,
+    is_new: bool,
+) -> Result<usize, BrokerError> {
     let config = Arc::new(defaults.with_overrides(&topic.configs)?);
     let mut created = 0;
     for p in 0..topic.partitions {
         let tp = TopicPartition::new(topic.name.clone(), p);
-        if broker.logs.get(&tp).is_none() {
-            broker
-                .logs
-                .get_or_create(&tp, topic.topic_id, config.clone(), broker.time.now_ms())?;
-            created += 1;
+        if broker.logs.get(&tp).is_some() {
+            continue;
+        }
+        let now_ms = broker.time.now_ms();
+        match broker.logs.get_or_create(&tp, topic.topic_id, config.clone(), is_new, now_ms) {
+            Ok(_) => created += 1,
+            Err(LogError::LogDirOffline) if !is_new => {
+                tracing::warn!(partition = %tp, "not created while a log dir is offline; the partition is offline")
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(created)
@@ -109,7 +123,7 @@ pub fn create_topic(broker: &Broker, req: NewTopic, validate_only: bool) -> Resu
     };
     let topic = broker.topics.create(topic, validate_only)?;
     if !validate_only {
-        ensure_logs(broker, &topic, &defaults).map_err(to_metadata_error)?;
+        ensure_logs(broker, &topic, &defaults, true).map_err(to_metadata_error)?;
         tracing::info!(topic = %topic.name, partitions, "created topic");
     }
     Ok(topic)
@@ -127,6 +141,13 @@ pub fn delete_topic(broker: &Broker, name: &str) -> Result<TopicMetadata, Metada
         .topics
         .get(name)
         .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+    // A partition in an offline dir cannot be deleted until the dir is back: deleting
+    // the rest would leave a topic whose data returns with the dir.
+    if let Some(p) = (0..topic.partitions).find(|p| broker.logs.is_offline(&TopicPartition::new(name, *p))) {
+        return Err(MetadataError::Io(std::io::Error::other(format!(
+            "partition {name}-{p} is in an offline log dir"
+        ))));
+    }
     let mut renamed = Vec::new();
     for p in 0..topic.partitions {
         match broker.logs.delete(&TopicPartition::new(name, p), broker.time.now_ms()) {
@@ -174,7 +195,7 @@ pub fn create_partitions(broker: &Broker, name: &str, count: i32, validate_only:
     topic.partitions = count;
     broker.topics.update(topic.clone())?;
     let defaults = broker.topic_defaults()?;
-    ensure_logs(broker, &topic, &defaults).map_err(to_metadata_error)?;
+    ensure_logs(broker, &topic, &defaults, true).map_err(to_metadata_error)?;
     Ok(())
 }
 
@@ -217,14 +238,19 @@ pub fn refresh_all_configs(broker: &Broker) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The log of a partition this broker leads, or Kafka's error code for why not.
+/// The log of a partition this broker leads, or Kafka's error code for why not: a
+/// partition whose log dir is offline is KAFKA_STORAGE_ERROR, as Kafka answers for an
+/// offline replica.
 pub fn partition_log(broker: &Broker, topic: &str, partition: i32) -> Result<Arc<UnifiedLog>, i16> {
-    broker
-        .logs
-        .get(&TopicPartition::new(topic, partition))
-        .ok_or(crate::protocol::errors::code(
-            kafka_protocol::error::ResponseError::UnknownTopicOrPartition,
-        ))
+    use crate::protocol::errors::log_error_code;
+    let tp = TopicPartition::new(topic, partition);
+    if let Some(log) = broker.logs.get(&tp) {
+        return Ok(log);
+    }
+    if broker.logs.is_offline(&tp) {
+        return Err(log_error_code(&LogError::LogDirOffline));
+    }
+    Err(log_error_code(&LogError::Deleted))
 }
 
 fn to_metadata_error(e: BrokerError) -> MetadataError {

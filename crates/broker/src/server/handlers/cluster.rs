@@ -37,7 +37,17 @@ pub fn describe_log_dirs(broker: &Broker, req: DescribeLogDirsRequest) -> Descri
             .collect()
     });
     let mut results = Vec::new();
-    for dir in &broker.logs.log_dirs {
+    for (i, dir) in broker.logs.log_dirs.iter().enumerate() {
+        if broker.logs.is_dir_offline(i) {
+            results.push(
+                DescribeLogDirsResult::default()
+                    .with_error_code(errors::code(ResponseError::KafkaStorageError))
+                    .with_log_dir(s(dir.display().to_string()))
+                    .with_total_bytes(-1)
+                    .with_usable_bytes(-1),
+            );
+            continue;
+        }
         let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
         for log in broker.logs.all() {
             let tp = &log.topic_partition;

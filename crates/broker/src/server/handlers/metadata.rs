@@ -87,12 +87,21 @@ fn topic_entry(broker: &Broker, t: &TopicMetadata) -> MetadataResponseTopic {
     let node = BrokerId(broker.node_id());
     let partitions = (0..t.partitions)
         .map(|p| {
-            MetadataResponsePartition::default()
+            let partition = MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_leader_id(node)
                 .with_leader_epoch(0)
                 .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_isr_nodes(vec![node]);
+            // Its only replica is in an offline log dir: no leader, as Kafka reports a
+            // partition whose replicas are all offline.
+            if broker.logs.is_offline(&crate::log::TopicPartition::new(t.name.clone(), p)) {
+                return partition
+                    .with_error_code(errors::code(ResponseError::LeaderNotAvailable))
+                    .with_leader_id(BrokerId(-1))
+                    .with_offline_replicas(vec![node]);
+            }
+            partition
         })
         .collect();
     MetadataResponseTopic::default()
