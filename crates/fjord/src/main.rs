@@ -52,6 +52,10 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // A log that cannot be written (stderr on a disk that failed) loses its lines;
+        // reporting that would go to the same stderr with `eprintln!`, which panics
+        // when it fails, and would take the thread logging down with it.
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {

@@ -73,7 +73,10 @@ fn ensure_logs(
             continue;
         }
         let now_ms = broker.time.now_ms();
-        match broker.logs.get_or_create(&tp, topic.topic_id, config.clone(), is_new, now_ms) {
+        match broker
+            .logs
+            .get_or_create(&tp, topic.topic_id, config.clone(), is_new, now_ms)
+        {
             Ok(_) => created += 1,
             Err(LogError::LogDirOffline) if !is_new => {
                 tracing::warn!(partition = %tp, "not created while a log dir is offline; the partition is offline")

@@ -251,3 +251,241 @@ pub fn produce_round_robin(bootstrap: &str, topic: &str, n: usize, partitions: u
     }
     p.flush(Duration::from_secs(30)).expect("flush");
 }
+
+/// A filesystem mounted for a test (root only), unmounted lazily when dropped (a killed
+/// broker may hold it a moment longer).
+pub struct Mount {
+    pub path: PathBuf,
+    /// The loop device of an ext4 image, for injecting errors.
+    pub device: Option<String>,
+    /// Cleared once unmounted (`unmount`).
+    mounted: bool,
+}
+
+impl Mount {
+    /// Whether this process may mount (root); tests that need it are skipped otherwise.
+    pub fn allowed() -> bool {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .is_some_and(|uids| uids.split_whitespace().nth(1) == Some("0"))
+    }
+
+    /// A tmpfs of `bytes` at `at`; `None` where mounting is not allowed.
+    pub fn tmpfs(at: &Path, bytes: u64) -> Option<Mount> {
+        if !Self::allowed() {
+            return None;
+        }
+        std::fs::create_dir_all(at).expect("mount point");
+        let size = format!("size={bytes}");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &size, "fjord-test"])
+            .arg(at)
+            .status()
+            .expect("run mount");
+        ok.success().then(|| Mount {
+            path: at.to_path_buf(),
+            device: None,
+            mounted: true,
+        })
+    }
+
+    /// An ext4 filesystem of `bytes` in the image file `image`, mounted at `at` through a
+    /// loop device with `errors=remount-ro` (`fail` then turns it read-only, as a disk
+    /// error does); `None` where mounting is not allowed or the tools are missing.
+    pub fn ext4(image: &Path, at: &Path, bytes: u64) -> Option<Mount> {
+        if !Self::allowed() {
+            return None;
+        }
+        std::fs::create_dir_all(at).expect("mount point");
+        if !image.exists() {
+            std::fs::File::create(image)
+                .and_then(|f| f.set_len(bytes))
+                .expect("image");
+            let made = Command::new("mkfs.ext4").args(["-q", "-F"]).arg(image).status();
+            if !made.is_ok_and(|s| s.success()) {
+                return None;
+            }
+        }
+        let mounted = Command::new("mount")
+            .args(["-o", "loop,errors=remount-ro"])
+            .arg(image)
+            .arg(at)
+            .status();
+        if !mounted.is_ok_and(|s| s.success()) {
+            return None;
+        }
+        let out = Command::new("findmnt")
+            .args(["-n", "-o", "SOURCE"])
+            .arg(at)
+            .output()
+            .ok()?;
+        let source = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let device = source.rsplit('/').next().map(str::to_string);
+        Some(Mount {
+            path: at.to_path_buf(),
+            device,
+            mounted: true,
+        })
+    }
+
+    /// Injects an ext4 error: with `errors=remount-ro` the filesystem turns read-only,
+    /// so every write to it fails from now on (EROFS), as after a failing disk.
+    pub fn fail(&self) {
+        let device = self.device.as_deref().expect("an ext4 mount");
+        let trigger = format!("/sys/fs/ext4/{device}/trigger_fs_error");
+        std::fs::write(&trigger, "fjord test: injected failure").expect("trigger an ext4 error");
+    }
+
+    /// Bytes free for writers on the mount.
+    pub fn available_bytes(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&self.path)
+            .output()
+            .expect("df");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("df's figure")
+    }
+}
+
+impl Mount {
+    /// Unmounts now and completely (nothing may hold the filesystem), so the image can
+    /// be checked.
+    pub fn unmount(mut self) {
+        let status = Command::new("umount").arg(&self.path).status().expect("umount");
+        assert!(status.success(), "umount {}", self.path.display());
+        self.mounted = false;
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}
+
+/// What a producer was told: each acknowledged value with its partition and offset,
+/// and each error.
+#[derive(Default)]
+pub struct Deliveries {
+    pub acked: std::sync::Mutex<Vec<(i32, i64, String)>>,
+    pub failed: std::sync::Mutex<Vec<(i32, rdkafka::error::KafkaError)>>,
+}
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        use rdkafka::Message;
+        match result {
+            Ok(m) => {
+                let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+                let mut acked = self.acked.lock().expect("acked");
+                acked.push((m.partition(), m.offset(), value));
+            }
+            Err((e, m)) => self.failed.lock().expect("failed").push((m.partition(), e.clone())),
+        }
+    }
+}
+
+impl Deliveries {
+    /// The acknowledged values of `partition`, by offset.
+    pub fn acked_in(&self, partition: i32) -> Vec<(i64, String)> {
+        let acked = self.acked.lock().expect("acked");
+        let mut out: Vec<(i64, String)> = acked
+            .iter()
+            .filter(|(p, _, _)| *p == partition)
+            .map(|(_, o, v)| (*o, v.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn failed_count(&self) -> usize {
+        self.failed.lock().expect("failed").len()
+    }
+}
+
+/// Sends `n` values `<tag>-<i>` padded to `value_bytes` to each of `partitions`,
+/// without retries (a refused batch reports the broker's own error), and waits for
+/// every report.
+pub fn produce_tracked(
+    bootstrap: &str,
+    topic: &str,
+    partitions: &[i32],
+    tag: &str,
+    n: usize,
+    value_bytes: usize,
+) -> Deliveries {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer<Deliveries> = rdkafka_config(bootstrap)
+        .set("message.send.max.retries", "0")
+        .set("enable.idempotence", "false")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "20000")
+        .create_with_context(Deliveries::default())
+        .expect("producer");
+    for i in 0..n {
+        for &partition in partitions {
+            let v = format!("{tag}-{partition}-{i:06}-{}", "v".repeat(value_bytes));
+            let mut record = BaseRecord::<(), _>::to(topic).payload(&v).partition(partition);
+            while let Err((_, r)) = p.send(record) {
+                record = r;
+                p.poll(Duration::from_millis(10));
+            }
+            p.poll(Duration::ZERO);
+        }
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+    let acked = std::mem::take(&mut *p.context().acked.lock().expect("acked"));
+    let failed = std::mem::take(&mut *p.context().failed.lock().expect("failed"));
+    Deliveries {
+        acked: std::sync::Mutex::new(acked),
+        failed: std::sync::Mutex::new(failed),
+    }
+}
+
+/// Partition `partition` of `topic` from the start, until `expected` values or 20 s.
+pub fn read_partition(bootstrap: &str, topic: &str, partition: i32, expected: usize) -> Vec<(i64, String)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let c: BaseConsumer = rdkafka_config(bootstrap)
+        .set("group.id", "read-partition")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+        .expect("tpl");
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.expect("message");
+            let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+            out.push((m.offset(), value));
+        }
+    }
+    out
+}
+
+/// Waits up to 20 s for `f`.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}

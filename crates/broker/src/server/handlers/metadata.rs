@@ -95,7 +95,10 @@ fn topic_entry(broker: &Broker, t: &TopicMetadata) -> MetadataResponseTopic {
                 .with_isr_nodes(vec![node]);
             // Its only replica is in an offline log dir: no leader, as Kafka reports a
             // partition whose replicas are all offline.
-            if broker.logs.is_offline(&crate::log::TopicPartition::new(t.name.clone(), p)) {
+            if broker
+                .logs
+                .is_offline(&crate::log::TopicPartition::new(t.name.clone(), p))
+            {
                 return partition
                     .with_error_code(errors::code(ResponseError::LeaderNotAvailable))
                     .with_leader_id(BrokerId(-1))

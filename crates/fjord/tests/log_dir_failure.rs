@@ -1,0 +1,198 @@
+//! A failing disk, as Kafka handles it: a log dir whose write fails with an I/O error
+//! (here an ext4 image turned read-only by an injected error, as after a disk fault)
+//! goes offline; its partitions answer KAFKA_STORAGE_ERROR and show no leader, the
+//! other dir serves on and takes new topics; after the disk is repaired a restart
+//! brings every acknowledged write back. When the dir holding the metadata fails the
+//! broker stops by itself, non-zero. Needs root (loop devices); skipped otherwise.
+
+mod common;
+
+use common::{create_topic_cli, fjord, produce_tracked, read_partition, BrokerProcess, Deliveries, Mount, RawClient};
+use kafka_protocol::messages::{ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::types::RDKafkaRespErr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const IMAGE_BYTES: u64 = 64 << 20;
+const PARTITIONS: i32 = 4;
+
+/// The partitions of `topic` whose directory is under `dir`.
+fn partitions_in(dir: &Path, topic: &str) -> Vec<i32> {
+    (0..PARTITIONS)
+        .filter(|p| dir.join(format!("{topic}-{p}")).is_dir())
+        .collect()
+}
+
+/// Per log dir: its error code and the partitions it reports.
+fn describe_log_dirs(bootstrap: &str) -> Vec<(String, i16, usize)> {
+    let mut client = RawClient::connect(bootstrap);
+    // No topics named: every partition (Kafka's null).
+    let all = DescribeLogDirsRequest::default().with_topics(None);
+    let resp: DescribeLogDirsResponse = client.request(ApiKey::DescribeLogDirs, 4, &all);
+    resp.results
+        .iter()
+        .map(|r| {
+            let partitions = r.topics.iter().map(|t| t.partitions.len()).sum();
+            (r.log_dir.to_string(), r.error_code, partitions)
+        })
+        .collect()
+}
+
+/// Per partition of `topic`: its metadata error and leader.
+fn leaders(bootstrap: &str, topic: &str) -> Vec<(Option<RDKafkaRespErr>, i32)> {
+    let c: BaseConsumer = common::rdkafka_config(bootstrap).create().expect("client");
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let t = &md.topics()[0];
+    let mut out: Vec<_> = t.partitions().iter().map(|p| (p.id(), p.error(), p.leader())).collect();
+    out.sort_by_key(|(id, _, _)| *id);
+    out.into_iter().map(|(_, e, l)| (e, l)).collect()
+}
+
+fn errors_of(d: &Deliveries) -> Vec<(i32, Option<RDKafkaErrorCode>)> {
+    let failed = d.failed.lock().expect("failed");
+    failed.iter().map(|(p, e)| (*p, e.rdkafka_error_code())).collect()
+}
+
+#[test]
+fn a_failed_log_dir_goes_offline_the_other_serves_on_and_a_repaired_disk_brings_it_all_back() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let image = tmp.path().join("b.img");
+    let Some(disk) = Mount::ext4(&image, &tmp.path().join("b"), IMAGE_BYTES) else {
+        eprintln!("skipped: needs root, loop devices and mkfs.ext4");
+        return;
+    };
+    let (dir_a, dir_b) = (tmp.path().join("a"), disk.path.join("data"));
+    let dirs = format!("log.dirs={},{}", dir_a.display(), dir_b.display());
+    // Acknowledged means on the disk (fsynced), so a disk failure, which loses what
+    // ext4 had not committed yet, as a power cut would, loses none of it.
+    let overrides = [dirs.as_str(), "log.flush.interval.messages=1"];
+    let mut b = BrokerProcess::start_in(&tmp.path().join("broker"), &overrides);
+    create_topic_cli(&b.bootstrap, "spread", &PARTITIONS.to_string());
+    let (on_a, on_b) = (partitions_in(&dir_a, "spread"), partitions_in(&dir_b, "spread"));
+    assert_eq!((on_a.len(), on_b.len()), (2, 2), "spread over both dirs");
+    let all: Vec<i32> = (0..PARTITIONS).collect();
+    let before = produce_tracked(&b.bootstrap, "spread", &all, "before", 50, 1000);
+    assert_eq!(before.failed_count(), 0);
+
+    // The disk under the second dir fails: its partitions refuse appends, and its dir
+    // goes offline; the first dir's partitions go on.
+    disk.fail();
+    let during = produce_tracked(&b.bootstrap, "spread", &all, "during", 50, 1000);
+    for (p, code) in errors_of(&during) {
+        assert!(on_b.contains(&p), "only the failed dir's partitions fail: {p}");
+        assert_eq!(code, Some(RDKafkaErrorCode::KafkaStorageError));
+    }
+    for p in &on_a {
+        assert_eq!(during.acked_in(*p).len(), 50, "partition {p} serves on");
+    }
+    for p in &on_b {
+        assert!(
+            during.acked_in(*p).is_empty(),
+            "nothing acknowledged from partition {p}"
+        );
+    }
+    let dirs_described = describe_log_dirs(&b.bootstrap);
+    assert_eq!(dirs_described.len(), 2);
+    assert_eq!((dirs_described[0].1, dirs_described[0].2), (0, PARTITIONS as usize / 2));
+    assert_eq!(dirs_described[1].1, 56, "KAFKA_STORAGE_ERROR for the failed dir");
+    for (p, (error, leader)) in leaders(&b.bootstrap, "spread").into_iter().enumerate() {
+        if on_b.contains(&(p as i32)) {
+            assert_eq!(
+                (error, leader),
+                (Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE), -1)
+            );
+        } else {
+            assert_eq!(error, None, "partition {p}");
+        }
+    }
+
+    // New topics go to the dir that is left; deleting a topic with an offline
+    // partition is refused until the disk is back.
+    create_topic_cli(&b.bootstrap, "after", "2");
+    assert_eq!(partitions_in(&dir_a, "after"), vec![0, 1]);
+    let after = produce_tracked(&b.bootstrap, "after", &[0, 1], "after", 20, 1000);
+    assert_eq!(after.failed_count(), 0);
+    let (ok, _, err) = fjord(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--delete",
+            "--topic",
+            "spread",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("KafkaStorageError"), "{err}");
+    b.stop();
+
+    // Repaired (fsck, mounted again): a restart brings every acknowledged value back.
+    let _repaired = repair(disk, &image, &tmp.path().join("b"));
+    b.restart();
+    for p in 0..PARTITIONS {
+        let mut expected = before.acked_in(p);
+        expected.extend(during.acked_in(p));
+        assert_eq!(
+            read_partition(&b.bootstrap, "spread", p, expected.len()),
+            expected,
+            "partition {p}"
+        );
+    }
+    assert_eq!(read_partition(&b.bootstrap, "after", 1, 20), after.acked_in(1));
+    let log = b.log_text();
+    assert!(log.contains("log dir failed"), "the failure is logged");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// Unmounts the failed filesystem, checks it, and mounts it again.
+fn repair(disk: Mount, image: &Path, at: &Path) -> Mount {
+    disk.unmount();
+    let checked = Command::new("e2fsck")
+        .args(["-f", "-y"])
+        .arg(image)
+        .status()
+        .expect("e2fsck");
+    // 0: clean, 1: errors corrected.
+    assert!(matches!(checked.code(), Some(0 | 1)), "e2fsck: {checked}");
+    Mount::ext4(image, at, IMAGE_BYTES).expect("mounted again")
+}
+
+#[test]
+fn the_broker_stops_non_zero_when_the_metadata_log_dir_fails() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let Some(disk) = Mount::ext4(&tmp.path().join("d.img"), &tmp.path().join("d"), IMAGE_BYTES) else {
+        eprintln!("skipped: needs root, loop devices and mkfs.ext4");
+        return;
+    };
+    // The broker's own log stays off the failing disk, to be read afterwards.
+    let dirs = format!("log.dirs={}", disk.path.join("data").display());
+    let mut b = BrokerProcess::start_in(&tmp.path().join("broker"), &[dirs.as_str()]);
+    create_topic_cli(&b.bootstrap, "t", "1");
+    let ok = produce_tracked(&b.bootstrap, "t", &[0], "ok", 10, 100);
+    assert_eq!(ok.failed_count(), 0);
+    disk.fail();
+    let refused = produce_tracked(&b.bootstrap, "t", &[0], "refused", 10, 100);
+    assert!(refused.acked_in(0).is_empty(), "nothing acknowledged after the failure");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = b.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broker did not stop by itself: {}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "a broker stopped by a failed disk exits non-zero");
+    let log = b.log_text();
+    assert!(log.contains("the log dir holding the cluster metadata"), "{log}");
+    drop(b);
+    drop(disk);
+}
