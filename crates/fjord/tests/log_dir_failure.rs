@@ -53,6 +53,20 @@ fn leaders(bootstrap: &str, topic: &str) -> Vec<(Option<RDKafkaRespErr>, i32)> {
     out.into_iter().map(|(_, e, l)| (e, l)).collect()
 }
 
+/// The partitions of "spread" that Metadata shows without a leader (and with
+/// LEADER_NOT_AVAILABLE); every other one must have its leader and no error.
+fn offline_partitions(bootstrap: &str) -> Vec<i32> {
+    let mut offline = Vec::new();
+    for (p, (error, leader)) in leaders(bootstrap, "spread").into_iter().enumerate() {
+        match (error, leader) {
+            (None, 1) => {}
+            (Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE), -1) => offline.push(p as i32),
+            other => panic!("partition {p}: {other:?}"),
+        }
+    }
+    offline
+}
+
 fn errors_of(d: &Deliveries) -> Vec<(i32, Option<RDKafkaErrorCode>)> {
     let failed = d.failed.lock().expect("failed");
     failed.iter().map(|(p, e)| (*p, e.rdkafka_error_code())).collect()
@@ -100,16 +114,7 @@ fn a_failed_log_dir_goes_offline_the_other_serves_on_and_a_repaired_disk_brings_
     assert_eq!(dirs_described.len(), 2);
     assert_eq!((dirs_described[0].1, dirs_described[0].2), (0, PARTITIONS as usize / 2));
     assert_eq!(dirs_described[1].1, 56, "KAFKA_STORAGE_ERROR for the failed dir");
-    for (p, (error, leader)) in leaders(&b.bootstrap, "spread").into_iter().enumerate() {
-        if on_b.contains(&(p as i32)) {
-            assert_eq!(
-                (error, leader),
-                (Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE), -1)
-            );
-        } else {
-            assert_eq!(error, None, "partition {p}");
-        }
-    }
+    assert_eq!(offline_partitions(&b.bootstrap), on_b, "no leader where the dir failed");
 
     // New topics go to the dir that is left; deleting a topic with an offline
     // partition is refused until the disk is back.
@@ -131,12 +136,21 @@ fn a_failed_log_dir_goes_offline_the_other_serves_on_and_a_repaired_disk_brings_
     assert!(!ok && err.contains("KafkaStorageError"), "{err}");
     b.stop();
 
+    // Started again with the disk still failed: its dir is offline from the start.
+    b.restart();
+    let restarted = produce_tracked(&b.bootstrap, "spread", &on_a, "restarted", 5, 1000);
+    assert_eq!(restarted.failed_count(), 0);
+    assert_eq!(offline_partitions(&b.bootstrap), on_b);
+    assert_eq!(describe_log_dirs(&b.bootstrap)[1].1, 56);
+    b.stop();
+
     // Repaired (fsck, mounted again): a restart brings every acknowledged value back.
     let _repaired = repair(disk, &image, &tmp.path().join("b"));
     b.restart();
     for p in 0..PARTITIONS {
         let mut expected = before.acked_in(p);
         expected.extend(during.acked_in(p));
+        expected.extend(restarted.acked_in(p));
         assert_eq!(
             read_partition(&b.bootstrap, "spread", p, expected.len()),
             expected,
