@@ -223,11 +223,15 @@ fn describe(
         );
         let join = |v: &[i32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
         for p in t.partitions() {
+            // As Kafka's tool: a partition without a leader (its replicas offline) says so.
+            let leader = match p.leader() {
+                -1 => "none".to_string(),
+                id => id.to_string(),
+            };
             println!(
-                "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+                "\tTopic: {}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}",
                 t.name(),
                 p.id(),
-                p.leader(),
                 join(p.replicas()),
                 join(p.isr())
             );

@@ -115,6 +115,19 @@ fn a_failed_log_dir_goes_offline_the_other_serves_on_and_a_repaired_disk_brings_
     assert_eq!((dirs_described[0].1, dirs_described[0].2), (0, PARTITIONS as usize / 2));
     assert_eq!(dirs_described[1].1, 56, "KAFKA_STORAGE_ERROR for the failed dir");
     assert_eq!(offline_partitions(&b.bootstrap), on_b, "no leader where the dir failed");
+    let (ok, described, _) = fjord(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--describe",
+            "--topic",
+            "spread",
+        ],
+        None,
+    );
+    let leaderless = described.lines().filter(|l| l.contains("\tLeader: none\t")).count();
+    assert!(ok && leaderless == on_b.len(), "{described}");
 
     // New topics go to the dir that is left; deleting a topic with an offline
     // partition is refused until the disk is back.
