@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{create_topic_cli, fjord, produce_tracked, read_partition, wait_for, BrokerProcess, Mount, RawClient};
+use common::{
+    create_topic_cli, delete_topic_cli, fjord, produce_tracked, read_partition, wait_for, BrokerProcess, Mount,
+    RawClient,
+};
 use kafka_protocol::messages::{ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse};
 use rdkafka::error::RDKafkaErrorCode;
 
@@ -101,17 +104,7 @@ fn a_full_disk_refuses_appends_keeps_acknowledged_writes_and_frees_by_deleting_a
     assert_eq!(disk.available_bytes(), 0);
 
     // One DeleteTopics frees the disk; producing resumes without a restart.
-    let (ok, _, err) = fjord(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &b.bootstrap,
-            "--delete",
-            "--topic",
-            "fill",
-        ],
-        None,
-    );
+    let (ok, err) = delete_topic_cli(&b.bootstrap, "fill");
     assert!(ok, "deleting a topic on a full disk: {err}");
     wait_for("the topic's space to be freed", || {
         disk.available_bytes() > DISK_BYTES / 2

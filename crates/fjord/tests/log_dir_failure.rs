@@ -7,7 +7,10 @@
 
 mod common;
 
-use common::{create_topic_cli, fjord, produce_tracked, read_partition, BrokerProcess, Deliveries, Mount, RawClient};
+use common::{
+    create_topic_cli, delete_topic_cli, fjord, produce_tracked, read_partition, BrokerProcess, Deliveries, Mount,
+    RawClient,
+};
 use kafka_protocol::messages::{ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
@@ -135,17 +138,7 @@ fn a_failed_log_dir_goes_offline_the_other_serves_on_and_a_repaired_disk_brings_
     assert_eq!(partitions_in(&dir_a, "after"), vec![0, 1]);
     let after = produce_tracked(&b.bootstrap, "after", &[0, 1], "after", 20, 1000);
     assert_eq!(after.failed_count(), 0);
-    let (ok, _, err) = fjord(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &b.bootstrap,
-            "--delete",
-            "--topic",
-            "spread",
-        ],
-        None,
-    );
+    let (ok, err) = delete_topic_cli(&b.bootstrap, "spread");
     assert!(!ok && err.contains("KafkaStorageError"), "{err}");
     b.stop();
 

@@ -3,11 +3,10 @@
 
 mod common;
 
-use common::{fjord, rdkafka_config, BrokerProcess};
+use common::{fjord, rdkafka_config, read_partition_from, BrokerProcess};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use std::time::{Duration, Instant};
 
 /// Produces `m<from>..m<from+n>` to partition 0 in record batches of at most
@@ -31,29 +30,7 @@ fn produce(bootstrap: &str, topic: &str, from: usize, n: usize, batch_messages: 
 
 /// Reads partition 0 from `from` until `expected` values or 20 s; then checks for extras.
 fn read_values(bootstrap: &str, topic: &str, from: i64, expected: usize) -> Vec<(i64, String)> {
-    let c: BaseConsumer = rdkafka_config(bootstrap)
-        .set("group.id", "recovery-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(from)).expect("tpl");
-    c.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while out.len() < expected && Instant::now() < deadline {
-        if let Some(m) = c.poll(Duration::from_millis(100)) {
-            let m = m.expect("message");
-            out.push((
-                m.offset(),
-                String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string(),
-            ));
-        }
-    }
-    if let Some(Ok(m)) = c.poll(Duration::from_millis(300)) {
-        panic!("unexpected extra message at offset {}", m.offset());
-    }
-    out
+    read_partition_from(bootstrap, topic, 0, Offset::Offset(from), expected)
 }
 
 fn expect_sequence(got: &[(i64, String)], from: usize, n: usize) {

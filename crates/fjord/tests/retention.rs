@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fjord, rdkafka_config, BrokerProcess, FJORD};
+use common::{fjord, rdkafka_config, wait_for, BrokerProcess, FJORD};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::io::Read;
@@ -46,17 +46,6 @@ fn deleted_files(b: &BrokerProcess, topic: &str) -> usize {
                 .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".deleted"))
         })
         .count()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]

@@ -218,7 +218,8 @@ impl LogManager {
         let loaded = if self.is_dir_offline(i) {
             Err(LogError::LogDirOffline)
         } else {
-            self.load_found(found, topic_id, config, clean_shutdown, now_ms)
+            let offsets = self.checkpointed_offsets(found, clean_shutdown);
+            self.load_found(found, topic_id, config, offsets, now_ms)
         };
         match loaded {
             Ok(log) => Ok(Some(log)),
@@ -236,26 +237,30 @@ impl LogManager {
         }
     }
 
-    fn load_found(
-        &self,
-        found: &FoundLog,
-        topic_id: uuid::Uuid,
-        config: Arc<TopicConfig>,
-        clean_shutdown: bool,
-        now_ms: i64,
-    ) -> Result<Arc<UnifiedLog>, LogError> {
+    /// What the dir's checkpoints say of a found log (missing or unreadable: from 0).
+    fn checkpointed_offsets(&self, found: &FoundLog, clean_shutdown: bool) -> LoadOffsets {
         let dir = &self.log_dirs[found.dir_index];
         let key = (found.tp.topic.clone(), found.tp.partition);
         let recovery = checkpoint::read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE)).unwrap_or_default();
         let starts = checkpoint::read_offset_checkpoint(&dir.join(LOG_START_FILE)).unwrap_or_default();
         let hws = checkpoint::read_offset_checkpoint(&dir.join(REPLICATION_FILE)).unwrap_or_default();
-        let offsets = LoadOffsets {
+        LoadOffsets {
             recovery_point: recovery.get(&key).copied().unwrap_or(0),
             log_start_offset: starts.get(&key).copied().unwrap_or(0),
             high_watermark: hws.get(&key).copied(),
             clean_shutdown,
-        };
-        let path = dir.join(found.tp.dir_name());
+        }
+    }
+
+    fn load_found(
+        &self,
+        found: &FoundLog,
+        topic_id: uuid::Uuid,
+        config: Arc<TopicConfig>,
+        offsets: LoadOffsets,
+        now_ms: i64,
+    ) -> Result<Arc<UnifiedLog>, LogError> {
+        let path = self.log_dirs[found.dir_index].join(found.tp.dir_name());
         let log = Arc::new(UnifiedLog::load(&path, found.tp.clone(), config, offsets, now_ms)?);
         if found.topic_id != Some(topic_id) {
             checkpoint::write_partition_metadata(&path, topic_id)?;

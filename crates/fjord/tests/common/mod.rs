@@ -235,6 +235,13 @@ pub fn create_topic_cli(bootstrap: &str, topic: &str, partitions: &str) {
     assert!(ok, "{err}");
 }
 
+/// `fjord topics --delete`; returns (status ok, stderr).
+pub fn delete_topic_cli(bootstrap: &str, topic: &str) -> (bool, String) {
+    let args = ["topics", "--bootstrap-server", bootstrap, "--delete", "--topic", topic];
+    let (ok, _, err) = fjord(&args, None);
+    (ok, err)
+}
+
 /// Produces `n` values `m0`, `m1`, ... spread round robin over `partitions`.
 pub fn produce_round_robin(bootstrap: &str, topic: &str, n: usize, partitions: usize) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -455,6 +462,18 @@ pub fn produce_tracked(
 
 /// Partition `partition` of `topic` from the start, until `expected` values or 20 s.
 pub fn read_partition(bootstrap: &str, topic: &str, partition: i32, expected: usize) -> Vec<(i64, String)> {
+    read_partition_from(bootstrap, topic, partition, rdkafka::Offset::Beginning, expected)
+}
+
+/// Partition `partition` of `topic` from `from`, until `expected` values or 20 s;
+/// panics if one more arrives within 300 ms after those.
+pub fn read_partition_from(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    from: rdkafka::Offset,
+    expected: usize,
+) -> Vec<(i64, String)> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Message;
     let c: BaseConsumer = rdkafka_config(bootstrap)
@@ -463,8 +482,7 @@ pub fn read_partition(bootstrap: &str, topic: &str, partition: i32, expected: us
         .create()
         .expect("consumer");
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
-        .expect("tpl");
+    tpl.add_partition_offset(topic, partition, from).expect("tpl");
     c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -474,6 +492,9 @@ pub fn read_partition(bootstrap: &str, topic: &str, partition: i32, expected: us
             let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
             out.push((m.offset(), value));
         }
+    }
+    if let Some(Ok(m)) = c.poll(Duration::from_millis(300)) {
+        panic!("unexpected extra message at offset {}", m.offset());
     }
     out
 }
