@@ -5,7 +5,8 @@
 //! `log-start-offset-checkpoint`, `replication-offset-checkpoint`, and
 //! `.kafka_cleanshutdown` while the broker is stopped cleanly (removed at start-up, so a
 //! kill -9 leaves none and the next start recovers past the recovery points).
-//! Lock: `logs` is a `RwLock` over the map only; each log has its own lock.
+//! Lock: `logs` is a `RwLock` over the map only; each log has its own lock. Held
+//! together, the maps are taken in the order `logs`, `placement`, `offline_logs`.
 
 use super::checkpoint;
 use super::deletion::{DeletedFile, PendingDeletion};
