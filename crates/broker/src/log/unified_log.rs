@@ -233,7 +233,10 @@ impl UnifiedLog {
     /// stamps the leader epoch (and LogAppendTime when configured), and drops batches
     /// an idempotent producer already wrote.
     pub fn append_as_leader(&self, records: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
-        self.guard(|| {
+        self.guard(|| self.leader_append(records, leader_epoch, now_ms))
+    }
+
+    fn leader_append(&self, records: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
         let config = self.config();
         let (recompressed, b) = validate_for_leader(records, &config, now_ms)?;
         let records = recompressed.as_deref().unwrap_or(records);
@@ -298,7 +301,6 @@ impl UnifiedLog {
             log_start_offset: inner.log_start_offset,
             records: header.next_offset() - base_offset,
         })
-    })
     }
 
     /// Appends batches that already carry their offsets (a follower's fetch result).
@@ -756,7 +758,10 @@ impl UnifiedLog {
     /// Blocking (allocation may read block bitmaps): the background task calls it, without
     /// the lock held while it allocates.
     pub fn preallocate_next_segment(&self) -> Result<(), LogError> {
-        self.guard(|| {
+        self.guard(|| self.reserve_next_segment())
+    }
+
+    fn reserve_next_segment(&self) -> Result<(), LogError> {
         use std::sync::atomic::Ordering;
         let config = self.config();
         let bytes = config.segment_bytes.max(0) as u64;
@@ -792,7 +797,6 @@ impl UnifiedLog {
             inner.next_segment = Some(next);
         }
         Ok(())
-    })
     }
 
     /// fsyncs the segments that rolled since their last flush, without holding the
