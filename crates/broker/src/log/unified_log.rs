@@ -8,8 +8,7 @@
 //! `log_start_offset <= high_watermark <= log_end_offset`, segments are contiguous and
 //! ascending, the last segment ends at `log_end_offset`.
 
-/// The page cache is dropped in steps of at least this much (one fdatasync and one
-/// fadvise each).
+/// The page cache is dropped in steps of at least this much (one fadvise each).
 const PAGE_CACHE_DROP_STEP_BYTES: u64 = 32 << 20;
 
 /// Limit: how many times its own size a batch may expand to when the broker

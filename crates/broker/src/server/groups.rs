@@ -36,7 +36,11 @@ pub fn offsets_log(broker: &Broker, group_id: &str) -> Result<Arc<UnifiedLog>, i
         match topics::create_topic(broker, req, false) {
             Ok(_) | Err(crate::metadata::MetadataError::TopicExists(_)) => {}
             Err(e) => {
-                tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
+                // Every FindCoordinator asks again (a full disk fails each): logged at
+                // most once per interval.
+                if super::due_to_log(&broker.offsets_topic_error_logged_ms, broker.time.now_ms()) {
+                    tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC} (repeats are logged every 10 s)");
+                }
                 return Err(errors::code(ResponseError::CoordinatorNotAvailable));
             }
         }

@@ -55,6 +55,8 @@ pub struct Broker {
     pub bound_addr: RwLock<Option<SocketAddr>>,
     /// When a flush of rolled segments last logged its failure (`due_to_log`).
     flush_error_logged_ms: std::sync::atomic::AtomicI64,
+    /// When creating `__consumer_offsets` last logged its failure (`due_to_log`).
+    offsets_topic_error_logged_ms: std::sync::atomic::AtomicI64,
     shutdown: watch::Sender<bool>,
     /// Why the broker stopped by itself (every usable log dir failed), if it did.
     fatal_error: std::sync::Mutex<Option<String>>,
@@ -103,6 +105,7 @@ impl Broker {
             dynamic_configs: RwLock::new(dynamic),
             bound_addr: RwLock::new(None),
             flush_error_logged_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            offsets_topic_error_logged_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             shutdown,
             fatal_error: std::sync::Mutex::new(None),
         });
