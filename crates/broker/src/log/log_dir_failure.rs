@@ -13,7 +13,7 @@
 //! most once, so it is bounded by the number of dirs.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -52,11 +52,6 @@ impl LogDirFailureChannel {
         self.offline[index].load(Ordering::SeqCst)
     }
 
-    /// The index of `dir` among the log dirs.
-    pub fn index_of(&self, dir: &Path) -> Option<usize> {
-        self.dirs.iter().position(|d| d == dir)
-    }
-
     pub fn online_count(&self) -> usize {
         self.offline.iter().filter(|o| !o.load(Ordering::SeqCst)).count()
     }
@@ -91,6 +86,5 @@ mod tests {
             channel.take_next_offline_log_dir(),
         );
         assert!(waiting.await.is_err(), "a dir is handed over once");
-        assert_eq!(channel.index_of(Path::new("/b")), Some(1));
     }
 }
