@@ -25,12 +25,16 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Limit: the most one step frees, so one step holds the device for a few milliseconds.
-pub const FILE_DELETE_CHUNK_BYTES: u64 = 16 << 20;
+/// Limit: the most one step frees, so one step's discard holds the device briefly.
+/// Smaller discards interleave better with appends: 1 MiB O_DIRECT writes at 200 MB/s
+/// beside holes punched at 1 GiB/s had p99 17-43 ms with 16 MiB holes, 9-13 ms with
+/// 4 MiB, 4.3-4.9 ms with none (two alternating rounds, 2026-12-04); 1 MiB holes gave
+/// a lower p99 but a higher median, and four times the steps.
+pub const FILE_DELETE_CHUNK_BYTES: u64 = 4 << 20;
 
 /// The pace deleted data is freed at. Above any rate this broker appends at (the
 /// network path tops out near 1.2 GB/s here), so deletion never falls behind retention;
-/// at 16 MiB chunks, one chunk every 16 ms.
+/// at 4 MiB chunks, one chunk every 4 ms.
 pub const FILE_DELETE_BYTES_PER_SECOND: u64 = 1 << 30;
 
 /// A segment file renamed for deletion, with the log's shared read handle on it

@@ -673,4 +673,59 @@ mod tests {
         assert!(!first.exists(), "freed once its reader is done");
         fs::remove_dir_all(&dir).expect("clean up");
     }
+
+    /// A batch header on disk that does not parse is corruption in one segment, as
+    /// Kafka's `CorruptRecordException`: the read gets CORRUPT_MESSAGE, and the dir
+    /// stays online for every other read and append (taking the first dir offline
+    /// would stop the broker).
+    #[test]
+    fn a_corrupt_batch_on_disk_is_corrupt_message_not_a_failed_dir() {
+        let dir = std::env::temp_dir().join(format!("fjord-log-manager-corrupt-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let manager = LogManager::new(vec![dir.clone()], "cluster", 1).expect("log manager");
+        let config = Arc::new(TopicConfig {
+            segment_bytes: 1 << 20,
+            ..TopicConfig::default()
+        });
+        let log = manager
+            .get_or_create(&TopicPartition::new("t", 0), uuid::Uuid::new_v4(), config, true, 0)
+            .expect("log");
+        let mut batch_bytes = 0;
+        for b in 0..3u8 {
+            let entries: Vec<(Bytes, Option<Bytes>)> = vec![(Bytes::from(vec![b]), Some(Bytes::from(vec![b; 100])))];
+            let batch = crate::log::record_batch::encode_keyed_batch(&entries, 1_000).expect("encode");
+            batch_bytes = batch.len() as u64;
+            let info = log.append_as_leader(&batch, 0, 1_000).expect("append");
+            log.update_high_watermark(info.last_offset + 1);
+        }
+        // The second batch's magic byte (16 bytes into its header), on disk.
+        let segment = fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("t-0").join("00000000000000000000.log"))
+            .expect("open segment");
+        std::os::unix::fs::FileExt::write_all_at(&segment, &[9], batch_bytes + 16).expect("corrupt");
+        let read = |offset| log.read(offset, 1 << 20, FetchIsolation::HighWatermark, true);
+        let err = read(2).expect_err("the scan for offset 2 crosses the corrupt header");
+        assert!(matches!(err, LogError::Corrupt(_)), "{err:?}");
+        assert_eq!(
+            crate::protocol::errors::log_error_code(&err),
+            crate::protocol::errors::code(kafka_protocol::error::ResponseError::CorruptMessage)
+        );
+        assert_eq!(manager.failure_channel().online_count(), 1, "the dir stays online");
+        assert!(read(0).is_ok(), "reads before the corrupt batch go on");
+        let entries: Vec<(Bytes, Option<Bytes>)> = vec![(Bytes::from_static(b"k"), None)];
+        let batch = crate::log::record_batch::encode_keyed_batch(&entries, 1_000).expect("encode");
+        log.append_as_leader(&batch, 0, 1_000).expect("appends go on");
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// A full disk reported by a write is spared (nothing was written), but not one
+    /// reported by an fsync, which may have dropped acknowledged dirty pages.
+    #[test]
+    fn a_full_disk_reported_by_fsync_is_a_failed_dir() {
+        let enospc = || std::io::Error::from_raw_os_error(28);
+        assert!(crate::log::is_out_of_space(&enospc()));
+        assert!(!crate::log::is_out_of_space(&crate::log::fsync_failed(enospc())));
+        assert!(!LogError::Io(crate::log::fsync_failed(enospc())).is_out_of_space());
+    }
 }

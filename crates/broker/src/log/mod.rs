@@ -105,6 +105,16 @@ impl LogError {
     }
 }
 
+/// An fsync's error, made one that takes the log dir offline whatever its kind
+/// (`UnifiedLog::guard` spares a full disk). Why: a refused write changed nothing, but
+/// a failed fsync may have dropped the dirty pages it could not write, acknowledged
+/// data among them, and Linux reports that once: the next fsync succeeds, the recovery
+/// point would move past bytes that are not on disk, and a restart would trust them.
+/// Kafka halts the dir on any flush failure for the same reason.
+pub fn fsync_failed(e: std::io::Error) -> std::io::Error {
+    std::io::Error::other(format!("fsync failed: {e}"))
+}
+
 /// Whether an I/O error is a full disk or an exhausted quota.
 pub fn is_out_of_space(e: &std::io::Error) -> bool {
     matches!(

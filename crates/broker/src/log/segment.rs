@@ -9,6 +9,7 @@
 use super::direct_io::{self, DirectWriter, DIRECT_IO_BLOCK_BYTES};
 use super::index::{OffsetIndex, TimeIndex};
 use super::record_batch::{self, BatchHeader, BatchIter};
+use super::LogError;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -400,14 +401,21 @@ impl LogSegment {
     }
 
     /// The position of the first batch that holds `offset` or a later one, scanning
-    /// from the index entry below it; `None` when the segment ends first.
-    pub fn position_of(&self, offset: i64, size_limit: u64) -> io::Result<Option<(u64, BatchHeader)>> {
+    /// from the index entry below it; `None` when the segment ends first. A header that
+    /// does not parse is `LogError::Corrupt` (Kafka's `CorruptRecordException`, answered
+    /// CORRUPT_MESSAGE), not an I/O error: bad bytes in one segment say nothing of the
+    /// disk, so they must not take the log dir offline.
+    pub fn position_of(&self, offset: i64, size_limit: u64) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let mut pos = self.offset_index.lookup(offset) as u64;
         let mut head = [0u8; record_batch::BATCH_HEADER_BYTES];
         while pos + record_batch::BATCH_HEADER_BYTES as u64 <= size_limit {
             self.file.read_exact_at(&mut head, pos)?;
-            let header =
-                BatchHeader::parse(&head).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let header = BatchHeader::parse(&head).map_err(|e| {
+                LogError::Corrupt(format!(
+                    "{}: batch header at position {pos}: {e}",
+                    self.path(".log").display()
+                ))
+            })?;
             if header.last_offset() >= offset {
                 return Ok(Some((pos, header)));
             }
@@ -487,7 +495,7 @@ impl LogSegment {
     /// fsyncs the data and writes the index files.
     pub fn flush(&mut self) -> io::Result<()> {
         if self.data_dirty {
-            self.file.sync_data()?;
+            self.file.sync_data().map_err(super::fsync_failed)?;
             self.data_dirty = false;
         }
         if self.indexes_dirty {
@@ -499,7 +507,7 @@ impl LogSegment {
     }
 
     /// Removes every batch at or after `offset` (a batch straddling it goes too).
-    pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         let cut = match self.position_of(offset, self.size)? {
             Some((pos, header)) if header.base_offset >= offset => pos,
             Some((pos, header)) => pos + header.size_bytes() as u64,
