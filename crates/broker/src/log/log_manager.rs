@@ -614,24 +614,37 @@ mod tests {
     use crate::log::unified_log::FetchIsolation;
     use bytes::Bytes;
 
+    /// A log manager on a new temp dir, with one log `t-0` of `config`.
+    fn manager_with_log(name: &str, config: TopicConfig) -> (PathBuf, LogManager, Arc<UnifiedLog>) {
+        let dir = std::env::temp_dir().join(format!("fjord-log-manager-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let manager = LogManager::new(vec![dir.clone()], "cluster", 1).expect("log manager");
+        let log = manager
+            .get_or_create(
+                &TopicPartition::new("t", 0),
+                uuid::Uuid::new_v4(),
+                Arc::new(config),
+                true,
+                0,
+            )
+            .expect("log");
+        (dir, manager, log)
+    }
+
     /// A fetch's `FileRecords` is sent after the log's lock is gone, maybe long after:
     /// a segment deleted meanwhile must read back the same bytes until that reader is
     /// done, so it is freed only then (a punched hole would read as zeros). Segments no
     /// reader holds are freed once their delay is over.
     #[test]
     fn a_deleted_segment_is_freed_only_once_its_readers_are_done() {
-        let dir = std::env::temp_dir().join(format!("fjord-log-manager-readers-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let manager = LogManager::new(vec![dir.clone()], "cluster", 1).expect("log manager");
-        let config = Arc::new(TopicConfig {
-            segment_bytes: 4096,
-            file_delete_delay_ms: 0,
-            ..TopicConfig::default()
-        });
-        let tp = TopicPartition::new("t", 0);
-        let log = manager
-            .get_or_create(&tp, uuid::Uuid::new_v4(), config, true, 0)
-            .expect("log");
+        let (dir, manager, log) = manager_with_log(
+            "readers",
+            TopicConfig {
+                segment_bytes: 4096,
+                file_delete_delay_ms: 0,
+                ..TopicConfig::default()
+            },
+        );
         for b in 0..40u64 {
             let entries: Vec<(Bytes, Option<Bytes>)> = (0..10)
                 .map(|i| (Bytes::from(format!("k{b}-{i}")), Some(Bytes::from(vec![b as u8; 64]))))
@@ -680,16 +693,7 @@ mod tests {
     /// would stop the broker).
     #[test]
     fn a_corrupt_batch_on_disk_is_corrupt_message_not_a_failed_dir() {
-        let dir = std::env::temp_dir().join(format!("fjord-log-manager-corrupt-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let manager = LogManager::new(vec![dir.clone()], "cluster", 1).expect("log manager");
-        let config = Arc::new(TopicConfig {
-            segment_bytes: 1 << 20,
-            ..TopicConfig::default()
-        });
-        let log = manager
-            .get_or_create(&TopicPartition::new("t", 0), uuid::Uuid::new_v4(), config, true, 0)
-            .expect("log");
+        let (dir, manager, log) = manager_with_log("corrupt", TopicConfig::default());
         let mut batch_bytes = 0;
         for b in 0..3u8 {
             let entries: Vec<(Bytes, Option<Bytes>)> = vec![(Bytes::from(vec![b]), Some(Bytes::from(vec![b; 100])))];
