@@ -216,3 +216,109 @@ fn the_broker_stops_non_zero_when_the_metadata_log_dir_fails() {
     drop(b);
     drop(disk);
 }
+
+/// A group's committed offset for t-0 (OffsetFetch v7): `Err` with the response's
+/// error code when there is one.
+fn committed_offset(bootstrap: &str, group: &str, version: i16) -> Result<i64, i16> {
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+    let mut client = RawClient::connect(bootstrap);
+    let name = TopicName(kafka_protocol::protocol::StrBytes::from_static_str("t"));
+    let group_id = GroupId(kafka_protocol::protocol::StrBytes::from_string(group.to_string()));
+    if version < 8 {
+        let topic = OffsetFetchRequestTopic::default()
+            .with_name(name)
+            .with_partition_indexes(vec![0]);
+        let req = OffsetFetchRequest::default()
+            .with_group_id(group_id)
+            .with_topics(Some(vec![topic]));
+        let resp: OffsetFetchResponse = client.request(ApiKey::OffsetFetch, version, &req);
+        if resp.error_code != 0 {
+            return Err(resp.error_code);
+        }
+        return Ok(resp.topics[0].partitions[0].committed_offset);
+    }
+    let topic = OffsetFetchRequestTopics::default()
+        .with_name(name)
+        .with_partition_indexes(vec![0]);
+    let g = OffsetFetchRequestGroup::default()
+        .with_group_id(group_id)
+        .with_topics(Some(vec![topic]));
+    let req = OffsetFetchRequest::default().with_groups(vec![g]);
+    let resp: OffsetFetchResponse = client.request(ApiKey::OffsetFetch, version, &req);
+    match resp.groups[0].error_code {
+        0 => Ok(resp.groups[0].topics[0].partitions[0].committed_offset),
+        code => Err(code),
+    }
+}
+
+/// FindCoordinator v3's error code for a group.
+fn find_coordinator(bootstrap: &str, group: &str) -> i16 {
+    use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+    let mut client = RawClient::connect(bootstrap);
+    let req = FindCoordinatorRequest::default()
+        .with_key(kafka_protocol::protocol::StrBytes::from_string(group.to_string()))
+        .with_key_type(0);
+    let resp: FindCoordinatorResponse = client.request(ApiKey::FindCoordinator, 3, &req);
+    resp.error_code
+}
+
+/// Commits offset `offset` of t-0 for `group`, as a consumer outside any generation.
+fn commit(bootstrap: &str, group: &str, offset: i64) {
+    let c: BaseConsumer = common::rdkafka_config(bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("t", 0, rdkafka::Offset::Offset(offset))
+        .expect("tpl");
+    c.commit(&tpl, rdkafka::consumer::CommitMode::Sync).expect("commit");
+}
+
+/// A `__consumer_offsets` partition in a log dir offline from start-up: its groups were
+/// not loaded, so their coordinator answers NOT_COORDINATOR (and FindCoordinator
+/// COORDINATOR_NOT_AVAILABLE), not "no committed offset", which would send consumers
+/// back to auto.offset.reset. Groups in the other dir are served; with the dir back
+/// after a restart, the commit is there. Needs no root: the dir is replaced by a file.
+#[test]
+fn groups_whose_offsets_partition_is_offline_get_not_coordinator() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let dirs = format!("log.dirs={},{}", dir_a.display(), dir_b.display());
+    let mut b = BrokerProcess::start_in(&tmp.path().join("broker"), &[dirs.as_str()]);
+    create_topic_cli(&b.bootstrap, "t", "1");
+    assert_eq!(find_coordinator(&b.bootstrap, "first"), 0, "creates __consumer_offsets");
+    let on_b: Vec<i32> = (0..50)
+        .filter(|p| dir_b.join(format!("__consumer_offsets-{p}")).is_dir())
+        .collect();
+    assert!(!on_b.is_empty() && on_b.len() < 50, "partitions in both dirs: {on_b:?}");
+    let group_in = |in_b: bool| {
+        (0..1000)
+            .map(|i| format!("group-{i}"))
+            .find(|g| on_b.contains(&broker::group::partition_for(g, 50)) == in_b)
+            .expect("a group")
+    };
+    let (offline, online) = (group_in(true), group_in(false));
+    commit(&b.bootstrap, &offline, 7);
+    commit(&b.bootstrap, &online, 9);
+    b.stop();
+    let away = tmp.path().join("b.away");
+    std::fs::rename(&dir_b, &away).expect("move the dir away");
+    std::fs::write(&dir_b, b"not a directory").expect("a file in its place");
+    b.restart();
+    for version in [2, 7, 8] {
+        assert_eq!(committed_offset(&b.bootstrap, &offline, version), Err(16), "v{version}");
+        assert_eq!(committed_offset(&b.bootstrap, &online, version), Ok(9), "v{version}");
+    }
+    assert_eq!(find_coordinator(&b.bootstrap, &offline), 15);
+    assert_eq!(find_coordinator(&b.bootstrap, &online), 0);
+    b.stop();
+    std::fs::remove_file(&dir_b).expect("remove the file");
+    std::fs::rename(&away, &dir_b).expect("the dir back");
+    b.restart();
+    assert_eq!(committed_offset(&b.bootstrap, &offline, 8), Ok(7), "nothing was lost");
+    b.stop();
+}

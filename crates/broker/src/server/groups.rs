@@ -53,6 +53,19 @@ pub fn offsets_log(broker: &Broker, group_id: &str) -> Result<Arc<UnifiedLog>, i
     topics::partition_log(broker, OFFSETS_TOPIC, partition_for(group_id, n))
 }
 
+/// Whether `group_id`'s `__consumer_offsets` partition exists but this broker cannot
+/// serve it (its log dir offline, from start-up or since). Its commits and members may
+/// not be loaded (start-up skips a partition it cannot read), and an answer from what
+/// is loaded would send consumers back to `auto.offset.reset`; Kafka answers
+/// NOT_COORDINATOR for a partition it has not loaded, and so does Fjord, while
+/// FindCoordinator answers COORDINATOR_NOT_AVAILABLE. Creates nothing.
+pub fn coordinator_unavailable(broker: &Broker, group_id: &str) -> bool {
+    let Some(topic) = broker.topics.get(OFFSETS_TOPIC) else {
+        return false;
+    };
+    topics::partition_log(broker, OFFSETS_TOPIC, partition_for(group_id, topic.partitions)).is_err()
+}
+
 /// Writes the commits (or tombstones, `None`) of one group as one record batch.
 pub fn write_offsets(
     broker: &Broker,

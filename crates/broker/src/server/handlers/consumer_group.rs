@@ -49,6 +49,11 @@ pub fn heartbeat(
         client_host: client_host.to_string(),
     };
     tracing::debug!(?hb, "ConsumerGroupHeartbeat");
+    if crate::server::groups::coordinator_unavailable(broker, &hb.group_id) {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(crate::group::classic_group::codes::NOT_COORDINATOR)
+            .with_member_epoch(-1);
+    }
     let write = |group: &str, records: &crate::group::consumer_records::RawRecords| {
         crate::server::groups::write_records(broker, group, records)
     };

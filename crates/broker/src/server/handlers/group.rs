@@ -108,12 +108,16 @@ pub async fn join_group(
         require_known_member_id: version >= 4,
     };
     let wait = Duration::from_millis((params.rebalance_timeout_ms.max(0) as u64).saturating_add(5_000));
-    let result = match broker.groups.join(params.clone()) {
-        JoinOutcome::Now(immediate) => immediate,
-        JoinOutcome::Wait(rx) => match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(r)) => r,
-            _ => crate::group::classic_group::JoinResult::error(codes::UNKNOWN_MEMBER_ID, &params.member_id),
-        },
+    let result = if groups::coordinator_unavailable(broker, &params.group_id) {
+        crate::group::classic_group::JoinResult::error(codes::NOT_COORDINATOR, &params.member_id)
+    } else {
+        match broker.groups.join(params.clone()) {
+            JoinOutcome::Now(immediate) => immediate,
+            JoinOutcome::Wait(rx) => match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(r)) => r,
+                _ => crate::group::classic_group::JoinResult::error(codes::UNKNOWN_MEMBER_ID, &params.member_id),
+            },
+        }
     };
     let mut resp = JoinGroupResponse::default()
         .with_error_code(result.error_code)
@@ -302,6 +306,9 @@ fn fetch_group(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32
 
 pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     if version < 8 {
+        if groups::coordinator_unavailable(broker, req.group_id.as_str()) {
+            return offset_fetch_not_coordinator(req, version);
+        }
         let topics = req.topics.map(|ts| {
             ts.iter()
                 .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
@@ -337,6 +344,11 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                     .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                     .collect()
             });
+            if groups::coordinator_unavailable(broker, g.group_id.as_str()) {
+                return OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_error_code(codes::NOT_COORDINATOR);
+            }
             let fetched = fetch_group(broker, g.group_id.as_str(), topics);
             let topics = fetched
                 .into_iter()
@@ -362,6 +374,35 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
         })
         .collect();
     OffsetFetchResponse::default().with_groups(groups)
+}
+
+/// OffsetFetch v0-7's NOT_COORDINATOR: the response's error from v2, each asked
+/// partition's before (v0 and v1 have no other place for it), as Kafka's.
+fn offset_fetch_not_coordinator(req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version >= 2 {
+        return OffsetFetchResponse::default().with_error_code(codes::NOT_COORDINATOR);
+    }
+    let topics = req
+        .topics
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            let parts = t
+                .partition_indexes
+                .iter()
+                .map(|p| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(*p)
+                        .with_committed_offset(-1)
+                        .with_error_code(codes::NOT_COORDINATOR)
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(parts)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
 }
 
 pub fn list_groups(broker: &Broker, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
