@@ -266,11 +266,13 @@ impl LogManager {
         if found.topic_id != Some(topic_id) {
             checkpoint::write_partition_metadata(&path, topic_id)?;
         }
-        self.insert(found.tp.clone(), found.dir_index, log.clone());
+        self.insert(found.tp.clone(), found.dir_index, log.clone())?;
         Ok(log)
     }
 
-    fn insert(&self, tp: TopicPartition, dir_index: usize, log: Arc<UnifiedLog>) {
+    /// Puts a loaded log in service; `LogDirOffline` (and the partition offline) when its
+    /// dir went offline meanwhile.
+    fn insert(&self, tp: TopicPartition, dir_index: usize, log: Arc<UnifiedLog>) -> Result<(), LogError> {
         log.set_failure_channel(self.failure.clone(), dir_index);
         // Internal topics (`__consumer_offsets`) stay buffered: their appends are small and
         // frequent (one per OffsetCommit), and a direct write of a 4 KiB block each would
@@ -283,8 +285,19 @@ impl LogManager {
                 Err(e) => tracing::warn!(partition = %tp, error = %e, "O_DIRECT failed; buffered appends"),
             }
         }
-        crate::sync::write(&self.logs).insert(tp.clone(), log);
-        crate::sync::write(&self.placement).insert(tp, dir_index);
+        // Under the maps' locks, in their order: a dir that went offline while the log
+        // was loaded (its handler may already have taken the dir's logs out) gets this
+        // one as offline too; a dir going offline later is seen by its handler, which
+        // takes these locks after the flag is set.
+        let mut logs = crate::sync::write(&self.logs);
+        let mut placement = crate::sync::write(&self.placement);
+        if self.is_dir_offline(dir_index) {
+            crate::sync::write(&self.offline_logs).insert(tp);
+            return Err(LogError::LogDirOffline);
+        }
+        logs.insert(tp.clone(), log);
+        placement.insert(tp, dir_index);
+        Ok(())
     }
 
     pub fn get(&self, tp: &TopicPartition) -> Option<Arc<UnifiedLog>> {
@@ -330,7 +343,7 @@ impl LogManager {
             Ok(Arc::new(log))
         });
         let log = created.inspect_err(|e| self.report_io_failure(dir_index, e))?;
-        self.insert(tp.clone(), dir_index, log.clone());
+        self.insert(tp.clone(), dir_index, log.clone())?;
         Ok(log)
     }
 
@@ -721,6 +734,28 @@ mod tests {
         let batch = crate::log::record_batch::encode_keyed_batch(&entries, 1_000).expect("encode");
         log.append_as_leader(&batch, 0, 1_000).expect("appends go on");
         fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// A log loaded while its dir went offline (the dir's handler may have taken the
+    /// other logs out already) is offline too, never put in service.
+    #[test]
+    fn a_log_loaded_while_its_dir_went_offline_is_offline() {
+        let root = std::env::temp_dir().join(format!("fjord-log-manager-race-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let dirs = vec![root.join("a"), root.join("b")];
+        let manager = LogManager::new(dirs.clone(), "cluster", 1).expect("log manager");
+        let tp = TopicPartition::new("t", 0);
+        let config = Arc::new(TopicConfig::default());
+        let log = UnifiedLog::load(&dirs[1].join("t-0"), tp.clone(), config, LoadOffsets::default(), 0).expect("load");
+        manager
+            .failure_channel()
+            .maybe_add_offline_log_dir(1, &"an injected failure");
+        assert!(matches!(
+            manager.insert(tp.clone(), 1, Arc::new(log)),
+            Err(LogError::LogDirOffline)
+        ));
+        assert!(manager.get(&tp).is_none() && manager.is_offline(&tp));
+        fs::remove_dir_all(&root).expect("clean up");
     }
 
     /// A full disk reported by a write is spared (nothing was written), but not one
