@@ -285,10 +285,14 @@ impl LogManager {
                 Err(e) => tracing::warn!(partition = %tp, error = %e, "O_DIRECT failed; buffered appends"),
             }
         }
-        // Under the maps' locks, in their order: a dir that went offline while the log
-        // was loaded (its handler may already have taken the dir's logs out) gets this
-        // one as offline too; a dir going offline later is seen by its handler, which
-        // takes these locks after the flag is set.
+        self.put_in_service(tp, dir_index, log)
+    }
+
+    /// Under the maps' locks, in their order: a dir that went offline meanwhile (its
+    /// handler may already have taken the dir's logs out) gets this log as offline too;
+    /// a dir going offline later is seen by its handler, which takes these locks after
+    /// the flag is set.
+    fn put_in_service(&self, tp: TopicPartition, dir_index: usize, log: Arc<UnifiedLog>) -> Result<(), LogError> {
         let mut logs = crate::sync::write(&self.logs);
         let mut placement = crate::sync::write(&self.placement);
         if self.is_dir_offline(dir_index) {
@@ -383,7 +387,19 @@ impl LogManager {
             }
         }
         let due_ms = now_ms.saturating_add(log.config().file_delete_delay_ms);
-        let (renamed, handles) = log.delete()?;
+        let (renamed, handles) = match log.delete() {
+            Ok(deleted) => deleted,
+            Err(e) => {
+                // The directory stayed, the log whole: back in service, or offline with
+                // its dir when the failure takes the dir offline. Never out of both,
+                // serving nothing while its data stays on disk.
+                if let Some(i) = placement {
+                    self.report_io_failure(i, &e);
+                    let _ = self.put_in_service(tp.clone(), i, log);
+                }
+                return Err(e);
+            }
+        };
         self.schedule_deletion(PendingDeletion::dir(renamed.clone(), due_ms).holding(handles))?;
         Ok(Some(renamed))
     }
@@ -756,6 +772,42 @@ mod tests {
         ));
         assert!(manager.get(&tp).is_none() && manager.is_offline(&tp));
         fs::remove_dir_all(&root).expect("clean up");
+    }
+
+    /// A partition whose directory cannot be renamed for deletion (immutable, here;
+    /// an I/O error on a failing disk) is not deleted: its log stays, offline with its
+    /// dir, rather than vanishing from service while its data stays on disk (and comes
+    /// back at the next start as a topic nobody deleted).
+    #[test]
+    fn a_partition_whose_rename_fails_is_not_deleted() {
+        let (dir, manager, log) = manager_with_log("rename", TopicConfig::default());
+        let partition_dir = dir.join("t-0");
+        let immutable = |on: bool| {
+            let flag = if on { "+i" } else { "-i" };
+            std::process::Command::new("chattr")
+                .arg(flag)
+                .arg(&partition_dir)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !immutable(true) {
+            eprintln!("skipped: chattr +i needs root and a filesystem with the flag");
+            fs::remove_dir_all(&dir).expect("clean up");
+            return;
+        }
+        let tp = TopicPartition::new("t", 0);
+        let deleted = manager.delete(&tp, 0);
+        assert!(immutable(false), "chattr -i");
+        assert!(matches!(deleted, Err(LogError::Io(_))), "{deleted:?}");
+        assert!(partition_dir.is_dir(), "the data stays where it was");
+        assert!(manager.is_offline(&tp), "and the partition is offline with its dir");
+        assert_eq!(manager.failure_channel().online_count(), 0);
+        assert!(
+            partition_dir.join("00000000000000000000.log").is_file(),
+            "its segment too"
+        );
+        drop(log);
+        fs::remove_dir_all(&dir).expect("clean up");
     }
 
     /// A full disk reported by a write is spared (nothing was written), but not one

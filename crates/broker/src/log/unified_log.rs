@@ -945,12 +945,9 @@ impl UnifiedLog {
     /// `LogManager` to remove after `file.delete.delay.ms`. Returns the new path and the
     /// segments' shared read handles: readers holding a segment's file keep reading it
     /// until they are done, and freeing waits for them (`log::deletion`).
+    /// A rename that fails leaves the log whole, as it was.
     pub fn delete(&self) -> Result<(PathBuf, Vec<Arc<fs::File>>), LogError> {
         let mut inner = self.lock();
-        inner.deleted = true;
-        let handles = inner.segments.values().map(|s| s.file_handle()).collect();
-        inner.segments.clear();
-        inner.next_segment = None;
         let name = self
             .dir
             .file_name()
@@ -960,6 +957,10 @@ impl UnifiedLog {
             .dir
             .with_file_name(format!("{name}.{}-delete", uuid::Uuid::new_v4().simple()));
         fs::rename(&self.dir, &to)?;
+        inner.deleted = true;
+        let handles = inner.segments.values().map(|s| s.file_handle()).collect();
+        inner.segments.clear();
+        inner.next_segment = None;
         Ok((to, handles))
     }
 

@@ -160,7 +160,14 @@ pub fn delete_topic(broker: &Broker, name: &str) -> Result<TopicMetadata, Metada
     for p in 0..topic.partitions {
         match broker.logs.delete(&TopicPartition::new(name, p), broker.time.now_ms()) {
             Ok(dir) => renamed.extend(dir),
-            Err(e) => tracing::error!(topic = name, partition = p, error = %e, "deleting log failed"),
+            Err(e) => {
+                // Stops before the registry: the partition's data stays (in service or
+                // offline with its dir), and a topic deleted without it would come back
+                // at the next start. The partitions deleted so far stay deleted; a
+                // retried DeleteTopics finishes the job.
+                tracing::error!(topic = name, partition = p, error = %e, "deleting log failed; the topic stays");
+                return Err(to_metadata_error(e.into()));
+            }
         }
     }
     let topic = match broker.topics.delete(name) {
