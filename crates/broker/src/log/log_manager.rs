@@ -389,6 +389,11 @@ impl LogManager {
         let due_ms = now_ms.saturating_add(log.config().file_delete_delay_ms);
         let (renamed, handles) = match log.delete() {
             Ok(deleted) => deleted,
+            // Removed by someone else: nothing is left to come back.
+            Err(LogError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(partition = %tp, "the partition's directory was already gone");
+                return Ok(None);
+            }
             Err(e) => {
                 // The directory stayed, the log whole: back in service, or offline with
                 // its dir when the failure takes the dir offline. Never out of both,
