@@ -4,6 +4,12 @@
 mod common;
 
 use common::{rdkafka_config, BrokerProcess};
+use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
+use kafka_protocol::messages::join_group_response::JoinGroupResponse;
+use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
+use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
+use kafka_protocol::messages::{ApiKey, GroupId};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -282,32 +288,42 @@ fn offset_checker_lag_and_every_reset_option() {
     assert!(!out.lines().any(|l| l == "checker"), "{out}");
 }
 
+/// JoinGroup v5 from a raw client: `consumer` protocol, one `range` assignor.
+fn join(c: &mut common::RawClient, group: &str, member: &str) -> JoinGroupResponse {
+    let req = JoinGroupRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(str_bytes(member))
+        .with_protocol_type(str_bytes("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(str_bytes("range"))
+            .with_metadata(bytes::Bytes::from_static(b"\0\0"))]);
+    c.request(ApiKey::JoinGroup, 5, &req)
+}
+
+/// SyncGroup v3 from a raw client, with no assignments; its error code.
+fn sync(c: &mut common::RawClient, group: &str, generation: i32, member: &str) -> i16 {
+    let req = SyncGroupRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_generation_id(generation)
+        .with_member_id(str_bytes(member));
+    let resp: SyncGroupResponse = c.request(ApiKey::SyncGroup, 3, &req);
+    resp.error_code
+}
+
+fn str_bytes(x: &str) -> StrBytes {
+    StrBytes::from_string(x.to_string())
+}
+
 #[test]
 fn bad_group_requests_get_kafkas_error_codes() {
     use common::RawClient;
     use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
     use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
-    use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
-    use kafka_protocol::messages::join_group_response::JoinGroupResponse;
-    use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
-    use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
-    use kafka_protocol::messages::{ApiKey, GroupId};
-    use kafka_protocol::protocol::StrBytes;
     let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
     let mut c = RawClient::connect(&b.bootstrap);
-    let s = |x: &str| StrBytes::from_string(x.to_string());
-    let join = |c: &mut RawClient, group: &str, member: &str| -> JoinGroupResponse {
-        let req = JoinGroupRequest::default()
-            .with_group_id(GroupId(s(group)))
-            .with_session_timeout_ms(10_000)
-            .with_rebalance_timeout_ms(10_000)
-            .with_member_id(s(member))
-            .with_protocol_type(s("consumer"))
-            .with_protocols(vec![JoinGroupRequestProtocol::default()
-                .with_name(s("range"))
-                .with_metadata(bytes::Bytes::from_static(b"\0\0"))]);
-        c.request(ApiKey::JoinGroup, 5, &req)
-    };
+    let s = str_bytes;
     assert_eq!(join(&mut c, "", "").error_code, 24, "INVALID_GROUP_ID");
     assert_eq!(join(&mut c, "g", "nobody").error_code, 25, "UNKNOWN_MEMBER_ID");
     let first = join(&mut c, "g", "");
@@ -316,15 +332,11 @@ fn bad_group_requests_get_kafkas_error_codes() {
     assert_eq!(joined.error_code, 0);
     assert_eq!(joined.generation_id, 1);
     assert_eq!(joined.leader, joined.member_id);
-    let sync: SyncGroupResponse = c.request(
-        ApiKey::SyncGroup,
-        3,
-        &SyncGroupRequest::default()
-            .with_group_id(GroupId(s("g")))
-            .with_generation_id(0)
-            .with_member_id(joined.member_id.clone()),
+    assert_eq!(
+        sync(&mut c, "g", 0, joined.member_id.as_str()),
+        22,
+        "ILLEGAL_GENERATION for a stale generation"
     );
-    assert_eq!(sync.error_code, 22, "ILLEGAL_GENERATION for a stale generation");
     let hb = |c: &mut RawClient, generation: i32, member: StrBytes| -> i16 {
         let r: HeartbeatResponse = c.request(
             ApiKey::Heartbeat,
@@ -338,15 +350,7 @@ fn bad_group_requests_get_kafkas_error_codes() {
     };
     assert_eq!(hb(&mut c, 1, s("someone-else")), 25, "UNKNOWN_MEMBER_ID");
     assert_eq!(hb(&mut c, 0, joined.member_id.clone()), 22, "ILLEGAL_GENERATION");
-    let sync: SyncGroupResponse = c.request(
-        ApiKey::SyncGroup,
-        3,
-        &SyncGroupRequest::default()
-            .with_group_id(GroupId(s("g")))
-            .with_generation_id(1)
-            .with_member_id(joined.member_id.clone()),
-    );
-    assert_eq!(sync.error_code, 0);
+    assert_eq!(sync(&mut c, "g", 1, joined.member_id.as_str()), 0);
     assert_eq!(hb(&mut c, 1, joined.member_id.clone()), 0);
     // Oversized member metadata (more than half of message.max.bytes: its group could
     // never be stored) is refused, and the group's generation is undisturbed.
@@ -370,6 +374,60 @@ fn bad_group_requests_get_kafkas_error_codes() {
     // The coordinator still serves other groups.
     let other = join(&mut c, "other", "");
     assert_eq!(join(&mut c, "other", other.member_id.as_str()).error_code, 0);
+}
+
+/// The first group record creates `__consumer_offsets` in the background (the group
+/// tick writes it), one log at a time. Groups asked about meanwhile are served: their
+/// partition is being made, not offline, and holds nothing to load. (JoinGroup answered
+/// NOT_COORDINATOR in that window, which failed a CI run.)
+#[test]
+fn groups_are_served_while_the_offsets_topic_is_being_created() {
+    use common::RawClient;
+    let partitions = 300;
+    let b = BrokerProcess::start(&[
+        "group.initial.rebalance.delay.ms=0",
+        &format!("offsets.topic.num.partitions={partitions}"),
+    ]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    let first = join(&mut c, "first", "");
+    let joined = join(&mut c, "first", first.member_id.as_str());
+    assert_eq!(joined.error_code, 0);
+    // The leader's SyncGroup marks the group for writing: the next tick creates the topic.
+    assert_eq!(
+        sync(&mut c, "first", joined.generation_id, joined.member_id.as_str()),
+        0
+    );
+    let made = |dir: &std::path::Path| -> usize {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("__consumer_offsets-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while made(&b.data_dir) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut asked_while_half_made = 0;
+    for i in 0.. {
+        let before = made(&b.data_dir);
+        let r = join(&mut c, &format!("g{i}"), "");
+        assert_eq!(
+            r.error_code, 79,
+            "MEMBER_ID_REQUIRED for group g{i} ({before} logs made)"
+        );
+        let after = made(&b.data_dir);
+        if before > 0 && before < partitions {
+            asked_while_half_made += 1;
+        }
+        if after == partitions || Instant::now() > deadline {
+            break;
+        }
+    }
+    assert_eq!(made(&b.data_dir), partitions, "the topic was made within a minute");
+    assert!(asked_while_half_made > 0, "no request fell in the creation window");
 }
 
 /// Members and their partition counts from `--describe --members`.
@@ -555,13 +613,8 @@ fn group_membership_survives_restart_and_kill_minus_nine() {
     use kafka_protocol::messages::describe_groups_response::DescribeGroupsResponse;
     use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
     use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
-    use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
-    use kafka_protocol::messages::join_group_response::JoinGroupResponse;
     use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
-    use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
-    use kafka_protocol::messages::{ApiKey, GroupId};
-    use kafka_protocol::protocol::StrBytes;
-    let s = |x: &str| StrBytes::from_string(x.to_string());
+    let s = str_bytes;
     let mut b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
     let mut c = RawClient::connect(&b.bootstrap);
     let join = |c: &mut RawClient, member: &str| -> JoinGroupResponse {

@@ -59,11 +59,17 @@ pub fn offsets_log(broker: &Broker, group_id: &str) -> Result<Arc<UnifiedLog>, i
 /// is loaded would send consumers back to `auto.offset.reset`; Kafka answers
 /// NOT_COORDINATOR for a partition it has not loaded, and so does Fjord, while
 /// FindCoordinator answers COORDINATOR_NOT_AVAILABLE. Creates nothing.
+///
+/// Only an offline partition counts: one not made yet is being created (the group
+/// tick's first write makes the topic, its 50 logs one by one, while requests go on)
+/// and holds nothing to load, so its groups are served; their writes wait for the
+/// creation in `offsets_log`.
 pub fn coordinator_unavailable(broker: &Broker, group_id: &str) -> bool {
     let Some(topic) = broker.topics.get(OFFSETS_TOPIC) else {
         return false;
     };
-    topics::partition_log(broker, OFFSETS_TOPIC, partition_for(group_id, topic.partitions)).is_err()
+    let tp = crate::log::TopicPartition::new(OFFSETS_TOPIC, partition_for(group_id, topic.partitions));
+    broker.logs.is_offline(&tp)
 }
 
 /// Writes the commits (or tombstones, `None`) of one group as one record batch.
