@@ -128,3 +128,78 @@ fn a_full_disk_refuses_appends_keeps_acknowledged_writes_and_frees_by_deleting_a
     drop(b);
     drop(disk);
 }
+
+/// Partition directories of `topic` in `dir`, deleted ones (renamed `*-delete`) aside.
+fn partition_dirs(dir: &std::path::Path, topic: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("log dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{topic}-")) && !n.ends_with("-delete"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A topic whose logs a full disk refuses is not created at all: its registration is
+/// rolled back (it stayed, led in Metadata, while Produce answered
+/// UNKNOWN_TOPIC_OR_PARTITION and a retried create TOPIC_ALREADY_EXISTS), and no half
+/// made directory is left to bring it back at the next start. The same for new
+/// partitions and for `__consumer_offsets`. Once there is room, the same requests
+/// succeed. The second log dir is a full tmpfs; the first, which holds the metadata,
+/// has room.
+#[test]
+fn a_topic_whose_logs_a_full_disk_refuses_is_rolled_back() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let Some(disk) = Mount::tmpfs(&tmp.path().join("full"), DISK_BYTES) else {
+        eprintln!("skipped: mounting a tmpfs needs root and the right to mount");
+        return;
+    };
+    let (dir_a, dir_b) = (tmp.path().join("a"), disk.path.join("data"));
+    let dirs = format!("log.dirs={},{}", dir_a.display(), dir_b.display());
+    let mut b = BrokerProcess::start_in(&tmp.path().join("broker"), &[dirs.as_str()]);
+    create_topic_cli(&b.bootstrap, "grow", "1");
+    assert_eq!(partition_dirs(&dir_a, "grow"), ["grow-0"], "the least used dir first");
+    fill_up(&disk);
+    let topics = |b: &BrokerProcess, args: &[&str]| {
+        let mut all = vec!["topics", "--bootstrap-server", b.bootstrap.as_str()];
+        all.extend_from_slice(args);
+        fjord(&all, None)
+    };
+    // Two partitions: one in each dir, and the full one refuses its files.
+    let (ok, out, err) = topics(&b, &["--create", "--topic", "t", "--partitions", "2"]);
+    assert!(!ok, "created on a full disk: {out}");
+    assert!(err.contains("KafkaStorageError"), "{err}");
+    let (ok, out, err) = topics(&b, &["--alter", "--topic", "grow", "--partitions", "2"]);
+    assert!(!ok, "partitions added on a full disk: {out}");
+    assert_eq!(common::find_coordinator(&b.bootstrap, "g"), 15, "{err}");
+    let rolled_back = |b: &BrokerProcess| {
+        assert!(!listed(&b.bootstrap).contains(&"t".to_string()));
+        assert!(!listed(&b.bootstrap).contains(&"__consumer_offsets".to_string()));
+        let (ok, out, err) = topics(b, &["--describe", "--topic", "grow"]);
+        assert!(ok && out.contains("PartitionCount: 1"), "{out}{err}");
+        for dir in [&dir_a, &dir_b] {
+            assert!(partition_dirs(dir, "t").is_empty(), "{:?}", partition_dirs(dir, "t"));
+            assert!(partition_dirs(dir, "__consumer_offsets").is_empty());
+        }
+    };
+    rolled_back(&b);
+    // Nothing comes back at the next start.
+    b.kill9();
+    b.restart();
+    rolled_back(&b);
+
+    std::fs::remove_file(disk.path.join("filler")).expect("free the disk");
+    create_topic_cli(&b.bootstrap, "t", "2");
+    let (ok, out, err) = topics(&b, &["--alter", "--topic", "grow", "--partitions", "2"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(common::find_coordinator(&b.bootstrap, "g"), 0);
+    let sent = produce_tracked(&b.bootstrap, "t", &[0, 1], "t", 20, 100);
+    assert_eq!(sent.failed_count(), 0);
+    for p in [0, 1] {
+        assert_eq!(read_partition(&b.bootstrap, "t", p, 20), sent.acked_in(p));
+    }
+    b.stop();
+    let log = b.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+}

@@ -254,17 +254,6 @@ fn committed_offset(bootstrap: &str, group: &str, version: i16) -> Result<i64, i
     }
 }
 
-/// FindCoordinator v3's error code for a group.
-fn find_coordinator(bootstrap: &str, group: &str) -> i16 {
-    use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
-    let mut client = RawClient::connect(bootstrap);
-    let req = FindCoordinatorRequest::default()
-        .with_key(kafka_protocol::protocol::StrBytes::from_string(group.to_string()))
-        .with_key_type(0);
-    let resp: FindCoordinatorResponse = client.request(ApiKey::FindCoordinator, 3, &req);
-    resp.error_code
-}
-
 /// Commits offset `offset` of t-0 for `group`, as a consumer outside any generation.
 fn commit(bootstrap: &str, group: &str, offset: i64) {
     let c: BaseConsumer = common::rdkafka_config(bootstrap)
@@ -290,7 +279,11 @@ fn groups_whose_offsets_partition_is_offline_get_not_coordinator() {
     let dirs = format!("log.dirs={},{}", dir_a.display(), dir_b.display());
     let mut b = BrokerProcess::start_in(&tmp.path().join("broker"), &[dirs.as_str()]);
     create_topic_cli(&b.bootstrap, "t", "1");
-    assert_eq!(find_coordinator(&b.bootstrap, "first"), 0, "creates __consumer_offsets");
+    assert_eq!(
+        common::find_coordinator(&b.bootstrap, "first"),
+        0,
+        "creates __consumer_offsets"
+    );
     let on_b: Vec<i32> = (0..50)
         .filter(|p| dir_b.join(format!("__consumer_offsets-{p}")).is_dir())
         .collect();
@@ -313,8 +306,8 @@ fn groups_whose_offsets_partition_is_offline_get_not_coordinator() {
         assert_eq!(committed_offset(&b.bootstrap, &offline, version), Err(16), "v{version}");
         assert_eq!(committed_offset(&b.bootstrap, &online, version), Ok(9), "v{version}");
     }
-    assert_eq!(find_coordinator(&b.bootstrap, &offline), 15);
-    assert_eq!(find_coordinator(&b.bootstrap, &online), 0);
+    assert_eq!(common::find_coordinator(&b.bootstrap, &offline), 15);
+    assert_eq!(common::find_coordinator(&b.bootstrap, &online), 0);
     b.stop();
     std::fs::remove_file(&dir_b).expect("remove the file");
     std::fs::rename(&away, &dir_b).expect("the dir back");

@@ -338,6 +338,7 @@ impl LogManager {
                 .ok_or(LogError::NoLogDir)?
         };
         let path = self.log_dirs[dir_index].join(tp.dir_name());
+        let existed = path.exists();
         let offsets = LoadOffsets {
             clean_shutdown: true,
             ..Default::default()
@@ -346,7 +347,18 @@ impl LogManager {
             checkpoint::write_partition_metadata(&path, topic_id)?;
             Ok(Arc::new(log))
         });
-        let log = created.inspect_err(|e| self.report_io_failure(dir_index, e))?;
+        let log = created.inspect_err(|e| {
+            self.report_io_failure(dir_index, e);
+            // A directory left half made (a full disk refused its files) would be
+            // found at the next start and bring its topic back as an orphan.
+            let removed = if existed { Ok(()) } else { fs::remove_dir_all(&path) };
+            match removed {
+                Err(undo) if undo.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(dir = %path.display(), error = %undo, "removing a partially created log failed")
+                }
+                _ => {}
+            }
+        })?;
         self.insert(tp.clone(), dir_index, log.clone())?;
         Ok(log)
     }

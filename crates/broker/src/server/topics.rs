@@ -131,7 +131,16 @@ pub fn create_topic(broker: &Broker, req: NewTopic, validate_only: bool) -> Resu
     };
     let topic = broker.topics.create(topic, validate_only)?;
     if !validate_only {
-        ensure_logs(broker, &topic, &defaults, true).map_err(to_metadata_error)?;
+        if let Err(e) = ensure_logs(broker, &topic, &defaults, true) {
+            // Undone, so that the topic is not left registered without its logs:
+            // Metadata would show it led while Produce answers UNKNOWN_TOPIC_OR_PARTITION
+            // and a retried create TOPIC_ALREADY_EXISTS.
+            tracing::warn!(topic = %topic.name, error = %e, "creating the topic's logs failed; rolling it back");
+            if let Err(undo) = delete_topic(broker, &topic.name) {
+                tracing::error!(topic = %topic.name, error = %undo, "rolling back a failed creation failed; delete the topic");
+            }
+            return Err(to_metadata_error(e));
+        }
         tracing::info!(topic = %topic.name, partitions, "created topic");
     }
     Ok(topic)
@@ -207,11 +216,32 @@ pub fn create_partitions(broker: &Broker, name: &str, count: i32, validate_only:
     if validate_only {
         return Ok(());
     }
+    let before = topic.clone();
     topic.partitions = count;
-    broker.topics.update(topic.clone())?;
     let defaults = broker.topic_defaults()?;
-    ensure_logs(broker, &topic, &defaults, true).map_err(to_metadata_error)?;
+    broker.topics.update(topic.clone())?;
+    if let Err(e) = ensure_logs(broker, &topic, &defaults, true) {
+        tracing::warn!(topic = name, error = %e, "creating the new partitions' logs failed; rolling them back");
+        roll_back_partitions(broker, &before, count);
+        return Err(to_metadata_error(e));
+    }
     Ok(())
+}
+
+/// Undoes a CreatePartitions whose logs could not all be made: the new partitions'
+/// logs are deleted and the topic's old count stored again. What cannot be undone is
+/// logged; the partitions then stay registered, as a failed creation left them.
+fn roll_back_partitions(broker: &Broker, before: &TopicMetadata, count: i32) {
+    for p in before.partitions..count {
+        let tp = TopicPartition::new(before.name.clone(), p);
+        if let Err(e) = broker.logs.delete(&tp, broker.time.now_ms()) {
+            tracing::error!(partition = %tp, error = %e, "rolling back a new partition failed");
+            return;
+        }
+    }
+    if let Err(e) = broker.topics.update(before.clone()) {
+        tracing::error!(topic = %before.name, error = %e, "storing the old partition count failed");
+    }
 }
 
 /// Replaces a topic's config overrides and applies them to its logs.

@@ -182,6 +182,17 @@ impl RawClient {
     }
 }
 
+/// FindCoordinator v3's error code for a group.
+pub fn find_coordinator(bootstrap: &str, group: &str) -> i16 {
+    use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+    let mut client = RawClient::connect(bootstrap);
+    let req = FindCoordinatorRequest::default()
+        .with_key(kafka_protocol::protocol::StrBytes::from_string(group.to_string()))
+        .with_key_type(0);
+    let resp: FindCoordinatorResponse = client.request(ApiKey::FindCoordinator, 3, &req);
+    resp.error_code
+}
+
 /// Reads an i16 error code at the start of a buffer (helper for raw frames).
 pub fn peek_i16(mut b: Bytes) -> i16 {
     b.get_i16()
