@@ -7,10 +7,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use common::{BrokerProcess, RawClient};
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
-use kafka_protocol::messages::produce_response::ProduceResponse;
-use kafka_protocol::messages::{ApiKey, TopicName};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Decodable;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 /// The broker still answers ApiVersions on a fresh connection.
@@ -115,30 +113,8 @@ fn batch(n: usize, producer: Option<(i64, i16, i32)>) -> BytesMut {
     buf
 }
 
-/// Creates `topic` through Metadata auto-creation.
-fn ensure_topic(c: &mut RawClient, topic: &str) {
-    use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
-    use kafka_protocol::messages::metadata_response::MetadataResponse;
-    let req = MetadataRequest::default()
-        .with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.into()))))
-        ]))
-        .with_allow_auto_topic_creation(true);
-    let r: MetadataResponse = c.request(ApiKey::Metadata, 9, &req);
-    assert_eq!(r.topics[0].error_code, 0);
-}
-
-pub fn produce(c: &mut RawClient, topic: &str, records: Bytes) -> (i16, i64) {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.into())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])]);
-    let r: ProduceResponse = c.request(ApiKey::Produce, 9, &req);
-    let p = &r.responses[0].partition_responses[0];
+fn produce(c: &mut RawClient, topic: &str, records: Bytes) -> (i16, i64) {
+    let p = common::produce_raw(c, topic, records);
     (p.error_code, p.base_offset)
 }
 
@@ -152,7 +128,7 @@ fn bad_batches_get_kafkas_error_codes_and_the_connection_stays_up() {
         3,
         "UNKNOWN_TOPIC_OR_PARTITION before it exists"
     );
-    ensure_topic(&mut c, "bad-batches");
+    common::ensure_topic(&mut c, "bad-batches");
     assert_eq!(produce(&mut c, "bad-batches", good.clone().freeze()), (0, 0));
 
     let mut corrupt = good.clone();
@@ -213,7 +189,7 @@ fn bad_batches_get_kafkas_error_codes_and_the_connection_stays_up() {
 fn oversized_batch_is_message_too_large() {
     let broker = BrokerProcess::start(&["message.max.bytes=1000"]);
     let mut c = RawClient::connect(&broker.bootstrap);
-    ensure_topic(&mut c, "too-large");
+    common::ensure_topic(&mut c, "too-large");
     let big = batch(200, None);
     assert!(big.len() > 1000);
     let big_len = big.len();
@@ -319,23 +295,10 @@ fn connections_are_spread_over_the_network_threads() {
 
 #[test]
 fn idempotent_producer_duplicates_and_gaps() {
-    use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
-    use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
     let mut broker = BrokerProcess::start(&[]);
     let mut c = RawClient::connect(&broker.bootstrap);
-    let r: InitProducerIdResponse = c.request(
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(60_000)
-            .with_producer_id((-1).into())
-            .with_producer_epoch(-1),
-    );
-    assert_eq!(r.error_code, 0);
-    let pid = r.producer_id.0;
-    ensure_topic(&mut c, "idem");
-    assert!(pid >= 0);
+    let pid = common::init_producer_id(&mut c);
+    common::ensure_topic(&mut c, "idem");
     let b0 = batch(3, Some((pid, 0, 0))).freeze();
     assert_eq!(produce(&mut c, "idem", b0.clone()), (0, 0));
     assert_eq!(
@@ -358,6 +321,22 @@ fn idempotent_producer_duplicates_and_gaps() {
         produce(&mut c, "idem", batch(1, Some((pid, 0, 5))).freeze()),
         (0, 5),
         "next in sequence"
+    );
+    // Kafka's LogValidator: a producer id without a sequence would reset the producer's
+    // state (its next batch out of order); a control batch is the broker's to write.
+    assert_eq!(
+        produce(&mut c, "idem", batch(1, Some((pid, 0, -1))).freeze()).0,
+        87,
+        "INVALID_RECORD for a producer id without a sequence"
+    );
+    let mut control = batch(1, None);
+    control[22] |= 0x20;
+    let crc = broker::log::record_batch::compute_crc(&control);
+    control[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        produce(&mut c, "idem", control.freeze()).0,
+        87,
+        "INVALID_RECORD for a client's control batch"
     );
     // The duplicate is still caught after a clean restart and after kill -9.
     broker.stop();
@@ -388,5 +367,64 @@ fn produce_v2_is_advertised_like_kafka_but_refused() {
     ]))
     .unwrap();
     assert!(c.is_closed(), "a v2 produce request is refused");
+    assert_serving(&broker);
+}
+
+/// A valid zstd batch (header and CRC right, one record claimed) whose records section
+/// is `expanded_bytes` of zeros in a few kilobytes.
+fn zstd_bomb(expanded_bytes: usize, timestamp: i64) -> Vec<u8> {
+    use broker::log::record_batch::{compute_crc, BATCH_HEADER_BYTES, LOG_OVERHEAD};
+    use std::io::Write;
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("zstd");
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..expanded_bytes.div_ceil(zeros.len()) {
+        encoder.write_all(&zeros).expect("compress");
+    }
+    let compressed = encoder.finish().expect("zstd");
+    let mut b = BytesMut::zeroed(BATCH_HEADER_BYTES);
+    b[8..12].copy_from_slice(&((BATCH_HEADER_BYTES - LOG_OVERHEAD + compressed.len()) as i32).to_be_bytes());
+    b[16] = 2;
+    b[21..23].copy_from_slice(&4i16.to_be_bytes());
+    for at in [27, 35] {
+        b[at..at + 8].copy_from_slice(&timestamp.to_be_bytes());
+    }
+    b[43..61].copy_from_slice(&[0xff; 18]);
+    b[57..61].copy_from_slice(&1i32.to_be_bytes());
+    b.extend_from_slice(&compressed);
+    let crc = compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.to_vec()
+}
+
+/// A producer's zstd batch of a few kilobytes that expands to 1 GiB is stored as it
+/// came (Kafka does not decompress it either). A ListOffsets by timestamp looks into the
+/// batch for the exact record, and decodes it only up to a limit: the answer is the
+/// batch's own offset and timestamp, and the broker's memory stays small (it decoded
+/// the whole gigabyte before; a larger bomb ended the process).
+#[test]
+fn a_compressed_bomb_is_not_expanded_by_a_timestamp_lookup() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    common::ensure_topic(&mut c, "bomb");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    assert_eq!(produce(&mut c, "bomb", Bytes::from(zstd_bomb(1 << 30, now))), (0, 0));
+    // By a timestamp, and Kafka's MAX_TIMESTAMP (-3).
+    for timestamp in [0, -3] {
+        assert_eq!(
+            common::list_offsets(&mut c, "bomb", timestamp),
+            (0, 0, now),
+            "timestamp {timestamp}"
+        );
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", broker.child.id())).expect("status");
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    assert!(peak_kib < 100 << 10, "the broker's peak RSS: {peak_kib} KiB");
     assert_serving(&broker);
 }

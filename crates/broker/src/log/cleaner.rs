@@ -15,7 +15,7 @@ use super::record_batch::BatchIter;
 use super::segment::{self, SCAN_CHUNK_BYTES};
 use super::{LogError, UnifiedLog};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
@@ -58,8 +58,22 @@ impl Throttle {
 }
 
 /// Calls `f` with every record batch (decoded) of a segment's first `size` bytes.
-/// Called with each batch's raw bytes and its decoded records.
-type BatchVisitor<'a> = dyn FnMut(&[u8], Vec<Record>) -> Result<(), LogError> + 'a;
+/// Called with each batch's raw bytes and its decoded records; `None` for a batch that
+/// does not decode within `compression::expanded_bytes_max` (a producer's batch is
+/// stored without being decompressed, and may be a bomb) or at all: it is kept whole,
+/// and its keys replace nothing, so compaction goes on around it and loses no record.
+type BatchVisitor<'a> = dyn FnMut(&[u8], Option<Vec<Record>>) -> Result<(), LogError> + 'a;
+
+fn decode(raw: &[u8]) -> Option<Vec<Record>> {
+    let mut buf = Bytes::copy_from_slice(raw);
+    match super::compression::decode_bounded(&mut buf, super::compression::expanded_bytes_max(raw.len())) {
+        Ok(set) => Some(set.records),
+        Err(e) => {
+            tracing::warn!(error = %e, "a batch the cleaner cannot decode is kept whole");
+            None
+        }
+    }
+}
 
 fn for_each_batch(file: &File, size: u64, throttle: &mut Throttle, f: &mut BatchVisitor<'_>) -> Result<(), LogError> {
     let mut pos = 0u64;
@@ -70,9 +84,7 @@ fn for_each_batch(file: &File, size: u64, throttle: &mut Throttle, f: &mut Batch
         let mut consumed = 0;
         for (at, h) in BatchIter::new(&chunk) {
             let raw = &chunk[at..at + h.size_bytes()];
-            let mut buf = Bytes::copy_from_slice(raw);
-            let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Corrupt(e.to_string()))?;
-            f(raw, set.records)?;
+            f(raw, decode(raw))?;
             consumed = at + h.size_bytes();
         }
         if consumed == 0 {
@@ -80,9 +92,7 @@ fn for_each_batch(file: &File, size: u64, throttle: &mut Throttle, f: &mut Batch
             let head = segment::read_exact_at(file, pos, super::record_batch::BATCH_HEADER_BYTES.min(len))?;
             let h = super::record_batch::BatchHeader::parse(&head)?;
             let raw = segment::read_exact_at(file, pos, h.size_bytes())?;
-            let mut buf = Bytes::copy_from_slice(&raw);
-            let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Corrupt(e.to_string()))?;
-            f(&raw, set.records)?;
+            f(&raw, decode(&raw))?;
             consumed = h.size_bytes();
         }
         pos += consumed as u64;
@@ -146,7 +156,7 @@ fn offset_map(
     for (_, file, size) in segments {
         let mut full = false;
         for_each_batch(file, *size, throttle, &mut |_, records| {
-            for r in records {
+            for r in records.into_iter().flatten() {
                 if let Some(k) = r.key {
                     map_bytes += if latest.contains_key(&k) { 0 } else { k.len() + 24 };
                     latest.insert(k, r.offset);
@@ -177,6 +187,10 @@ fn rewrite_segment(
     let mut out = BytesMut::new();
     let mut changed = false;
     for_each_batch(file, size, throttle, &mut |raw, records| {
+        let Some(records) = records else {
+            out.extend_from_slice(raw);
+            return Ok(());
+        };
         let total = records.len();
         stats.records_read += total as u64;
         let keep: Vec<Record> = records
@@ -259,7 +273,7 @@ mod tests {
                 return out;
             }
             let mut bytes = info.records.read_to_bytes().expect("bytes");
-            for set in RecordBatchDecoder::decode_all(&mut bytes).expect("decode") {
+            for set in kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes).expect("decode") {
                 for r in set.records.into_iter().filter(|r| r.offset >= offset) {
                     let key = String::from_utf8(r.key.expect("key").to_vec()).expect("utf8");
                     let seq = std::str::from_utf8(&r.value.expect("value"))
@@ -289,6 +303,20 @@ mod tests {
         UnifiedLog::load(dir, tp, config.clone(), offsets, 1_000).expect("load")
     }
 
+    /// One unthrottled pass that must clean something: the config and what it did.
+    fn clean_once(log: &UnifiedLog) -> (CleanerConfig, CleanStats) {
+        let cleaner = CleanerConfig {
+            dedupe_buffer_bytes: 1 << 20,
+            io_max_bytes_per_second: f64::INFINITY,
+        };
+        let stats = clean(log, &cleaner, 1_000).expect("clean");
+        assert!(
+            stats.segments > 0 && stats.records_kept < stats.records_read,
+            "{stats:?}"
+        );
+        (cleaner, stats)
+    }
+
     /// 200 batches of 10 updates, one of each to a hot key, in segments of ~4 KiB:
     /// cleaning keeps each key's latest update in the rolled segments, offsets unchanged,
     /// and the cleaned log reads back the same after a reload, clean or crash-style. Each
@@ -313,15 +341,7 @@ mod tests {
         assert_eq!(before.len(), 2_000);
         // Index files on disk for the segments about to be replaced.
         log.flush_rolled_segments().expect("flush");
-        let cleaner = CleanerConfig {
-            dedupe_buffer_bytes: 1 << 20,
-            io_max_bytes_per_second: f64::INFINITY,
-        };
-        let stats = clean(&log, &cleaner, 1_000).expect("clean");
-        assert!(
-            stats.segments > 0 && stats.records_kept < stats.records_read,
-            "{stats:?}"
-        );
+        let (cleaner, stats) = clean_once(&log);
         let after = read_all(&log);
         assert!(after.len() < before.len(), "{} records left", after.len());
         // The replaced bytes stay linked as `.log.deleted`, handed over to be freed
@@ -352,6 +372,44 @@ mod tests {
         assert_eq!(read_all(&reloaded), after, "through indexes rebuilt by recovery");
         // A second pass over a clean log rewrites nothing.
         assert_eq!(clean(&reloaded, &cleaner, 1_000).expect("clean").segments, 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A producer's zstd batch that expands to 256 MiB (a few kilobytes stored) is not
+    /// decoded: the cleaner keeps it whole, byte for byte, and compacts around it.
+    #[test]
+    fn a_batch_that_expands_past_the_limit_is_kept_whole() {
+        let dir = std::env::temp_dir().join(format!("fjord-cleaner-bomb-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = Arc::new(TopicConfig {
+            cleanup_policy_compact: true,
+            segment_bytes: 4096,
+            ..TopicConfig::default()
+        });
+        let log = open(&dir, &config, false);
+        let bomb = crate::log::compression::tests::zstd_bomb(256 << 20, 1_000);
+        let mut bomb_offset = None;
+        for b in 0..40 {
+            let info = log.append_as_leader(&updates(b * 10, 10), 0, 1_000).expect("append");
+            log.update_high_watermark(info.last_offset + 1);
+            if b == 10 {
+                let info = log
+                    .append_as_leader(&bomb, 0, 1_000)
+                    .expect("a producer's batch is stored");
+                bomb_offset = Some(info.base_offset);
+            }
+        }
+        let bomb_offset = bomb_offset.expect("appended");
+        clean_once(&log);
+        let info = log
+            .read(bomb_offset, 1, FetchIsolation::HighWatermark, true)
+            .expect("read");
+        let bytes = info.records.read_to_bytes().expect("bytes");
+        let (at, h) = crate::log::record_batch::BatchIter::new(&bytes)
+            .find(|(_, h)| h.base_offset == bomb_offset)
+            .expect("the batch is still there");
+        // Bytes 21 on are the CRC-covered part, which no append or cleaning changes.
+        assert_eq!(&bytes[at + 21..at + h.size_bytes()], &bomb[21..]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,7 +9,7 @@
 
 use super::record_batch::BatchError;
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet};
 use std::io::Read;
 
 /// Byte 21 of a v2 batch holds its attributes; the low three bits are the codec.
@@ -43,14 +43,33 @@ pub fn batch_codec(batch: &[u8]) -> Option<Compression> {
     })
 }
 
+/// Limit: how many times its own size a stored batch may expand to when the broker
+/// decodes it (recompression, compaction, a timestamp lookup); at least
+/// `EXPANDED_BYTES_MIN`. Producers' batches are not decompressed when stored, so a
+/// small batch may hold gigabytes of zeros: decoding must stop, not allocate them.
+pub const EXPANSION_MAX: usize = 64;
+const EXPANDED_BYTES_MIN: usize = 1 << 20;
+
+/// How many bytes a batch of `batch_bytes` may decode to (see `EXPANSION_MAX`).
+pub fn expanded_bytes_max(batch_bytes: usize) -> usize {
+    batch_bytes.saturating_mul(EXPANSION_MAX).max(EXPANDED_BYTES_MIN)
+}
+
+/// Decodes the batch at the front of `input` (consuming it), its records decompressed
+/// to at most `expanded_bytes_max` bytes; past that, an error and nothing allocated
+/// beyond the limit.
+pub fn decode_bounded(input: &mut Bytes, expanded_bytes_max: usize) -> anyhow::Result<RecordSet> {
+    let decompress = |compressed: &mut Bytes, codec: Compression| -> anyhow::Result<Bytes> {
+        decompress_bounded(compressed, codec, expanded_bytes_max)
+    };
+    RecordBatchDecoder::decode_with_custom_compression(input, Some(decompress))
+}
+
 /// Decodes one validated batch and encodes it again with `target`.
 pub fn recompress(batch: &[u8], target: Compression, expanded_bytes_max: usize) -> Result<Bytes, BatchError> {
     let invalid = |e: anyhow::Error| BatchError::Invalid(format!("recompressing: {e}"));
     let mut input = Bytes::copy_from_slice(batch);
-    let decompress = |compressed: &mut Bytes, codec: Compression| -> anyhow::Result<Bytes> {
-        decompress_bounded(compressed, codec, expanded_bytes_max)
-    };
-    let set = RecordBatchDecoder::decode_with_custom_compression(&mut input, Some(decompress)).map_err(invalid)?;
+    let set = decode_bounded(&mut input, expanded_bytes_max).map_err(invalid)?;
     let mut out = BytesMut::with_capacity(batch.len());
     let options = RecordEncodeOptions {
         version: 2,
@@ -120,9 +139,48 @@ fn snappy_bounded(data: &[u8], max: usize) -> anyhow::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use kafka_protocol::records::{Record, TimestampType};
+
+    /// A valid zstd batch (header and CRC right, one record claimed) whose records
+    /// section is `expanded_bytes` of zeros in a few kilobytes: what a producer may
+    /// store, since Fjord, as Kafka, keeps a producer's compressed batch as it came.
+    pub(crate) fn zstd_bomb(expanded_bytes: usize, timestamp: i64) -> Vec<u8> {
+        use crate::log::record_batch::{compute_crc, BATCH_HEADER_BYTES, LOG_OVERHEAD};
+        use std::io::Write;
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("zstd");
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..expanded_bytes.div_ceil(zeros.len()) {
+            encoder.write_all(&zeros).expect("compress");
+        }
+        let compressed = encoder.finish().expect("zstd");
+        let mut b = vec![0u8; BATCH_HEADER_BYTES];
+        let length = (BATCH_HEADER_BYTES - LOG_OVERHEAD + compressed.len()) as i32;
+        b[8..12].copy_from_slice(&length.to_be_bytes());
+        b[16] = 2;
+        b[21..23].copy_from_slice(&4i16.to_be_bytes());
+        b[27..35].copy_from_slice(&timestamp.to_be_bytes());
+        b[35..43].copy_from_slice(&timestamp.to_be_bytes());
+        b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
+        b[51..53].copy_from_slice(&(-1i16).to_be_bytes());
+        b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        b[57..61].copy_from_slice(&1i32.to_be_bytes());
+        b.extend(compressed);
+        let crc = compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn a_bomb_decodes_to_an_error_not_an_allocation() {
+        let bomb = zstd_bomb(256 << 20, 1_000);
+        assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+        let mut input = Bytes::from(bomb.clone());
+        let limit = expanded_bytes_max(bomb.len());
+        assert!(limit < 8 << 20, "{limit}");
+        assert!(decode_bounded(&mut input, limit).is_err());
+    }
 
     fn batch(value: Bytes, codec: Compression) -> Bytes {
         let record = Record {

@@ -345,6 +345,7 @@ pub fn validate_produce_records(records: &[u8], rules: &ValidationRules) -> Resu
         if header.compression() == 0 {
             check_uncompressed_records(&header, batch)?;
         }
+        check_client_batch(&header)?;
         if !rules.log_append_time {
             check_timestamp(header.max_timestamp, rules)?;
         }
@@ -355,6 +356,24 @@ pub fn validate_produce_records(records: &[u8], rules: &ValidationRules) -> Resu
         return Err(BatchError::Invalid("no record batch in produce request".into()));
     }
     Ok(out)
+}
+
+/// What Kafka's `LogValidator.validateBatch` refuses from a client: control batches
+/// (markers are the broker's to write) and a producer id without a sequence, which would
+/// reset that producer's sequence state, so that its next batch is out of order.
+fn check_client_batch(header: &BatchHeader) -> Result<(), BatchError> {
+    if header.is_control() {
+        return Err(BatchError::Invalid(
+            "clients are not allowed to write control records".into(),
+        ));
+    }
+    if header.has_producer_id() && header.base_sequence < 0 {
+        return Err(BatchError::Invalid(format!(
+            "invalid sequence number {} in record batch with producer id {}",
+            header.base_sequence, header.producer_id
+        )));
+    }
+    Ok(())
 }
 
 fn check_timestamp(ts: i64, rules: &ValidationRules) -> Result<(), BatchError> {
@@ -514,6 +533,40 @@ pub(crate) mod tests {
         let h = BatchHeader::parse(&b).unwrap();
         assert_eq!(h.max_timestamp, 5000);
         verify_crc(&h, &b).unwrap();
+    }
+
+    /// Kafka's `LogValidator`: a client's control batch, and a producer id with no
+    /// sequence, are INVALID_RECORD; a producer id with a sequence is fine.
+    #[test]
+    fn control_batches_and_producer_ids_without_sequence_are_invalid() {
+        let resign = |b: &mut Vec<u8>| {
+            let crc = compute_crc(b);
+            b[17..21].copy_from_slice(&crc.to_be_bytes());
+        };
+        let mut control = make_batch(1, 5, 1000);
+        control[22] |= ATTR_CONTROL as u8;
+        resign(&mut control);
+        let refused = validate_produce_records(&control, &rules());
+        assert!(
+            matches!(&refused, Err(BatchError::Invalid(m)) if m.contains("control")),
+            "{refused:?}"
+        );
+        let mut idempotent = make_batch(1, 5, 1000);
+        idempotent[43..51].copy_from_slice(&1000i64.to_be_bytes());
+        idempotent[51..53].copy_from_slice(&0i16.to_be_bytes());
+        idempotent[53..57].copy_from_slice(&5i32.to_be_bytes());
+        resign(&mut idempotent);
+        assert_eq!(
+            validate_produce_records(&idempotent, &rules()).map(|v| v.len()).ok(),
+            Some(1)
+        );
+        idempotent[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        resign(&mut idempotent);
+        let refused = validate_produce_records(&idempotent, &rules());
+        assert!(
+            matches!(&refused, Err(BatchError::Invalid(m)) if m.contains("sequence")),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -11,10 +11,6 @@
 /// The page cache is dropped in steps of at least this much (one fadvise each).
 const PAGE_CACHE_DROP_STEP_BYTES: u64 = 32 << 20;
 
-/// Limit: how many times its own size a batch may expand to when the broker
-/// decompresses it to recompress (topic `compression.type`).
-const RECOMPRESSION_EXPANSION_MAX: usize = 64;
-
 /// Limit: fetches waiting on one partition.
 const FETCH_WAITERS_MAX: usize = 10_000;
 
@@ -33,6 +29,7 @@ use crate::config::TopicConfig;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fs;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -56,7 +53,7 @@ fn validate_for_leader(
     let batches = record_batch::validate_produce_records(records, &rules)?;
     let (recompressed, batches) = match super::compression::target_codec(&config.compression_type) {
         Some(target) if super::compression::batch_codec(records) != Some(target) => {
-            let expanded_max = (rules.max_message_bytes.saturating_mul(RECOMPRESSION_EXPANSION_MAX)).max(1 << 20);
+            let expanded_max = super::compression::expanded_bytes_max(rules.max_message_bytes);
             let recompressed = super::compression::recompress(records, target, expanded_max)?;
             let batches = record_batch::validate_produce_records(&recompressed, &rules)?;
             (Some(recompressed), batches)
@@ -221,7 +218,10 @@ impl UnifiedLog {
             if seg.next_offset() <= from {
                 continue;
             }
-            for_each_batch_from(seg, from, &mut |h| state.update(h))?;
+            for_each_batch_from(seg, from, &mut |h| {
+                state.update(h);
+                ControlFlow::Continue(())
+            })?;
         }
         inner.producer_state = state;
         ProducerStateManager::clean_snapshots(&self.dir, leo)?;
@@ -250,7 +250,13 @@ impl UnifiedLog {
                 return Ok(AppendInfo {
                     base_offset: m.first_offset(),
                     last_offset: m.last_offset,
-                    log_append_time_ms: -1,
+                    // The stored batch's append time, as Kafka answers a retry (which
+                    // answers it for CreateTime topics too, where it means nothing).
+                    log_append_time_ms: if config.message_timestamp_log_append_time {
+                        m.timestamp
+                    } else {
+                        -1
+                    },
                     log_start_offset: inner.log_start_offset,
                     records: 0,
                 });
@@ -606,13 +612,14 @@ impl UnifiedLog {
                 let start = seg.time_index().lookup(timestamp).max(inner.log_start_offset);
                 let mut found = None;
                 for_each_batch_from(seg, start, &mut |h| {
-                    if found.is_none()
-                        && h.max_timestamp >= timestamp
-                        && h.last_offset() >= start
-                        && h.base_offset < inner.high_watermark
-                    {
-                        found = Some(*h);
+                    if h.base_offset >= inner.high_watermark {
+                        return ControlFlow::Break(());
                     }
+                    if h.max_timestamp >= timestamp && h.last_offset() >= start {
+                        found = Some(*h);
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
                 })?;
                 if let Some(h) = found {
                     return exact_record(seg, &h, |ts, off| ts >= timestamp && off >= start)
@@ -627,18 +634,25 @@ impl UnifiedLog {
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
         self.guard(|| {
             let inner = self.lock();
+            // The first segment holding the largest timestamp, as Kafka's `maxBy`
+            // (`max_by_key` would answer the last).
             let best = inner
                 .segments
                 .values()
                 .filter(|s| !s.is_empty())
-                .max_by_key(|s| s.max_timestamp());
+                .fold(None, |best: Option<&LogSegment>, s| match best {
+                    Some(b) if b.max_timestamp() >= s.max_timestamp() => Some(b),
+                    _ => Some(s),
+                });
             let Some(seg) = best else { return Ok(None) };
             let (ts, last_offset) = (seg.max_timestamp(), seg.offset_of_max_timestamp());
             let mut batch = None;
             for_each_batch_from(seg, last_offset, &mut |h| {
-                if batch.is_none() && h.last_offset() >= last_offset {
+                if h.last_offset() >= last_offset {
                     batch = Some(*h);
+                    return ControlFlow::Break(());
                 }
+                ControlFlow::Continue(())
             })?;
             match batch {
                 Some(h) => exact_record(seg, &h, |t, _| t == ts).map(|r| r.or(Some((last_offset, ts)))),
@@ -1002,11 +1016,13 @@ impl UnifiedLog {
     }
 }
 
-/// Calls `f` with the header of every batch in `seg` that ends at or after `from`.
+/// Calls `f` with the header of every batch in `seg` that ends at or after `from`,
+/// until it answers `Break`: a lookup stops at its batch instead of reading the rest of
+/// a segment of up to `segment.bytes` under the log's lock.
 pub(crate) fn for_each_batch_from(
     seg: &LogSegment,
     from: i64,
-    f: &mut dyn FnMut(&BatchHeader),
+    f: &mut dyn FnMut(&BatchHeader) -> ControlFlow<()>,
 ) -> Result<(), LogError> {
     let Some((mut pos, _)) = seg.position_of(from, seg.size())? else {
         return Ok(());
@@ -1016,13 +1032,17 @@ pub(crate) fn for_each_batch_from(
         let chunk = segment::read_exact_at(seg.file(), pos, len)?;
         let mut consumed = 0;
         for (at, h) in BatchIter::new(&chunk) {
-            f(&h);
+            if f(&h).is_break() {
+                return Ok(());
+            }
             consumed = at + h.size_bytes();
         }
         if consumed == 0 {
             let head = segment::read_exact_at(seg.file(), pos, record_batch::BATCH_HEADER_BYTES.min(len))?;
             let h = BatchHeader::parse(&head)?;
-            f(&h);
+            if f(&h).is_break() {
+                return Ok(());
+            }
             consumed = h.size_bytes();
         }
         pos += consumed as u64;
@@ -1041,8 +1061,15 @@ fn exact_record(
     };
     let bytes = segment::read_exact_at(seg.file(), pos, h.size_bytes())?;
     let mut buf = Bytes::from(bytes);
-    let set =
-        kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Corrupt(e.to_string()))?;
+    let set = match super::compression::decode_bounded(&mut buf, super::compression::expanded_bytes_max(h.size_bytes()))
+    {
+        Ok(set) => set,
+        // Past the limit (or not decodable), the batch's own offsets and timestamp answer.
+        Err(e) => {
+            tracing::warn!(segment = %seg.path(".log").display(), offset = h.base_offset, error = %e, "a batch not decoded for a timestamp lookup");
+            return Ok(None);
+        }
+    };
     Ok(set
         .records
         .iter()

@@ -139,7 +139,10 @@ pub fn load(broker: &Broker) -> usize {
             }
             let mut batches = Bytes::copy_from_slice(&bytes[..whole]);
             while !batches.is_empty() {
-                let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut batches) else {
+                // The broker's own batches, but the bound costs nothing and keeps a
+                // damaged one from allocating without limit.
+                let limit = crate::log::compression::expanded_bytes_max(batches.len());
+                let Ok(set) = crate::log::compression::decode_bounded(&mut batches, limit) else {
                     break;
                 };
                 for r in set.records {

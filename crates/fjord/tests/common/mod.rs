@@ -182,6 +182,75 @@ impl RawClient {
     }
 }
 
+/// Creates `topic` through Metadata auto-creation.
+pub fn ensure_topic(c: &mut RawClient, topic: &str) {
+    use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
+    use kafka_protocol::messages::metadata_response::MetadataResponse;
+    use kafka_protocol::messages::TopicName;
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.into()))))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let r: MetadataResponse = c.request(ApiKey::Metadata, 9, &req);
+    assert_eq!(r.topics[0].error_code, 0);
+}
+
+/// Produce v9 (acks=all) of `records` to partition 0 of `topic`: the partition's answer.
+pub fn produce_raw(
+    c: &mut RawClient,
+    topic: &str,
+    records: Bytes,
+) -> kafka_protocol::messages::produce_response::PartitionProduceResponse {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
+    use kafka_protocol::messages::produce_response::ProduceResponse;
+    use kafka_protocol::messages::TopicName;
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let mut r: ProduceResponse = c.request(ApiKey::Produce, 9, &req);
+    r.responses.remove(0).partition_responses.remove(0)
+}
+
+/// ListOffsets v7 for partition 0 of `topic`: error code, offset, timestamp.
+pub fn list_offsets(c: &mut RawClient, topic: &str, timestamp: i64) -> (i16, i64, i64) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse, TopicName};
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(timestamp)])]);
+    let r: ListOffsetsResponse = c.request(ApiKey::ListOffsets, 7, &req);
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+/// InitProducerId v4 without a transactional id: a new idempotent producer's id.
+pub fn init_producer_id(c: &mut RawClient) -> i64 {
+    use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+    use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+    let r: InitProducerIdResponse = c.request(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1),
+    );
+    assert_eq!(r.error_code, 0);
+    assert!(r.producer_id.0 >= 0);
+    r.producer_id.0
+}
+
 /// FindCoordinator v3's error code for a group.
 pub fn find_coordinator(bootstrap: &str, group: &str) -> i16 {
     use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
