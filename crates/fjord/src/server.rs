@@ -38,6 +38,8 @@ pub fn run(args: ServerArgs) -> Result<()> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    let open_files = broker::server::raise_open_file_limit();
+    tracing::info!(open_files_max = ?open_files, "open-file limit");
     // The acceptor and the background tasks; connections are served on the network
     // threads (`broker::server::network_threads`).
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -366,7 +366,7 @@ impl LogManager {
     /// Takes dir `index` offline for an I/O error, but for a full disk's.
     fn report_io_failure(&self, index: usize, e: &LogError) {
         if let LogError::Io(io) = e {
-            if !super::is_out_of_space(io) {
+            if !super::is_refused(io) {
                 self.failure
                     .maybe_add_offline_log_dir(index, &format!("{}: {io}", self.log_dirs[index].display()));
             }

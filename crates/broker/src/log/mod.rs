@@ -116,6 +116,15 @@ pub fn fsync_failed(e: std::io::Error) -> std::io::Error {
 }
 
 /// Whether an I/O error is a full disk or an exhausted quota.
+/// An error that refused one operation and says nothing of the disk: no space, or no
+/// file descriptor left (the process's or the system's), so it takes no log dir
+/// offline. A partition created past the open-file limit failed alone; it used to take
+/// the first dir offline, which stops the broker.
+pub fn is_refused(e: &std::io::Error) -> bool {
+    let descriptors = [rustix::io::Errno::MFILE, rustix::io::Errno::NFILE].map(|e| Some(e.raw_os_error()));
+    is_out_of_space(e) || descriptors.contains(&e.raw_os_error())
+}
+
 pub fn is_out_of_space(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),

@@ -353,7 +353,7 @@ impl UnifiedLog {
         }
         let result = operation();
         if let Err(LogError::Io(e)) = &result {
-            if !super::is_out_of_space(e) {
+            if !super::is_refused(e) {
                 let error = format!("{}: {e}", self.topic_partition);
                 channel.maybe_add_offline_log_dir(*index, &error);
             }

@@ -14,6 +14,11 @@ use std::sync::RwLock;
 
 /// Limits on what one request may create.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
+/// Kafka's `MAX_PARTITIONS_PER_BATCH`: the partitions one CreateTopics may ask for, all
+/// its topics together (more is POLICY_VIOLATION, the whole request refused). Fjord
+/// holds CreatePartitions and auto-creation by one Metadata request to it too: each
+/// partition is made on the network thread that serves the request.
+pub const PARTITIONS_PER_REQUEST_MAX: i64 = 10_000;
 pub const TOPICS_MAX: usize = 100_000;
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Producer ids are handed out in blocks; the next block's start is stored first.

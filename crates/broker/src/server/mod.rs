@@ -386,6 +386,22 @@ fn due_to_log(last_ms: &std::sync::atomic::AtomicI64, now_ms: i64) -> bool {
     true
 }
 
+/// Raises this process's soft limit on open files to its hard limit, as Kafka's
+/// operators are told to: each partition holds its segment open, and a limit of 1,024
+/// would refuse the thousandth partition. Returns the limit now in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            return getrlimit(Resource::Nofile).current;
+        }
+    }
+    limit.current
+}
+
 /// One cleaner pass over every compacted log.
 fn clean_compacted_logs(broker: &Broker) {
     let config = crate::log::cleaner::CleanerConfig {

@@ -32,12 +32,25 @@ impl BrokerProcess {
     }
 
     pub fn start_in(data_dir: &Path, overrides: &[&str]) -> BrokerProcess {
+        Self::start_launched(&[], data_dir, overrides)
+    }
+
+    /// Started through `launcher` (a program and its arguments, such as `prlimit
+    /// --nofile=N:N`, which then runs `fjord server ...`).
+    pub fn start_launched(launcher: &[&str], data_dir: &Path, overrides: &[&str]) -> BrokerProcess {
         let mut all = vec![
             "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
             format!("log.dirs={}", data_dir.display()),
         ];
         all.extend(overrides.iter().map(|s| s.to_string()));
-        let mut cmd = Command::new(FJORD);
+        let mut cmd = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(FJORD);
+                cmd
+            }
+            None => Command::new(FJORD),
+        };
         cmd.arg("server");
         for o in &all {
             cmd.arg("--override").arg(o);

@@ -20,7 +20,42 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use kafka_protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
 use std::collections::BTreeMap;
 
+/// The partitions a CreateTopics asks for, as Kafka's
+/// `ReplicationControlManager.validateTotalNumberOfPartitions` counts them.
+fn requested_partitions(broker: &Broker, req: &CreateTopicsRequest) -> i64 {
+    req.topics
+        .iter()
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => i64::from(broker.config.num_partitions),
+            (0, n) => i64::from(n.max(0)),
+            (assigned, _) => assigned as i64,
+        })
+        .sum()
+}
+
+/// Every topic of a request refused with POLICY_VIOLATION, as Kafka refuses a request
+/// for more than `PARTITIONS_PER_REQUEST_MAX` partitions.
+fn too_many_partitions(req: &CreateTopicsRequest) -> CreateTopicsResponse {
+    let message = "Excessively large number of partitions per request.";
+    let results = req
+        .topics
+        .iter()
+        .map(|t| {
+            CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_error_code(errors::code(ResponseError::PolicyViolation))
+                .with_error_message(Some(s(message)))
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(results)
+}
+
 pub fn create_topics(broker: &Broker, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    if requested_partitions(broker, &req) > crate::metadata::PARTITIONS_PER_REQUEST_MAX {
+        return too_many_partitions(&req);
+    }
     let mut results = Vec::with_capacity(req.topics.len());
     let mut seen = std::collections::HashSet::new();
     for t in req.topics {
@@ -158,12 +193,26 @@ pub fn delete_topics(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsR
 }
 
 pub fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    // The partitions added, all topics together, are held to CreateTopics' limit.
+    let added: i64 = req
+        .topics
+        .iter()
+        .map(|t| {
+            let now = broker.topics.get(t.name.as_str()).map_or(0, |m| m.partitions);
+            i64::from(t.count) - i64::from(now)
+        })
+        .filter(|n| *n > 0)
+        .sum();
+    let too_many = added > crate::metadata::PARTITIONS_PER_REQUEST_MAX;
     let results = req
         .topics
         .iter()
         .map(|t| {
             let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            if let Err(e) = topics::create_partitions(broker, t.name.as_str(), t.count, req.validate_only) {
+            if too_many {
+                r.error_code = errors::code(ResponseError::PolicyViolation);
+                r.error_message = Some(s("Excessively large number of partitions per request."));
+            } else if let Err(e) = topics::create_partitions(broker, t.name.as_str(), t.count, req.validate_only) {
                 r.error_code = errors::metadata_error_code(&e);
                 r.error_message = Some(s(e.to_string()));
             }

@@ -13,7 +13,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use kafka_protocol::messages::{BrokerId, ProducerId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub fn describe_cluster(broker: &Broker) -> DescribeClusterResponse {
     let (host, port) = broker.advertised();
@@ -27,15 +27,22 @@ pub fn describe_cluster(broker: &Broker) -> DescribeClusterResponse {
 }
 
 pub fn describe_log_dirs(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
-    let wanted: Option<Vec<TopicPartition>> = req.topics.map(|ts| {
-        ts.iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|p| TopicPartition::new(t.topic.to_string(), *p))
-            })
-            .collect()
+    // Looked up per log: a set, not a list scanned for each of them.
+    let wanted: Option<HashMap<&str, HashSet<i32>>> = req.topics.as_ref().map(|ts| {
+        let mut wanted: HashMap<&str, HashSet<i32>> = HashMap::new();
+        for t in ts {
+            wanted
+                .entry(t.topic.as_str())
+                .or_default()
+                .extend(t.partitions.iter().copied());
+        }
+        wanted
     });
+    let is_wanted = |tp: &TopicPartition| {
+        wanted
+            .as_ref()
+            .is_none_or(|w| w.get(tp.topic.as_str()).is_some_and(|ps| ps.contains(&tp.partition)))
+    };
     let mut results = Vec::new();
     for (i, dir) in broker.logs.log_dirs.iter().enumerate() {
         if broker.logs.is_dir_offline(i) {
@@ -51,7 +58,7 @@ pub fn describe_log_dirs(broker: &Broker, req: DescribeLogDirsRequest) -> Descri
         let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
         for log in broker.logs.all() {
             let tp = &log.topic_partition;
-            if broker.logs.dir_of(tp).as_ref() != Some(dir) || wanted.as_ref().is_some_and(|w| !w.contains(tp)) {
+            if broker.logs.dir_of(tp).as_ref() != Some(dir) || !is_wanted(tp) {
                 continue;
             }
             let (_, hw, leo) = log.offsets();

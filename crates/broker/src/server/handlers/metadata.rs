@@ -30,10 +30,18 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
         broker.topics.list().iter().map(|t| topic_entry(broker, t)).collect()
     } else {
         let allow_create = req.allow_auto_topic_creation || version < 4;
+        // Each topic once, as Kafka answers (a set): a request naming one topic many
+        // times must not be answered many times over.
+        let mut seen = std::collections::HashSet::new();
+        let mut budget = AutoCreateBudget(crate::metadata::PARTITIONS_PER_REQUEST_MAX);
         req.topics
             .unwrap_or_default()
             .iter()
-            .map(|t| requested_topic(broker, t.name.as_ref().map(|n| n.to_string()), t.topic_id, allow_create))
+            .filter(|t| seen.insert((t.name.as_ref().map(|n| n.as_str()), t.topic_id)))
+            .map(|t| {
+                let name = t.name.as_ref().map(|n| n.to_string());
+                requested_topic(broker, name, t.topic_id, allow_create, &mut budget)
+            })
             .collect()
     };
     MetadataResponse::default()
@@ -43,7 +51,18 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
         .with_topics(topics)
 }
 
-fn requested_topic(broker: &Broker, name: Option<String>, id: uuid::Uuid, allow_create: bool) -> MetadataResponseTopic {
+/// The partitions one Metadata request may still auto-create (see
+/// `PARTITIONS_PER_REQUEST_MAX`); topics past it are answered LEADER_NOT_AVAILABLE,
+/// Kafka's answer while a topic is being made, and made by a later request.
+struct AutoCreateBudget(i64);
+
+fn requested_topic(
+    broker: &Broker,
+    name: Option<String>,
+    id: uuid::Uuid,
+    allow_create: bool,
+    budget: &mut AutoCreateBudget,
+) -> MetadataResponseTopic {
     let Some(name) = name else {
         return match broker.topics.by_id(id) {
             Some(t) => topic_entry(broker, &t),
@@ -65,6 +84,10 @@ fn requested_topic(broker: &Broker, name: Option<String>, id: uuid::Uuid, allow_
     }
     if !(allow_create && broker.config.auto_create_topics_enable) {
         return error(errors::code(ResponseError::UnknownTopicOrPartition));
+    }
+    budget.0 -= i64::from(broker.config.num_partitions);
+    if budget.0 < 0 {
+        return error(errors::code(ResponseError::LeaderNotAvailable));
     }
     let req = NewTopic {
         name: name.clone(),
