@@ -376,6 +376,37 @@ fn bad_group_requests_get_kafkas_error_codes() {
     assert_eq!(join(&mut c, "other", other.member_id.as_str()).error_code, 0);
 }
 
+/// A leader's SyncGroup whose assignments would make the group's record larger than
+/// `__consumer_offsets` takes is answered UNKNOWN_SERVER_ERROR and the group
+/// rebalances, as Kafka answers the failed append. (It was answered NONE, and the
+/// record retried every 50 ms under the coordinator's lock, for ever.)
+#[test]
+fn assignments_too_large_to_store_fail_the_sync_and_rebalance() {
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let mut c = common::RawClient::connect(&b.bootstrap);
+    let first = join(&mut c, "big", "");
+    let joined = join(&mut c, "big", first.member_id.as_str());
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    let sync_with = |c: &mut common::RawClient, generation: i32, assignment_bytes: usize| -> i16 {
+        let req = SyncGroupRequest::default()
+            .with_group_id(GroupId(str_bytes("big")))
+            .with_generation_id(generation)
+            .with_member_id(joined.member_id.clone())
+            .with_assignments(vec![SyncGroupRequestAssignment::default()
+                .with_member_id(joined.member_id.clone())
+                .with_assignment(bytes::Bytes::from(vec![1u8; assignment_bytes]))]);
+        let resp: SyncGroupResponse = c.request(ApiKey::SyncGroup, 3, &req);
+        resp.error_code
+    };
+    assert_eq!(sync_with(&mut c, 1, 2 << 20), -1, "UNKNOWN_SERVER_ERROR");
+    // The group rebalances; its member rejoins and a storable assignment settles it.
+    let rejoined = join(&mut c, "big", joined.member_id.as_str());
+    assert_eq!((rejoined.error_code, rejoined.generation_id), (0, 2));
+    assert_eq!(sync_with(&mut c, 2, 100), 0);
+    assert!(!b.log_text().contains("writing the group's record failed"));
+}
+
 /// The first group record creates `__consumer_offsets` in the background (the group
 /// tick writes it), one log at a time. Groups asked about meanwhile are served: their
 /// partition is being made, not offline, and holds nothing to load. (JoinGroup answered

@@ -31,6 +31,7 @@ pub mod codes {
     pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     pub const INVALID_REQUEST: i16 = 42;
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
     pub const FENCED_MEMBER_EPOCH: i16 = 110;
     pub const UNRELEASED_INSTANCE_ID: i16 = 111;
     pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
@@ -339,6 +340,45 @@ impl ClassicGroup {
             .find(|c| votes.get(c).copied().unwrap_or(0) == best)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// An upper bound on the bytes of the group's record with `assignments` stored
+    /// (its strings and byte fields, and a generous allowance for the rest): what one
+    /// `__consumer_offsets` record must hold.
+    pub fn record_bytes_with(&self, assignments: &[(String, Bytes)]) -> usize {
+        const MEMBER_OVERHEAD_BYTES: usize = 64;
+        const GROUP_OVERHEAD_BYTES: usize = 512;
+        let protocol = self.protocol_name.as_deref().unwrap_or_default();
+        let assigned: usize = assignments.iter().map(|(id, a)| id.len() + a.len()).sum();
+        let members: usize = self
+            .members
+            .values()
+            .map(|m| {
+                let instance = m.group_instance_id.as_ref().map_or(0, String::len);
+                let strings = m.member_id.len() + instance + m.client_id.len() + m.client_host.len();
+                strings + m.metadata_for(protocol).len() + MEMBER_OVERHEAD_BYTES
+            })
+            .sum();
+        let strings = [&self.protocol_type, &self.protocol_name, &self.leader]
+            .iter()
+            .map(|s| s.as_ref().map_or(0, String::len))
+            .sum::<usize>();
+        GROUP_OVERHEAD_BYTES + self.group_id.len() + strings + assigned + members
+    }
+
+    /// A leader's SyncGroup whose assignments cannot be stored: every waiting member
+    /// gets `error_code`, as Kafka's `resetAndPropagateAssignmentError` after a failed
+    /// append, and the group rebalances.
+    pub fn fail_sync(&mut self, error_code: i16, now_ms: i64) {
+        for m in self.members.values_mut() {
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(SyncResult {
+                    error_code,
+                    ..Default::default()
+                });
+            }
+        }
+        self.prepare_rebalance(now_ms, 0);
     }
 
     /// The leader's SyncGroup: store the assignments, answer everyone, become Stable.

@@ -321,7 +321,17 @@ impl GroupCoordinator {
                 if let Some(m) = group.members.get_mut(member_id) {
                     m.sync_waiter = Some(tx);
                 }
-                if group.leader.as_deref() == Some(member_id) {
+                if group.leader.as_deref() != Some(member_id) {
+                    return Ok(rx);
+                }
+                // The record limit (`member_metadata_max_bytes` is half of it): a group
+                // record past it could never be written, and was retried at every tick.
+                // Kafka answers the failed append UNKNOWN_SERVER_ERROR and rebalances.
+                let record_max_bytes = self.config.member_metadata_max_bytes.saturating_mul(2);
+                if group.record_bytes_with(&assignments) > record_max_bytes {
+                    tracing::warn!(group = group_id, "assignments too large to store; the group rebalances");
+                    group.fail_sync(codes::UNKNOWN_SERVER_ERROR, self.time.now_ms());
+                } else {
                     group.complete_sync(assignments);
                 }
                 Ok(rx)
