@@ -707,3 +707,68 @@ fn group_membership_survives_restart_and_kill_minus_nine() {
         assert_eq!(g.members[0].member_metadata.as_ref(), b"subscription");
     }
 }
+
+/// An offset commit for a topic or partition the broker does not have is answered
+/// UNKNOWN_TOPIC_OR_PARTITION and not stored, as Kafka's KafkaApis answers it; the
+/// rest of the request is committed.
+#[test]
+fn commits_for_partitions_that_do_not_exist_are_refused() {
+    use common::RawClient;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_commit_response::OffsetCommitResponse;
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
+    use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponse;
+    use kafka_protocol::messages::TopicName;
+    let b = BrokerProcess::start(&[]);
+    create(&b.bootstrap, "t", "2");
+    let mut c = RawClient::connect(&b.bootstrap);
+    let s = str_bytes;
+    let commit = |topic: &str, partitions: &[i32]| {
+        OffsetCommitRequestTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|p| {
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(*p)
+                            .with_committed_offset(7)
+                    })
+                    .collect(),
+            )
+    };
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![commit("t", &[0, 2, -1, 1]), commit("nope", &[0])]);
+    let r: OffsetCommitResponse = c.request(ApiKey::OffsetCommit, 8, &req);
+    let codes: Vec<(String, i32, i16)> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.to_string(), p.partition_index, p.error_code))
+        })
+        .collect();
+    let expected = [("t", 0, 0), ("t", 2, 3), ("t", -1, 3), ("t", 1, 0), ("nope", 0, 3)];
+    let expected: Vec<(String, i32, i16)> = expected.iter().map(|(t, p, e)| (t.to_string(), *p, *e)).collect();
+    assert_eq!(codes, expected);
+    let fetch = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_topics(None);
+    let r: OffsetFetchResponse = c.request(ApiKey::OffsetFetch, 7, &fetch);
+    assert_eq!(r.error_code, 0);
+    let stored: Vec<(String, i32, i64)> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.to_string(), p.partition_index, p.committed_offset))
+        })
+        .collect();
+    assert_eq!(stored, [("t".to_string(), 0, 7), ("t".to_string(), 1, 7)]);
+}

@@ -98,8 +98,9 @@ fn a_full_disk_refuses_appends_keeps_acknowledged_writes_and_frees_by_deleting_a
     fill_acked.extend(again.acked_in(0));
     assert_eq!(read_partition(&b.bootstrap, "fill", 0, fill_acked.len()), fill_acked);
 
-    // Another writer takes the last free bytes, so the deletion cannot even be
-    // recorded before the topic's data is freed.
+    // Another writer takes the last free bytes: the deletion is recorded in the space
+    // the metadata log keeps in reserve, and the data is freed at once, as the dir is
+    // short of space.
     fill_up(&disk);
     assert_eq!(disk.available_bytes(), 0);
 
@@ -202,4 +203,76 @@ fn a_topic_whose_logs_a_full_disk_refuses_is_rolled_back() {
     b.stop();
     let log = b.log_text();
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// CreateTopics of one topic of one partition; the error code.
+fn create_raw(c: &mut RawClient, topic: &str) -> i16 {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+    use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+    use kafka_protocol::messages::TopicName;
+    let t = CreatableTopic::default()
+        .with_name(TopicName(topic.to_string().into()))
+        .with_num_partitions(1)
+        .with_replication_factor(1);
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![t])
+        .with_timeout_ms(30_000);
+    let r: CreateTopicsResponse = c.request(ApiKey::CreateTopics, 7, &req);
+    r.topics[0].error_code
+}
+
+/// A full disk that holds the metadata too. What takes space is refused whole: a
+/// refused creation leaves nothing registered. What frees space is recorded: the
+/// rollbacks of refused creations and the deletions of topics, from the blocks the
+/// metadata log keeps in reserve. All of it holds across a kill -9.
+#[test]
+fn a_full_disk_that_holds_the_metadata_refuses_creations_whole_and_records_deletions() {
+    const KAFKA_STORAGE_ERROR: i16 = 56;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let Some(disk) = Mount::tmpfs(&data, DISK_BYTES) else {
+        eprintln!("skipped: mounting a tmpfs needs root and the right to mount");
+        return;
+    };
+    let mut b = BrokerProcess::start_in(&data, &["log.segment.bytes=1048576"]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    assert_eq!(create_raw(&mut c, "keep"), 0);
+    fill_up(&disk);
+    let mut created = vec!["keep".to_string()];
+    let mut refused = 0;
+    for i in 0..300 {
+        let name = format!("new-{i}");
+        match create_raw(&mut c, &name) {
+            0 => created.push(name),
+            code => {
+                assert_eq!(code, KAFKA_STORAGE_ERROR, "{name}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "a full disk refuses creations");
+    created.sort();
+    let mut now = listed(&b.bootstrap);
+    now.sort();
+    assert_eq!(now, created, "what was refused is not registered");
+    b.kill9();
+    b.restart();
+    let mut now = listed(&b.bootstrap);
+    now.sort();
+    assert_eq!(now, created, "nor after a kill -9");
+    for t in &created {
+        let (ok, err) = delete_topic_cli(&b.bootstrap, t);
+        assert!(ok, "deleting {t} on a full disk: {err}");
+    }
+    assert!(listed(&b.bootstrap).is_empty());
+    b.kill9();
+    b.restart();
+    assert!(listed(&b.bootstrap).is_empty(), "the deletions were recorded");
+    // A clean stop needs room for its checkpoints (on a full disk it exits 1, and the
+    // next start recovers).
+    std::fs::remove_file(disk.path.join("filler")).expect("free the disk");
+    b.stop();
+    let log = b.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+    drop(disk);
 }

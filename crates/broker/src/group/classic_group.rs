@@ -23,6 +23,7 @@ pub mod codes {
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const NOT_COORDINATOR: i16 = 16;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
     pub const GROUP_ID_NOT_FOUND: i16 = 69;
     pub const NON_EMPTY_GROUP: i16 = 68;

@@ -16,13 +16,25 @@ use base64::Engine;
 /// Limit: entries accepted from one checkpoint file (a broker holds far fewer partitions).
 pub const CHECKPOINT_ENTRIES_MAX: usize = 1_000_000;
 
+/// Replaces `path` with `contents` durably: temp file, fsync, rename, fsync of the
+/// directory (without which the rename itself may not survive a power loss, as
+/// Kafka's `Utils.atomicMoveWithFallback` flushes the parent too).
 pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let written = File::create(&tmp).and_then(|mut f| {
         f.write_all(contents)?;
         f.sync_all()
     });
-    finish_replacing(&tmp, path, written)
+    finish_replacing(&tmp, path, written)?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// fsyncs a directory, so the names created, renamed or removed in it are durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// Renames `tmp` over `path` once written; a failed write (a full disk) leaves no

@@ -393,8 +393,13 @@ impl LogManager {
         let Some(log) = log else {
             return Ok(None);
         };
-        if log.take_out_of_space() {
-            if let Some(i) = placement {
+        if let Some(i) = placement {
+            // A dir that cannot take one more full segment is short of space, whether
+            // or not an append has failed there yet (another program may have filled
+            // it): the deleted partition's data is freed without waiting out its delay.
+            let segment_bytes = u64::try_from(log.config().segment_bytes).unwrap_or(0);
+            let short = volume_bytes(&self.log_dirs[i]).is_ok_and(|(_, usable)| usable < segment_bytes);
+            if log.take_out_of_space() || short {
                 self.out_of_space[i].store(true, Ordering::Relaxed);
             }
         }

@@ -1,15 +1,18 @@
 //! Cluster metadata: the topics this broker knows, their ids, partition counts,
 //! replication factors and config overrides.
 //!
-//! Contract: every change is written (atomically, fsynced) before it is visible, so a
-//! topic a client saw created survives a crash. Stored as JSON in
-//! `<first log dir>/fjord-metadata.json` on a single node; the Raft quorum of the
-//! cluster replaces this file as the source of truth.
+//! Contract: every change is stored (fsynced) before it is visible, so a topic a client
+//! saw created survives a crash. Stored on a single node in the first log dir as a
+//! snapshot, `fjord-metadata.json`, and the records since, `fjord-metadata.log` (see
+//! `log.rs`); the Raft quorum of the cluster replaces these files as the source of
+//! truth.
 
-use crate::log::checkpoint;
+mod log;
+
+use log::{MetadataImage, MetadataLog, MetadataRecord};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::RwLock;
 
 /// Limits on what one request may create.
@@ -21,6 +24,8 @@ pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
 pub const PARTITIONS_PER_REQUEST_MAX: i64 = 10_000;
 pub const TOPICS_MAX: usize = 100_000;
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// The name Kafka keeps for its own metadata log, which no client may create.
+pub const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
 /// Producer ids are handed out in blocks; the next block's start is stored first.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -31,14 +36,6 @@ pub struct TopicMetadata {
     pub partitions: i32,
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Stored {
-    topics: BTreeMap<String, TopicMetadata>,
-    next_producer_id_block: i64,
-    #[serde(default)]
-    broker_configs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +50,14 @@ pub enum MetadataError {
     InvalidPartitions(String),
     #[error("invalid replication factor: {0}")]
     InvalidReplicationFactor(String),
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
+    /// A request Kafka refuses whole as malformed (INVALID_REQUEST).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A topic config without a value, which CreateTopics cannot set.
+    #[error("{0}")]
+    InvalidConfig(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("metadata I/O: {0}")]
@@ -61,12 +66,75 @@ pub enum MetadataError {
     Corrupt(String),
 }
 
+/// The topics, producer id blocks and dynamic broker configs of this broker.
+///
+/// Contract: a change is in the metadata log (fsynced) before any reader sees it, and
+/// a change that cannot be stored changes nothing. Lock: `state`'s write lock is held
+/// across the append and the change to the image, so readers see changes in log order.
 #[derive(Debug)]
 pub struct TopicRegistry {
-    path: PathBuf,
-    state: RwLock<Stored>,
+    state: RwLock<State>,
     /// `(next, end)` of the producer id block in use.
     producer_ids: std::sync::Mutex<(i64, i64)>,
+}
+
+#[derive(Debug)]
+struct State {
+    image: MetadataImage,
+    /// Topic id → name, so a lookup by id is not a scan of every topic.
+    by_id: HashMap<uuid::Uuid, String>,
+    /// Names with '.' or '_', by Kafka's `unifyCollisionChars` ('.' as '_'): two such
+    /// names would share a metric name, so Kafka refuses the second topic.
+    colliding: HashMap<String, BTreeSet<String>>,
+    log: MetadataLog,
+}
+
+/// Kafka's `Topic.unifyCollisionChars`, for names that have a collision char.
+fn unified_name(name: &str) -> Option<String> {
+    (name.contains('.') || name.contains('_')).then(|| name.replace('.', "_"))
+}
+
+impl State {
+    fn index(&mut self, topic: &TopicMetadata) {
+        self.by_id.insert(topic.topic_id, topic.name.clone());
+        if let Some(u) = unified_name(&topic.name) {
+            self.colliding.entry(u).or_default().insert(topic.name.clone());
+        }
+    }
+
+    fn unindex(&mut self, name: &str) {
+        let Some(old) = self.image.topics.get(name) else { return };
+        self.by_id.remove(&old.topic_id);
+        if let Some(u) = unified_name(name) {
+            if let Some(names) = self.colliding.get_mut(&u) {
+                names.remove(name);
+                if names.is_empty() {
+                    self.colliding.remove(&u);
+                }
+            }
+        }
+    }
+
+    /// Stores `record`, then applies it. A full log is folded into a new snapshot; if
+    /// that fails the log simply stays longer, and holds every change still.
+    fn commit(&mut self, record: MetadataRecord) -> Result<(), MetadataError> {
+        self.log.append(&record)?;
+        match &record {
+            MetadataRecord::TopicRecord(t) => {
+                self.unindex(&t.name);
+                self.index(t);
+            }
+            MetadataRecord::RemoveTopicRecord { name } => self.unindex(name),
+            _ => {}
+        }
+        self.image.apply(record);
+        if self.log.wants_snapshot() {
+            if let Err(e) = self.log.snapshot(&self.image) {
+                tracing::warn!(error = %e, "writing a metadata snapshot failed; the log keeps every change");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Kafka's rule: 1..249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -92,43 +160,48 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
 
 impl TopicRegistry {
     pub fn open(log_dir: &Path) -> Result<TopicRegistry, MetadataError> {
-        let path = log_dir.join("fjord-metadata.json");
-        let stored: Stored = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MetadataError::Corrupt(e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::default(),
-            Err(e) => return Err(e.into()),
+        let (log, image) = MetadataLog::open(log_dir)?;
+        let mut state = State {
+            image,
+            by_id: HashMap::new(),
+            colliding: HashMap::new(),
+            log,
         };
+        let topics: Vec<TopicMetadata> = state.image.topics.values().cloned().collect();
+        for t in &topics {
+            state.index(t);
+        }
         Ok(TopicRegistry {
-            path,
-            state: RwLock::new(stored),
+            state: RwLock::new(state),
             producer_ids: std::sync::Mutex::new((0, 0)),
         })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Stored> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         crate::sync::read(&self.state)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Stored> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         crate::sync::write(&self.state)
     }
 
-    fn persist(&self, stored: &Stored) -> Result<(), MetadataError> {
-        let bytes = serde_json::to_vec_pretty(stored).map_err(|e| MetadataError::Corrupt(e.to_string()))?;
-        checkpoint::write_atomically(&self.path, &bytes)?;
-        Ok(())
+    pub fn get(&self, name: &str) -> Option<TopicMetadata> {
+        self.read().image.topics.get(name).cloned()
     }
 
-    pub fn get(&self, name: &str) -> Option<TopicMetadata> {
-        self.read().topics.get(name).cloned()
+    /// The topic's partition count, without copying its entry.
+    pub fn partition_count(&self, name: &str) -> Option<i32> {
+        self.read().image.topics.get(name).map(|t| t.partitions)
     }
 
     pub fn by_id(&self, id: uuid::Uuid) -> Option<TopicMetadata> {
-        self.read().topics.values().find(|t| t.topic_id == id).cloned()
+        let state = self.read();
+        let name = state.by_id.get(&id)?;
+        state.image.topics.get(name).cloned()
     }
 
     pub fn list(&self) -> Vec<TopicMetadata> {
-        self.read().topics.values().cloned().collect()
+        self.read().image.topics.values().cloned().collect()
     }
 
     /// Registers a new topic. `validate_only` checks everything and changes nothing.
@@ -141,69 +214,68 @@ impl TopicRegistry {
             )));
         }
         let mut state = self.write();
-        if state.topics.contains_key(&topic.name) {
+        if state.image.topics.contains_key(&topic.name) {
             return Err(MetadataError::TopicExists(topic.name));
         }
-        if state.topics.len() >= TOPICS_MAX {
+        if let Some(other) = unified_name(&topic.name)
+            .and_then(|u| state.colliding.get(&u))
+            .and_then(|names| names.iter().next())
+        {
+            let why = format!("collides with existing topic: {other}");
+            return Err(MetadataError::InvalidTopic(topic.name, why));
+        }
+        if state.image.topics.len() >= TOPICS_MAX {
             return Err(MetadataError::InvalidPartitions(format!(
                 "the broker holds {TOPICS_MAX} topics already"
             )));
         }
-        if validate_only {
-            return Ok(topic);
-        }
-        state.topics.insert(topic.name.clone(), topic.clone());
-        if let Err(e) = self.persist(&state) {
-            state.topics.remove(&topic.name);
-            return Err(e);
+        if !validate_only {
+            state.commit(MetadataRecord::TopicRecord(topic.clone()))?;
         }
         Ok(topic)
+    }
+
+    /// Registers a topic found on disk but not in the metadata (the metadata lost):
+    /// its data is there already, so no rule on new names refuses it.
+    pub fn restore(&self, topic: TopicMetadata) -> Result<(), MetadataError> {
+        let mut state = self.write();
+        if state.image.topics.contains_key(&topic.name) {
+            return Err(MetadataError::TopicExists(topic.name));
+        }
+        state.commit(MetadataRecord::TopicRecord(topic))
     }
 
     /// Removes a topic; if that cannot be stored (a full disk), nothing changes.
     pub fn delete(&self, name: &str) -> Result<TopicMetadata, MetadataError> {
         let mut state = self.write();
-        let removed = state
+        let topic = state
+            .image
             .topics
-            .remove(name)
+            .get(name)
+            .cloned()
             .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-        if let Err(e) = self.persist(&state) {
-            state.topics.insert(name.to_string(), removed);
-            return Err(e);
-        }
-        Ok(removed)
+        state.commit(MetadataRecord::RemoveTopicRecord { name: name.to_string() })?;
+        Ok(topic)
     }
 
     /// Replaces a topic's entry (partition count or configs changed).
     pub fn update(&self, topic: TopicMetadata) -> Result<(), MetadataError> {
         let mut state = self.write();
-        if !state.topics.contains_key(&topic.name) {
+        // Another id is another topic under the same name (this one deleted and made
+        // again since the caller read it): the topic the caller changes is gone.
+        if state.image.topics.get(&topic.name).map(|t| t.topic_id) != Some(topic.topic_id) {
             return Err(MetadataError::UnknownTopic(topic.name));
         }
-        let name = topic.name.clone();
-        let old = state.topics.insert(name.clone(), topic);
-        if let Err(e) = self.persist(&state) {
-            if let Some(old) = old {
-                state.topics.insert(name, old);
-            }
-            return Err(e);
-        }
-        Ok(())
+        state.commit(MetadataRecord::TopicRecord(topic))
     }
 
     /// Dynamic broker config overrides.
     pub fn broker_configs(&self) -> BTreeMap<String, String> {
-        self.read().broker_configs.clone()
+        self.read().image.broker_configs.clone()
     }
 
     pub fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<(), MetadataError> {
-        let mut state = self.write();
-        let old = std::mem::replace(&mut state.broker_configs, configs);
-        if let Err(e) = self.persist(&state) {
-            state.broker_configs = old;
-            return Err(e);
-        }
-        Ok(())
+        self.write().commit(MetadataRecord::BrokerConfigsRecord { configs })
     }
 
     /// A producer id never handed out before, even across restarts.
@@ -211,10 +283,10 @@ impl TopicRegistry {
         let mut ids = crate::sync::lock(&self.producer_ids);
         if ids.0 >= ids.1 {
             let mut state = self.write();
-            let start = state.next_producer_id_block;
-            state.next_producer_id_block = start + PRODUCER_ID_BLOCK;
-            self.persist(&state)?;
-            *ids = (start, start + PRODUCER_ID_BLOCK);
+            let start = state.image.next_producer_id_block;
+            let next_producer_id_block = start + PRODUCER_ID_BLOCK;
+            state.commit(MetadataRecord::ProducerIdsRecord { next_producer_id_block })?;
+            *ids = (start, next_producer_id_block);
         }
         let id = ids.0;
         ids.0 += 1;
@@ -236,33 +308,92 @@ mod tests {
         }
     }
 
-    /// A change that cannot be stored (a full disk; here a directory where the
-    /// temporary file goes) changes nothing: not in memory, not on disk.
-    #[test]
-    fn a_change_that_cannot_be_stored_changes_nothing() {
-        let dir = std::env::temp_dir().join(format!("fjord-metadata-{}", std::process::id()));
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("fjord-metadata-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    /// Lookups by id and the collision rule follow creations, updates and deletions,
+    /// and come back the same from the snapshot and the log after a reopen.
+    #[test]
+    fn ids_and_colliding_names_are_indexed_across_changes_and_reopens() {
+        let dir = temp_dir("index");
         let registry = TopicRegistry::open(&dir).expect("open");
-        registry.create(topic("a"), false).expect("create");
-        let blocker = dir.join("fjord-metadata.tmp");
-        std::fs::create_dir(&blocker).expect("blocker");
-        assert!(registry.delete("a").is_err());
-        assert!(registry.get("a").is_some(), "a failed delete keeps the topic");
-        let mut wider = registry.get("a").expect("a");
-        wider.partitions = 5;
-        assert!(registry.update(wider).is_err());
-        assert_eq!(
-            registry.get("a").map(|t| t.partitions),
-            Some(1),
-            "a failed update keeps the old entry"
+        let a = registry.create(topic("a.b"), false).expect("create");
+        let collision = registry.create(topic("a_b"), false);
+        assert!(
+            matches!(&collision, Err(MetadataError::InvalidTopic(n, why)) if n == "a_b" && why.contains("a.b")),
+            "{collision:?}"
         );
-        assert!(registry.create(topic("b"), false).is_err());
-        assert!(registry.get("b").is_none(), "a failed create adds nothing");
-        std::fs::remove_dir(&blocker).expect("unblock");
-        registry.delete("a").expect("delete");
+        assert!(
+            registry.create(topic("a_b"), true).is_err(),
+            "validate_only checks it too"
+        );
+        let c = registry.create(topic("c"), false).expect("create");
+        let mut wider = c.clone();
+        wider.partitions = 3;
+        registry.update(wider).expect("update");
+        let mut other = topic("c");
+        other.partitions = 4;
+        assert!(
+            matches!(registry.update(other), Err(MetadataError::UnknownTopic(_))),
+            "an update of another topic of the same name is refused"
+        );
+        assert_eq!(registry.by_id(c.topic_id).map(|t| t.partitions), Some(3));
         let reopened = TopicRegistry::open(&dir).expect("reopen");
-        assert!(reopened.list().is_empty(), "{:?}", reopened.list());
+        assert_eq!(reopened.by_id(a.topic_id).map(|t| t.name), Some("a.b".into()));
+        assert_eq!(reopened.by_id(c.topic_id).map(|t| t.partitions), Some(3));
+        reopened.delete("a.b").expect("delete");
+        assert!(reopened.by_id(a.topic_id).is_none());
+        reopened.create(topic("a_b"), false).expect("the name is free again");
+        drop(reopened);
+        let names: Vec<String> = TopicRegistry::open(&dir)
+            .expect("reopen")
+            .list()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["a_b", "c"]);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// Many changes fold the log into snapshots; what a reopen gives is every change,
+    /// and the log stays bounded by the snapshot's size.
+    #[test]
+    fn the_log_is_folded_into_snapshots_and_loses_nothing() {
+        let dir = temp_dir("fold");
+        let registry = TopicRegistry::open(&dir).expect("open");
+        let mut ids = Vec::new();
+        for i in 0..12_000 {
+            ids.push(
+                registry
+                    .create(topic(&format!("topic-{i}")), false)
+                    .expect("create")
+                    .topic_id,
+            );
+            if i % 3 == 0 {
+                registry.delete(&format!("topic-{i}")).expect("delete");
+            }
+        }
+        let pid = registry.next_producer_id().expect("producer id");
+        let snapshot = std::fs::metadata(dir.join("fjord-metadata.json"))
+            .expect("snapshot")
+            .len();
+        let log = std::fs::metadata(dir.join("fjord-metadata.log")).expect("log").len();
+        assert!(snapshot > 0, "a snapshot was written");
+        assert!(
+            log <= snapshot.max(log::SNAPSHOT_LOG_BYTES_MIN) + 4096,
+            "log {log}, snapshot {snapshot}"
+        );
+        drop(registry);
+        let reopened = TopicRegistry::open(&dir).expect("reopen");
+        assert_eq!(reopened.list().len(), 8000);
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(reopened.by_id(*id).is_some(), i % 3 != 0, "topic-{i}");
+        }
+        assert!(reopened.next_producer_id().expect("producer id") > pid);
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

@@ -59,7 +59,9 @@ pub fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::InvalidTopic(..) => code(ResponseError::InvalidTopicException),
         MetadataError::InvalidPartitions(_) => code(ResponseError::InvalidPartitions),
         MetadataError::InvalidReplicationFactor(_) => code(ResponseError::InvalidReplicationFactor),
-        MetadataError::Config(_) => code(ResponseError::InvalidConfig),
+        MetadataError::InvalidReplicaAssignment(_) => code(ResponseError::InvalidReplicaAssignment),
+        MetadataError::InvalidRequest(_) => code(ResponseError::InvalidRequest),
+        MetadataError::Config(_) | MetadataError::InvalidConfig(_) => code(ResponseError::InvalidConfig),
         MetadataError::Io(_) | MetadataError::Corrupt(_) => code(ResponseError::KafkaStorageError),
     }
 }

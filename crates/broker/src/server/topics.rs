@@ -33,7 +33,7 @@ pub fn load_all(broker: &Broker) -> Result<usize, BrokerError> {
             replication_factor: 1,
             configs: BTreeMap::new(),
         };
-        broker.topics.create(t, false)?;
+        broker.topics.restore(t)?;
     }
     let mut count = 0;
     for f in &found {
@@ -115,7 +115,12 @@ pub fn create_topic(broker: &Broker, req: NewTopic, validate_only: bool) -> Resu
         req.replication_factor
     };
     let brokers = 1;
-    if rf < 1 || rf as i32 > brokers {
+    if rf < 1 {
+        return Err(MetadataError::InvalidReplicationFactor(
+            "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+        ));
+    }
+    if rf as i32 > brokers {
         return Err(MetadataError::InvalidReplicationFactor(format!(
             "replication factor {rf} is larger than the {brokers} available broker(s)"
         )));

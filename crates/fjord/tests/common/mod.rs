@@ -82,7 +82,12 @@ impl BrokerProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "broker exited with {status}");
+                if !status.success() {
+                    let log = self.log_text();
+                    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    panic!("broker exited with {status}; its log ends:\n{}", tail.join("\n"));
+                }
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

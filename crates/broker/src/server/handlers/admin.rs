@@ -1,10 +1,11 @@
 //! CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords.
 
 use super::{s, topic_name};
-use crate::metadata::MetadataError;
+use crate::metadata::{MetadataError, CLUSTER_METADATA_TOPIC};
 use crate::protocol::errors;
 use crate::server::topics::{self, NewTopic};
 use crate::server::Broker;
+use indexmap::IndexSet;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsRequest;
 use kafka_protocol::messages::create_partitions_response::{CreatePartitionsResponse, CreatePartitionsTopicResult};
@@ -18,7 +19,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use kafka_protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// The partitions a CreateTopics asks for, as Kafka's
 /// `ReplicationControlManager.validateTotalNumberOfPartitions` counts them.
@@ -52,25 +53,33 @@ fn too_many_partitions(req: &CreateTopicsRequest) -> CreateTopicsResponse {
     CreateTopicsResponse::default().with_topics(results)
 }
 
+/// Names that appear more than once in a request, in the order first repeated.
+/// Kafka refuses every entry of such a name, and answers it once.
+fn duplicate_names<'a>(names: impl Iterator<Item = &'a str>) -> IndexSet<String> {
+    let mut seen = HashSet::new();
+    let mut duplicates = IndexSet::new();
+    for n in names {
+        if !seen.insert(n) {
+            duplicates.insert(n.to_string());
+        }
+    }
+    duplicates
+}
+
+const DUPLICATE_TOPIC_NAME: &str = "Duplicate topic name.";
+
 pub fn create_topics(broker: &Broker, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     if requested_partitions(broker, &req) > crate::metadata::PARTITIONS_PER_REQUEST_MAX {
         return too_many_partitions(&req);
     }
+    let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.as_str()));
     let mut results = Vec::with_capacity(req.topics.len());
-    let mut seen = std::collections::HashSet::new();
-    for t in req.topics {
-        let name = t.name.to_string();
+    for t in req.topics.iter().filter(|t| !duplicates.contains(t.name.as_str())) {
         let mut r = CreatableTopicResult::default()
             .with_name(t.name.clone())
             .with_num_partitions(-1)
             .with_replication_factor(-1);
-        if !seen.insert(name.clone()) {
-            r.error_code = errors::code(ResponseError::InvalidRequest);
-            r.error_message = Some(s(format!("topic '{name}' appears more than once in the request")));
-            results.push(r);
-            continue;
-        }
-        match new_topic(broker, &t).and_then(|nt| topics::create_topic(broker, nt, req.validate_only)) {
+        match new_topic(broker, t).and_then(|nt| topics::create_topic(broker, nt, req.validate_only)) {
             Ok(created) => {
                 r.topic_id = if req.validate_only {
                     uuid::Uuid::nil()
@@ -90,48 +99,120 @@ pub fn create_topics(broker: &Broker, req: CreateTopicsRequest, version: i16) ->
         }
         results.push(r);
     }
+    results.extend(duplicates.into_iter().map(|d| {
+        CreatableTopicResult::default()
+            .with_name(topic_name(d))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_error_code(errors::code(ResponseError::InvalidRequest))
+            .with_error_message(Some(s(DUPLICATE_TOPIC_NAME)))
+    }));
     CreateTopicsResponse::default().with_topics(results)
 }
 
 fn new_topic(broker: &Broker, t: &CreatableTopic) -> Result<NewTopic, MetadataError> {
+    if t.name.as_str() == CLUSTER_METADATA_TOPIC {
+        return Err(MetadataError::InvalidRequest(format!(
+            "Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."
+        )));
+    }
+    let nulls: Vec<&str> = t
+        .configs
+        .iter()
+        .filter(|c| c.value.is_none())
+        .map(|c| c.name.as_str())
+        .collect();
+    if !nulls.is_empty() {
+        return Err(MetadataError::InvalidConfig(format!(
+            "Null value not supported for topic configs: {}",
+            nulls.join(",")
+        )));
+    }
     let mut configs = BTreeMap::new();
     for c in &t.configs {
-        let Some(v) = &c.value else { continue };
+        let v = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
         if crate::config::TOPIC_CONFIG_KEYS
             .iter()
             .all(|k| k.name != c.name.as_str())
         {
             return Err(MetadataError::Config(crate::config::ConfigError::InvalidValue {
                 key: c.name.to_string(),
-                value: v.to_string(),
+                value: v,
                 reason: "unknown topic config".into(),
             }));
         }
-        configs.insert(c.name.to_string(), v.to_string());
+        configs.insert(c.name.to_string(), v);
     }
-    let mut partitions = t.num_partitions;
-    let mut rf = t.replication_factor;
-    if !t.assignments.is_empty() {
-        if partitions != -1 || rf != -1 {
-            return Err(MetadataError::InvalidPartitions(
-                "give either assignments or partitions and replication factor".into(),
-            ));
-        }
-        partitions = t.assignments.len() as i32;
-        rf = t.assignments[0].broker_ids.len() as i16;
-        let node = broker.node_id();
-        if t.assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node)) {
-            return Err(MetadataError::InvalidReplicationFactor(
-                "assignment names a broker that does not exist".into(),
-            ));
-        }
-    }
+    let (partitions, replication_factor) = if t.assignments.is_empty() {
+        (t.num_partitions, t.replication_factor)
+    } else {
+        manual_assignment(broker, t)?
+    };
     Ok(NewTopic {
         name: t.name.to_string(),
         partitions,
-        replication_factor: rf,
+        replication_factor,
         configs,
     })
+}
+
+/// The partition count and replication factor of a manual assignment, checked as
+/// Kafka's `ReplicationControlManager` checks it, with its messages.
+fn manual_assignment(broker: &Broker, t: &CreatableTopic) -> Result<(i32, i16), MetadataError> {
+    let bad = |why: String| Err(MetadataError::InvalidReplicaAssignment(why));
+    let which = if t.replication_factor != -1 {
+        Some("replication factor")
+    } else if t.num_partitions != -1 {
+        Some("numPartitions")
+    } else {
+        None
+    };
+    if let Some(field) = which {
+        return Err(MetadataError::InvalidRequest(format!(
+            "A manual partition assignment was specified, but {field} was not set to -1."
+        )));
+    }
+    let node = broker.node_id();
+    let mut partitions = HashSet::with_capacity(t.assignments.len());
+    let mut replication_factor = None;
+    for a in &t.assignments {
+        if !partitions.insert(a.partition_index) {
+            return bad(format!(
+                "Found multiple manual partition assignments for partition {}",
+                a.partition_index
+            ));
+        }
+        if a.broker_ids.is_empty() {
+            return bad("The manual partition assignment includes an empty replica list.".into());
+        }
+        let mut ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
+        ids.sort_unstable();
+        if let Some(id) = ids.iter().find(|id| **id != node) {
+            return bad(format!(
+                "The manual partition assignment includes broker {id}, but no such broker is registered."
+            ));
+        }
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return bad(format!(
+                "The manual partition assignment includes the broker {} more than once.",
+                w[0]
+            ));
+        }
+        match replication_factor {
+            Some(rf) if rf != ids.len() => {
+                return bad(format!(
+                    "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).",
+                    ids.len()
+                ))
+            }
+            _ => replication_factor = Some(ids.len()),
+        }
+    }
+    if (0..partitions.len() as i32).any(|p| !partitions.contains(&p)) {
+        return bad("partitions should be a consecutive 0-based integer sequence".into());
+    }
+    let rf = replication_factor.unwrap_or(0);
+    Ok((partitions.len() as i32, i16::try_from(rf).unwrap_or(i16::MAX)))
 }
 
 fn topic_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
@@ -204,9 +285,11 @@ pub fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) -> Creat
         .filter(|n| *n > 0)
         .sum();
     let too_many = added > crate::metadata::PARTITIONS_PER_REQUEST_MAX;
-    let results = req
+    let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.as_str()));
+    let mut results: Vec<CreatePartitionsTopicResult> = req
         .topics
         .iter()
+        .filter(|t| !duplicates.contains(t.name.as_str()))
         .map(|t| {
             let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             if too_many {
@@ -219,6 +302,12 @@ pub fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) -> Creat
             r
         })
         .collect();
+    results.extend(duplicates.into_iter().map(|d| {
+        CreatePartitionsTopicResult::default()
+            .with_name(topic_name(d))
+            .with_error_code(errors::code(ResponseError::InvalidRequest))
+            .with_error_message(Some(s(DUPLICATE_TOPIC_NAME)))
+    }));
     CreatePartitionsResponse::default().with_results(results)
 }
 

@@ -223,8 +223,16 @@ pub fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitR
     let max_meta = broker.groups.config.offset_metadata_max_bytes;
     let mut entries = Vec::new();
     let mut too_large = std::collections::HashSet::new();
+    let mut unknown = std::collections::HashSet::new();
     for t in &req.topics {
+        // As Kafka's KafkaApis: a partition the cluster does not have is answered
+        // UNKNOWN_TOPIC_OR_PARTITION and not stored, whatever the group's state.
+        let partitions = broker.topics.partition_count(t.name.as_str()).unwrap_or(0);
         for p in &t.partitions {
+            if !(0..partitions).contains(&p.partition_index) {
+                unknown.insert((t.name.to_string(), p.partition_index));
+                continue;
+            }
             let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
             if metadata.len() > max_meta {
                 too_large.insert((t.name.to_string(), p.partition_index));
@@ -258,7 +266,10 @@ pub fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitR
                 .partitions
                 .iter()
                 .map(|p| {
-                    let c = if too_large.contains(&(t.name.to_string(), p.partition_index)) {
+                    let key = (t.name.to_string(), p.partition_index);
+                    let c = if unknown.contains(&key) {
+                        codes::UNKNOWN_TOPIC_OR_PARTITION
+                    } else if too_large.contains(&key) {
                         codes::OFFSET_METADATA_TOO_LARGE
                     } else {
                         code
