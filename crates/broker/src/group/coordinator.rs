@@ -388,33 +388,55 @@ impl GroupCoordinator {
     }
 
     /// Expires sessions and completes rebalances whose time has come, and writes the
-    /// records of the groups that changed (`write`, while holding them).
+    /// records of the groups that changed.
+    ///
+    /// Lock: a group's record is written holding its commit lock, not the groups map:
+    /// a write may take long (the first one creates `__consumer_offsets`, its logs one
+    /// by one), and every JoinGroup, SyncGroup and Heartbeat of every group waited on
+    /// the map meanwhile. The record is taken under the commit lock, which DeleteGroups
+    /// holds too, so a group's records reach the log in the order its changes happen.
     pub fn tick(&self, write: RecordWriter) {
         let now = self.time.now_ms();
-        let mut groups = lock(&self.groups);
-        for group in groups.values_mut() {
-            group.pending_members.retain(|_, deadline| *deadline > now);
-            for id in group.expired_members(now) {
-                tracing::info!(group = %group.group_id, member = %id, "member session expired");
-                group.remove_member(&id, now);
+        let dirty: Vec<String> = {
+            let mut groups = lock(&self.groups);
+            for group in groups.values_mut() {
+                group.pending_members.retain(|_, deadline| *deadline > now);
+                for id in group.expired_members(now) {
+                    tracing::info!(group = %group.group_id, member = %id, "member session expired");
+                    group.remove_member(&id, now);
+                }
+                group.maybe_complete_join(now);
             }
-            group.maybe_complete_join(now);
-        }
-        let mut active = lock(&self.active_ms);
-        for g in groups.values().filter(|g| !g.members.is_empty()) {
-            active.insert(g.group_id.clone(), now);
-        }
-        drop(active);
-        for g in groups.values_mut().filter(|g| g.dirty) {
-            let value = offsets::group_metadata_value(&g.to_record(now));
-            let records = vec![(offsets::group_metadata_key(&g.group_id), Some(value))];
-            match write(&g.group_id, &records) {
-                Ok(()) => g.dirty = false,
-                // Still dirty: the next tick tries again.
-                Err(code) => tracing::warn!(group = %g.group_id, code, "writing the group's record failed"),
+            let mut active = lock(&self.active_ms);
+            for g in groups.values().filter(|g| !g.members.is_empty()) {
+                active.insert(g.group_id.clone(), now);
+            }
+            groups
+                .values()
+                .filter(|g| g.dirty)
+                .map(|g| g.group_id.clone())
+                .collect()
+        };
+        for group_id in dirty {
+            let _ordered = self.commit_lock(&group_id);
+            let records = {
+                let mut groups = lock(&self.groups);
+                // Deleted, or written by a tick, since: nothing to write.
+                let Some(g) = groups.get_mut(&group_id).filter(|g| g.dirty) else {
+                    continue;
+                };
+                g.dirty = false;
+                let value = offsets::group_metadata_value(&g.to_record(now));
+                vec![(offsets::group_metadata_key(&group_id), Some(value))]
+            };
+            if let Err(code) = write(&group_id, &records) {
+                // Still to write: the next tick tries again, with the group as it is then.
+                tracing::warn!(group = %group_id, code, "writing the group's record failed");
+                if let Some(g) = lock(&self.groups).get_mut(&group_id) {
+                    g.dirty = true;
+                }
             }
         }
-        drop(groups);
         self.consumer_tick(now, write);
     }
 
