@@ -9,7 +9,7 @@
 
 use super::offsets::{GroupMetadataValue, MemberMetadataValue};
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use tokio::sync::oneshot;
 
 /// Kafka's error codes used by the group state machine.
@@ -138,6 +138,38 @@ pub struct ClassicGroup {
     /// Set when a generation completed (or the group emptied) and the group's record in
     /// `__consumer_offsets` is not written yet; the coordinator's tick collects it.
     pub dirty: bool,
+    /// How many members list each protocol name (Kafka's `supportedProtocols`): a
+    /// JoinGroup checks its protocols against these counts, not against every member's
+    /// list (which made one join cost members × protocols²). Kept by `insert_member`,
+    /// `take_member` and `set_protocols`, the only ways members and their protocols
+    /// change; checked against a recount at each completed join.
+    supported_protocols: HashMap<String, usize>,
+}
+
+/// Adds (or takes away) one member's protocols to the counts; a name listed twice by
+/// one member counts once.
+fn count_protocols(counts: &mut HashMap<String, usize>, protocols: &[(String, Bytes)], add: bool) {
+    let mut seen = HashSet::with_capacity(protocols.len());
+    for (name, _) in protocols {
+        if !seen.insert(name.as_str()) {
+            continue;
+        }
+        if add {
+            *counts.entry(name.clone()).or_default() += 1;
+            continue;
+        }
+        let count = counts.get_mut(name);
+        assert!(
+            count.as_ref().is_some_and(|c| **c > 0),
+            "protocol {name} was not counted"
+        );
+        if let Some(c) = count {
+            *c -= 1;
+            if *c == 0 {
+                counts.remove(name);
+            }
+        }
+    }
 }
 
 impl ClassicGroup {
@@ -154,7 +186,39 @@ impl ClassicGroup {
             rebalance_deadline_ms: 0,
             rebalance_earliest_ms: 0,
             dirty: false,
+            supported_protocols: HashMap::new(),
         }
+    }
+
+    /// Adds `m` (replacing a member of the same id).
+    pub fn insert_member(&mut self, m: Member) {
+        count_protocols(&mut self.supported_protocols, &m.protocols, true);
+        if let Some(old) = self.members.insert(m.member_id.clone(), m) {
+            count_protocols(&mut self.supported_protocols, &old.protocols, false);
+        }
+    }
+
+    /// Removes a member and returns it; its waiters are the caller's to answer.
+    pub fn take_member(&mut self, member_id: &str) -> Option<Member> {
+        let m = self.members.remove(member_id)?;
+        count_protocols(&mut self.supported_protocols, &m.protocols, false);
+        Some(m)
+    }
+
+    /// Replaces a member's protocols; returns the old ones.
+    pub fn set_protocols(&mut self, member_id: &str, protocols: Vec<(String, Bytes)>) -> Vec<(String, Bytes)> {
+        let Some(m) = self.members.get_mut(member_id) else {
+            return Vec::new();
+        };
+        let old = std::mem::replace(&mut m.protocols, protocols);
+        count_protocols(&mut self.supported_protocols, &old, false);
+        count_protocols(&mut self.supported_protocols, &m.protocols, true);
+        old
+    }
+
+    /// Whether every member lists `name`.
+    fn supported_by_all(&self, name: &str) -> bool {
+        self.supported_protocols.get(name) == Some(&self.members.len())
     }
 
     /// The group as Kafka stores it in `__consumer_offsets`.
@@ -190,23 +254,20 @@ impl ClassicGroup {
         g.generation_id = r.generation;
         let protocol = r.protocol.clone().unwrap_or_default();
         for m in r.members {
-            g.members.insert(
-                m.member_id.clone(),
-                Member {
-                    member_id: m.member_id,
-                    group_instance_id: m.group_instance_id,
-                    client_id: m.client_id,
-                    client_host: m.client_host,
-                    session_timeout_ms: m.session_timeout_ms as i64,
-                    rebalance_timeout_ms: m.rebalance_timeout_ms as i64,
-                    protocol_type: r.protocol_type.clone(),
-                    protocols: vec![(protocol.clone(), m.subscription)],
-                    assignment: m.assignment,
-                    last_heartbeat_ms: now_ms,
-                    join_waiter: None,
-                    sync_waiter: None,
-                },
-            );
+            g.insert_member(Member {
+                member_id: m.member_id,
+                group_instance_id: m.group_instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                session_timeout_ms: m.session_timeout_ms as i64,
+                rebalance_timeout_ms: m.rebalance_timeout_ms as i64,
+                protocol_type: r.protocol_type.clone(),
+                protocols: vec![(protocol.clone(), m.subscription)],
+                assignment: m.assignment,
+                last_heartbeat_ms: now_ms,
+                join_waiter: None,
+                sync_waiter: None,
+            });
         }
         if !g.members.is_empty() {
             g.state = GroupState::Stable;
@@ -225,11 +286,7 @@ impl ClassicGroup {
         if self.protocol_type.as_deref().is_some_and(|t| t != protocol_type) {
             return false;
         }
-        protocols.iter().any(|(name, _)| {
-            self.members
-                .values()
-                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
-        })
+        protocols.iter().any(|(name, _)| self.supported_by_all(name))
     }
 
     /// Starts a rebalance: pending syncs are told REBALANCE_IN_PROGRESS.
@@ -263,7 +320,24 @@ impl ClassicGroup {
             return false;
         }
         // Members that did not rejoin in time leave the group.
-        self.members.retain(|_, m| m.join_waiter.is_some());
+        let late: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none())
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in late {
+            self.take_member(&id);
+        }
+        let mut recount = HashMap::new();
+        for m in self.members.values() {
+            count_protocols(&mut recount, &m.protocols, true);
+        }
+        assert_eq!(
+            recount, self.supported_protocols,
+            "group {} miscounts its protocols",
+            self.group_id
+        );
         self.generation_id += 1;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
@@ -325,13 +399,13 @@ impl ClassicGroup {
                 m.protocols
                     .iter()
                     .map(|(n, _)| n)
-                    .filter(|n| self.members.values().all(|o| o.protocols.iter().any(|(x, _)| x == *n)))
+                    .filter(|n| self.supported_by_all(n))
                     .collect()
             })
             .unwrap_or_default();
-        let mut votes: BTreeMap<&String, usize> = BTreeMap::new();
+        let mut votes: HashMap<&String, usize> = HashMap::new();
         for m in self.members.values() {
-            if let Some((n, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n)) {
+            if let Some((n, _)) = m.protocols.iter().find(|(n, _)| self.supported_by_all(n)) {
                 *votes.entry(n).or_default() += 1;
             }
         }
@@ -423,19 +497,14 @@ impl ClassicGroup {
         if self.leader.as_deref() == Some(old_id.as_str()) {
             return None;
         }
-        let mut m = self.members.remove(&old_id)?;
         // As Kafka: no rebalance as long as the group's protocol would not change. The
         // metadata itself may (cooperative-sticky's owned partitions do).
-        let old_protocols = std::mem::replace(&mut m.protocols, protocols.to_vec());
-        let old_member_id = m.member_id.clone();
-        self.members.insert(old_member_id.clone(), m);
+        let old_protocols = self.set_protocols(&old_id, protocols.to_vec());
         if self.protocol_name.as_deref() != Some(self.select_protocol().as_str()) {
-            if let Some(m) = self.members.get_mut(&old_member_id) {
-                m.protocols = old_protocols;
-            }
+            self.set_protocols(&old_id, old_protocols);
             return None;
         }
-        let mut m = self.members.remove(&old_member_id)?;
+        let mut m = self.take_member(&old_id)?;
         if let Some(w) = m.sync_waiter.take() {
             let _ = w.send(SyncResult {
                 error_code: codes::FENCED_INSTANCE_ID,
@@ -444,7 +513,7 @@ impl ClassicGroup {
         }
         m.member_id = new_id.to_string();
         m.last_heartbeat_ms = now_ms;
-        self.members.insert(new_id.to_string(), m);
+        self.insert_member(m);
         self.dirty = true;
         Some(JoinResult {
             error_code: codes::NONE,
@@ -459,7 +528,7 @@ impl ClassicGroup {
 
     /// Removes a member (leave or expiry) and rebalances the rest.
     pub fn remove_member(&mut self, member_id: &str, now_ms: i64) -> bool {
-        let Some(mut m) = self.members.remove(member_id) else {
+        let Some(mut m) = self.take_member(member_id) else {
             return false;
         };
         if let Some(w) = m.join_waiter.take() {
@@ -497,5 +566,94 @@ impl ClassicGroup {
             })
             .map(|m| m.member_id.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, protocols: &[&str]) -> Member {
+        Member {
+            member_id: id.into(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "h".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: protocols.iter().map(|p| (p.to_string(), Bytes::new())).collect(),
+            assignment: Bytes::new(),
+            last_heartbeat_ms: 0,
+            join_waiter: None,
+            sync_waiter: None,
+        }
+    }
+
+    /// Kafka's rule, by brute force: some protocol of `protocols` that every member lists.
+    fn supported_by_brute_force(g: &ClassicGroup, protocols: &[(String, Bytes)]) -> bool {
+        if g.members.is_empty() {
+            return !protocols.is_empty();
+        }
+        protocols
+            .iter()
+            .any(|(name, _)| g.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
+    }
+
+    /// The protocol counts answer as the scan over every member did, through members
+    /// joining, changing their protocols (listing one twice, too), and leaving.
+    #[test]
+    fn protocol_counts_answer_as_a_scan_of_every_member() {
+        let names = ["range", "roundrobin", "cooperative-sticky", "sticky"];
+        let mut g = ClassicGroup::new("g");
+        g.protocol_type = Some("consumer".into());
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for step in 0..5_000 {
+            let id = format!("m{}", next(12));
+            let listed: Vec<&str> = (0..1 + next(3)).map(|_| names[next(4) as usize]).collect();
+            match next(3) {
+                0 => g.insert_member(member(&id, &listed)),
+                1 => drop(g.take_member(&id)),
+                _ => drop(g.set_protocols(&id, member(&id, &listed).protocols)),
+            }
+            for asked in [
+                vec!["range"],
+                vec!["sticky", "roundrobin"],
+                vec!["cooperative-sticky"],
+                vec![],
+            ] {
+                let asked = member("asker", &asked).protocols;
+                assert_eq!(
+                    g.supports("consumer", &asked),
+                    supported_by_brute_force(&g, &asked),
+                    "step {step}"
+                );
+            }
+        }
+        while let Some(id) = g.members.keys().next().cloned() {
+            g.take_member(&id);
+        }
+        assert!(g.supported_protocols.is_empty(), "{:?}", g.supported_protocols);
+    }
+
+    /// The vote: each member names its first protocol that all support; the most named
+    /// wins, ties going to the first member's preference.
+    #[test]
+    fn the_protocol_most_members_prefer_is_selected() {
+        let mut g = ClassicGroup::new("g");
+        g.insert_member(member("a", &["range", "roundrobin"]));
+        g.insert_member(member("b", &["roundrobin", "range"]));
+        g.insert_member(member("c", &["roundrobin", "range", "sticky"]));
+        assert_eq!(g.select_protocol(), "roundrobin");
+        g.take_member("c");
+        assert_eq!(g.select_protocol(), "range", "a tie goes to the first member's choice");
+        g.insert_member(member("d", &["sticky"]));
+        assert_eq!(g.select_protocol(), "", "no protocol all support");
     }
 }

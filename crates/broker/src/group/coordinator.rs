@@ -213,21 +213,28 @@ impl GroupCoordinator {
         }
         let member_id = self.resolve_member(group, &p, now)?;
         let (tx, rx) = oneshot::channel();
-        let member = group.members.entry(member_id.clone()).or_insert_with(|| Member {
-            member_id: member_id.clone(),
-            group_instance_id: p.group_instance_id.clone(),
-            client_id: p.client_id.clone(),
-            client_host: p.client_host.clone(),
-            session_timeout_ms: p.session_timeout_ms,
-            rebalance_timeout_ms: p.rebalance_timeout_ms,
-            protocol_type: p.protocol_type.clone(),
-            protocols: Vec::new(),
-            assignment: Bytes::new(),
-            last_heartbeat_ms: now,
-            join_waiter: None,
-            sync_waiter: None,
-        });
-        member.protocols = p.protocols.clone();
+        if group.members.contains_key(&member_id) {
+            group.set_protocols(&member_id, p.protocols.clone());
+        } else {
+            group.insert_member(Member {
+                member_id: member_id.clone(),
+                group_instance_id: p.group_instance_id.clone(),
+                client_id: p.client_id.clone(),
+                client_host: p.client_host.clone(),
+                session_timeout_ms: p.session_timeout_ms,
+                rebalance_timeout_ms: p.rebalance_timeout_ms,
+                protocol_type: p.protocol_type.clone(),
+                protocols: p.protocols.clone(),
+                assignment: Bytes::new(),
+                last_heartbeat_ms: now,
+                join_waiter: None,
+                sync_waiter: None,
+            });
+        }
+        let Some(member) = group.members.get_mut(&member_id) else {
+            // Inserted just above, under the same lock.
+            return Err((codes::UNKNOWN_MEMBER_ID, member_id));
+        };
         member.session_timeout_ms = p.session_timeout_ms;
         member.rebalance_timeout_ms = p.rebalance_timeout_ms.max(p.session_timeout_ms);
         member.last_heartbeat_ms = now;
@@ -259,7 +266,7 @@ impl GroupCoordinator {
                 .find(|m| m.group_instance_id.as_ref() == Some(instance))
                 .map(|m| m.member_id.clone());
             if let Some(old) = old {
-                if let Some(mut m) = group.members.remove(&old) {
+                if let Some(mut m) = group.take_member(&old) {
                     if let Some(w) = m.join_waiter.take() {
                         let _ = w.send(JoinResult::error(codes::FENCED_INSTANCE_ID, &old));
                     }
