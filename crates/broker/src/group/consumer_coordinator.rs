@@ -9,7 +9,7 @@ use super::classic_group::codes;
 use super::consumer_group::{
     ConsumerGroup, ConsumerGroupLimits, ConsumerHeartbeat, HeartbeatReply, TopicLookup, JOIN_EPOCH, LEAVE_STATIC_EPOCH,
 };
-use super::consumer_records::{RecordKey, RecordValue, GROUP_EPOCH};
+use super::consumer_records::{RawRecords, RecordKey, RecordValue, GROUP_EPOCH};
 use super::coordinator::{GroupCoordinator, GroupDescription, MemberDescription};
 use super::RecordWriter;
 use crate::sync::lock;
@@ -119,6 +119,31 @@ impl GroupCoordinator {
         write: RecordWriter,
     ) -> Result<HeartbeatReply, HeartbeatReply> {
         validate(&hb, version)?;
+        // Held through the write, so the group's records reach the log in the order its
+        // changes happen; the maps are not (a write may be slow: the first creates
+        // `__consumer_offsets`), so other groups are served meanwhile.
+        let _ordered = self.commit_lock(&hb.group_id);
+        let (reply, records) = self.consumer_heartbeat_locked(&hb, topics)?;
+        if let Err(code) = write(&hb.group_id, &records) {
+            tracing::warn!(group = %hb.group_id, code, "writing the group's records failed");
+            if let Some(group) = lock(&self.consumer_groups).get_mut(&hb.group_id) {
+                group.forget_persisted();
+            }
+            return Err(HeartbeatReply::error(
+                codes::COORDINATOR_NOT_AVAILABLE,
+                "the group's records could not be written",
+            ));
+        }
+        Ok(reply)
+    }
+
+    /// The heartbeat's change to the group, under the maps' locks: the reply and the
+    /// records to write.
+    fn consumer_heartbeat_locked(
+        &self,
+        hb: &ConsumerHeartbeat,
+        topics: TopicLookup,
+    ) -> Result<(HeartbeatReply, RawRecords), HeartbeatReply> {
         let now = self.time.now_ms();
         let joining = hb.member_epoch == JOIN_EPOCH;
         let mut classic = lock(&self.groups);
@@ -154,22 +179,14 @@ impl GroupCoordinator {
         };
         let shape = |g: &ConsumerGroup| (g.group_epoch, g.assignment_epoch, g.members.len());
         let before = (shape(group), group.members.contains_key(&hb.member_id));
-        let mut reply = group.heartbeat(&hb, now, &limits, topics);
+        let mut reply = group.heartbeat(hb, now, &limits, topics);
         if reply.error_code == codes::NONE && reply.member_epoch >= 0 {
             reply.heartbeat_interval_ms = self.config.consumer_heartbeat_interval_ms;
         }
         // Only this member's records can have changed unless the group's shape did.
         let only_member = (before == (shape(group), true)).then_some(reply.member_id.as_str());
         let records = group.take_changes(only_member);
-        if let Err(code) = write(&hb.group_id, &records) {
-            tracing::warn!(group = %hb.group_id, code, "writing the group's records failed");
-            group.forget_persisted();
-            return Err(HeartbeatReply::error(
-                codes::COORDINATOR_NOT_AVAILABLE,
-                "the group's records could not be written",
-            ));
-        }
-        Ok(reply)
+        Ok((reply, records))
     }
 
     fn default_assignor(&self) -> Assignor {
@@ -181,26 +198,45 @@ impl GroupCoordinator {
     }
 
     /// Expires consumer-protocol members: session timeout, or partitions not revoked
-    /// within the rebalance timeout.
+    /// within the rebalance timeout. Each group's change and write hold its commit lock,
+    /// not the map (as `try_consumer_heartbeat`).
     pub(super) fn consumer_tick(&self, now: i64, write: RecordWriter) {
-        let mut groups = lock(&self.consumer_groups);
-        for group in groups.values_mut() {
-            let expired = group.expired_members(now, self.config.consumer_session_timeout_ms);
-            for id in &expired {
-                tracing::info!(group = %group.group_id, member = %id, "consumer group member expired");
-                group.remove_member(id);
+        let timeout_ms = self.config.consumer_session_timeout_ms;
+        let due: Vec<String> = {
+            let groups = lock(&self.consumer_groups);
+            let mut active = lock(&self.active_ms);
+            for g in groups.values().filter(|g| !g.members.is_empty()) {
+                active.insert(g.group_id.clone(), now);
             }
-            if !expired.is_empty() || group.rewrite_all {
-                let records = group.take_changes(None);
-                if let Err(code) = write(&group.group_id, &records) {
-                    tracing::warn!(group = %group.group_id, code, "writing the group's records failed");
+            groups
+                .values()
+                .filter(|g| g.rewrite_all || !g.expired_members(now, timeout_ms).is_empty())
+                .map(|g| g.group_id.clone())
+                .collect()
+        };
+        for group_id in due {
+            let _ordered = self.commit_lock(&group_id);
+            let records = {
+                let mut groups = lock(&self.consumer_groups);
+                let Some(group) = groups.get_mut(&group_id) else {
+                    continue;
+                };
+                let expired = group.expired_members(now, timeout_ms);
+                for id in &expired {
+                    tracing::info!(group = %group.group_id, member = %id, "consumer group member expired");
+                    group.remove_member(id);
+                }
+                if expired.is_empty() && !group.rewrite_all {
+                    continue;
+                }
+                group.take_changes(None)
+            };
+            if let Err(code) = write(&group_id, &records) {
+                tracing::warn!(group = %group_id, code, "writing the group's records failed");
+                if let Some(group) = lock(&self.consumer_groups).get_mut(&group_id) {
                     group.forget_persisted();
                 }
             }
-        }
-        let mut active = lock(&self.active_ms);
-        for g in groups.values().filter(|g| !g.members.is_empty()) {
-            active.insert(g.group_id.clone(), now);
         }
     }
 
@@ -376,6 +412,63 @@ mod tests {
 
     fn parts(a: &Option<Assignment>) -> usize {
         a.as_ref().map(|a| a.values().map(|s| s.len()).sum()).unwrap_or(0)
+    }
+
+    /// A group whose write is slow (the first creates `__consumer_offsets`; a disk
+    /// under writeback) holds up only itself: another group's heartbeat is answered
+    /// meanwhile. (The write was made under the map's lock, which every group waited on.)
+    #[test]
+    fn a_slow_write_of_one_group_does_not_hold_up_another() {
+        use std::sync::mpsc::sync_channel;
+        let c = std::sync::Arc::new(GroupCoordinator::new(GroupConfig::default(), Time::manual(0)));
+        let (slow_group, other_group) = ("slow", "other");
+        assert_ne!(
+            crate::group::partition_for(slow_group, 64),
+            crate::group::partition_for(other_group, 64),
+            "the two groups have commit locks of their own"
+        );
+        let id = Uuid::new_v4();
+        let (entered_tx, entered_rx) = sync_channel::<()>(1);
+        let (release_tx, release_rx) = sync_channel::<()>(1);
+        let slow = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let lookup = move |n: &str| (n == "t").then_some((id, 4));
+                let writer = |_: &str, _: &RawRecords| {
+                    let _ = entered_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok(())
+                };
+                let join = ConsumerHeartbeat {
+                    group_id: slow_group.into(),
+                    ..hb("a", 0, Some(BTreeMap::new()))
+                };
+                c.consumer_heartbeat(join, 1, &lookup, &writer).error_code
+            })
+        };
+        entered_rx.recv().expect("the slow write began");
+        let (done_tx, done_rx) = sync_channel(1);
+        let other = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let lookup = move |n: &str| (n == "t").then_some((id, 4));
+                let join = ConsumerHeartbeat {
+                    group_id: other_group.into(),
+                    ..hb("b", 0, Some(BTreeMap::new()))
+                };
+                let r = c.consumer_heartbeat(join, 1, &lookup, &|_, _| Ok(()));
+                let _ = done_tx.send(r.error_code);
+            })
+        };
+        let answered = done_rx.recv_timeout(std::time::Duration::from_secs(30));
+        release_tx.send(()).expect("release the slow write");
+        assert_eq!(
+            answered,
+            Ok(0),
+            "the other group was answered while the slow write went on"
+        );
+        assert_eq!(slow.join().expect("slow"), 0);
+        other.join().expect("other");
     }
 
     /// Two members: the second gets its partitions only after the first revokes them.
