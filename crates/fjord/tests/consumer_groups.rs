@@ -726,7 +726,7 @@ fn commits_for_partitions_that_do_not_exist_are_refused() {
     use kafka_protocol::messages::offset_commit_response::OffsetCommitResponse;
     use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
     use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponse;
-    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::{ListGroupsRequest, ListGroupsResponse, TopicName};
     let b = BrokerProcess::start(&[]);
     create(&b.bootstrap, "t", "2");
     let mut c = RawClient::connect(&b.bootstrap);
@@ -777,4 +777,15 @@ fn commits_for_partitions_that_do_not_exist_are_refused() {
         })
         .collect();
     assert_eq!(stored, [("t".to_string(), 0, 7), ("t".to_string(), 1, 7)]);
+
+    // A commit of nothing but unknown partitions stores nothing, and makes no group.
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("phantom")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![commit("nope", &[0, 1])]);
+    let r: OffsetCommitResponse = c.request(ApiKey::OffsetCommit, 8, &req);
+    assert!(r.topics[0].partitions.iter().all(|p| p.error_code == 3));
+    let listed: ListGroupsResponse = c.request(ApiKey::ListGroups, 4, &ListGroupsRequest::default());
+    let names: Vec<String> = listed.groups.iter().map(|g| g.group_id.to_string()).collect();
+    assert_eq!(names, ["g"]);
 }

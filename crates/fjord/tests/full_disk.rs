@@ -255,6 +255,13 @@ fn a_full_disk_that_holds_the_metadata_refuses_creations_whole_and_records_delet
     let mut now = listed(&b.bootstrap);
     now.sort();
     assert_eq!(now, created, "what was refused is not registered");
+    // Space freed by another program is used at once (not only after a deletion or a
+    // restart tops up the metadata log's reserve).
+    std::fs::remove_file(disk.path.join("filler")).expect("free the disk");
+    assert_eq!(create_raw(&mut c, "after-free"), 0);
+    created.push("after-free".to_string());
+    created.sort();
+    fill_up(&disk);
     b.kill9();
     b.restart();
     let mut now = listed(&b.bootstrap);

@@ -21,6 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
 const INVALID_PARTITIONS: i16 = 37;
 const INVALID_REPLICATION_FACTOR: i16 = 38;
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
@@ -205,6 +206,22 @@ fn create_topics_is_refused_with_kafkas_error_codes() {
     );
     assert!(results[2].2.contains("retention.ms"), "{}", results[2].2);
     assert_eq!(results[9].3, 2, "a manual assignment of two partitions");
+
+    // An existing topic is TOPIC_ALREADY_EXISTS whatever else the request gets wrong,
+    // as in Kafka (`--if-not-exists` takes it as success).
+    let again = topic("a.b", 1).with_configs(vec![CreatableTopicConfig::default()
+        .with_name(StrBytes::from_static_str("retention.ms"))
+        .with_value(None)]);
+    let again = create(
+        &mut c,
+        vec![again, assigned("twice-unknown", &[(0, &[node, node, node + 5])])],
+    );
+    assert_eq!(again[0].1, TOPIC_ALREADY_EXISTS, "{again:?}");
+    assert_eq!(again[1].1, INVALID_REPLICA_ASSIGNMENT);
+    assert!(
+        again[1].2.contains("more than once"),
+        "Kafka's first failure, in id order: {again:?}"
+    );
 
     // A name that differs from an existing one only by '.' against '_' collides.
     let collide = create(&mut c, vec![topic("a_b", 1)]);

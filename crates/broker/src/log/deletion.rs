@@ -291,7 +291,13 @@ mod tests {
         write_file(&path, 40 << 20);
         let mut p = PendingDeletion::file(path.clone(), 0);
         let steps = free_all(&mut p);
-        assert!(steps.iter().all(|&b| b <= FILE_DELETE_CHUNK_BYTES), "{steps:?}");
+        // A step punches one chunk of data; the file's block count may drop by a block
+        // of the file system's own too (ext4's extent tree: 4 MiB + 4 KiB was seen).
+        let metadata_slack = 64 * 1024;
+        assert!(
+            steps.iter().all(|&b| b <= FILE_DELETE_CHUNK_BYTES + metadata_slack),
+            "{steps:?}"
+        );
         let sum: u64 = steps.iter().sum();
         assert!(
             (40 << 20..=(40 << 20) + 65536).contains(&sum),
@@ -313,7 +319,13 @@ mod tests {
         drop(file);
         let mut p = PendingDeletion::file(path.clone(), 0);
         let steps = free_all(&mut p);
-        assert!(steps.iter().all(|&b| b <= FILE_DELETE_CHUNK_BYTES), "{steps:?}");
+        // A step punches one chunk of data; the file's block count may drop by a block
+        // of the file system's own too (ext4's extent tree: 4 MiB + 4 KiB was seen).
+        let metadata_slack = 64 * 1024;
+        assert!(
+            steps.iter().all(|&b| b <= FILE_DELETE_CHUNK_BYTES + metadata_slack),
+            "{steps:?}"
+        );
         let sum: u64 = steps.iter().sum();
         assert!((48 << 20..=(48 << 20) + 65536).contains(&sum), "{steps:?}");
         assert!(!path.exists());
@@ -330,7 +342,13 @@ mod tests {
         write_file(&partition.join("partition.metadata"), 10);
         let mut p = PendingDeletion::dir(partition.clone(), 0);
         let steps = free_all(&mut p);
-        assert!(steps.iter().all(|&b| b <= FILE_DELETE_CHUNK_BYTES), "{steps:?}");
+        // A step punches one chunk of data; the file's block count may drop by a block
+        // of the file system's own too (ext4's extent tree: 4 MiB + 4 KiB was seen).
+        let metadata_slack = 64 * 1024;
+        assert!(
+            steps.iter().all(|&b| b <= FILE_DELETE_CHUNK_BYTES + metadata_slack),
+            "{steps:?}"
+        );
         let sum: u64 = steps.iter().sum();
         assert!((20 << 20..=(20 << 20) + 65536).contains(&sum), "{steps:?}");
         assert!(!partition.exists());

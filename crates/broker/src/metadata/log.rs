@@ -7,11 +7,19 @@
 //! byte of it is written a bounded number of times (amortised O(1) per change).
 //!
 //! On-disk format of the log, one entry per change:
-//! `length: u32 BE | crc32c(payload): u32 BE | payload: JSON MetadataRecord`.
+//! `length: u32 BE | crc: u32 BE | payload: JSON MetadataRecord`, where `crc` is the
+//! CRC-32C of the length's 4 bytes and the payload, and `length` is at least 2 (the
+//! shortest JSON value). Zeros (a file whose size reached the disk before its data,
+//! or the reserve below) never pass: the CRC-32C of nothing is 0, but of a zero length
+//! field it is not, and length 0 is refused anyway.
 //!
 //! Contract:
-//! - `append` returns once the record is on disk (fdatasync); a failed append leaves
+//! - `append` returns once the record is on disk (fdatasync); a failed write leaves
 //!   the log as it was (the torn tail is cut off, and the next append overwrites it).
+//!   A failed fsync leaves it unknown what the disk holds (Linux may have dropped the
+//!   pages, and reports that once): the log is then failed, and every later change
+//!   refused until a restart replays what the disk has, as Kafka halts on a failed
+//!   flush of its metadata log.
 //! - Records are idempotent (a `TopicRecord` replaces, a `RemoveTopicRecord` of an
 //!   absent topic is a no-op, producer id blocks only grow), so replaying a log over
 //!   a snapshot that already holds its records (a crash between writing the snapshot
@@ -44,6 +52,8 @@ pub const RECORD_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// than this.
 pub const SNAPSHOT_LOG_BYTES_MIN: u64 = 1024 * 1024;
 const HEADER_BYTES: usize = 8;
+/// The shortest payload: the shortest JSON value has 2 bytes (`{}`, `""`).
+const PAYLOAD_BYTES_MIN: usize = 2;
 /// Blocks kept allocated past the log's end for removals: some 400 topic removals.
 pub const RESERVE_BYTES: u64 = 64 * 1024;
 
@@ -105,6 +115,26 @@ pub struct MetadataLog {
     /// Blocks are allocated (or were when last topped up) up to here; `None` when the
     /// file system has no `fallocate`, so there is no reserve to keep.
     allocated_until: Option<u64>,
+    /// Set by a failed fsync: why every later append is refused.
+    failed: Option<String>,
+}
+
+/// The CRC of an entry: its length field and its payload.
+fn entry_crc(length: [u8; 4], payload: &[u8]) -> u32 {
+    let mut covered = Vec::with_capacity(4 + payload.len());
+    covered.extend_from_slice(&length);
+    covered.extend_from_slice(payload);
+    crc32c(&covered)
+}
+
+/// One entry as written: header and payload.
+fn encode_entry(payload: &[u8]) -> Vec<u8> {
+    let length = (payload.len() as u32).to_be_bytes();
+    let mut entry = Vec::with_capacity(HEADER_BYTES + payload.len());
+    entry.extend_from_slice(&length);
+    entry.extend_from_slice(&entry_crc(length, payload).to_be_bytes());
+    entry.extend_from_slice(payload);
+    entry
 }
 
 impl MetadataLog {
@@ -151,13 +181,20 @@ impl MetadataLog {
             log_bytes: valid as u64,
             snapshot_bytes,
             allocated_until: Some(valid as u64),
+            failed: None,
         };
         log.top_up_reserve();
         Ok((log, image))
     }
 
-    /// Appends `record` durably. On failure nothing was appended.
-    pub fn append(&mut self, record: &MetadataRecord) -> Result<(), MetadataError> {
+    /// Appends `record` durably. On failure nothing was appended, unless the fsync
+    /// failed: then the log is failed (see the contract). `may_use_reserve`: the record
+    /// frees space or undoes a change (a removal, a rollback), and may take the whole
+    /// reserve; any other must leave half of it.
+    pub fn append(&mut self, record: &MetadataRecord, may_use_reserve: bool) -> Result<(), MetadataError> {
+        if let Some(why) = &self.failed {
+            return Err(std::io::Error::other(why.clone()).into());
+        }
         let payload = serde_json::to_vec(record).map_err(|e| MetadataError::Corrupt(e.to_string()))?;
         if payload.len() > RECORD_BYTES_MAX {
             return Err(MetadataError::Corrupt(format!(
@@ -165,25 +202,17 @@ impl MetadataLog {
                 payload.len()
             )));
         }
-        let mut entry = Vec::with_capacity(HEADER_BYTES + payload.len());
-        entry.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        entry.extend_from_slice(&crc32c(&payload).to_be_bytes());
-        entry.extend_from_slice(&payload);
+        assert!(payload.len() >= PAYLOAD_BYTES_MIN, "a record encodes to JSON");
+        let entry = encode_entry(&payload);
         let end = self.log_bytes + entry.len() as u64;
-        if !matches!(record, MetadataRecord::RemoveTopicRecord { .. }) {
-            if let Some(allocated) = self.allocated_until {
-                if end + RESERVE_BYTES / 2 > allocated {
-                    // The reserve could not be topped up: the disk is full. This record
-                    // would take what removals need.
-                    return Err(std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error()).into());
-                }
+        if !may_use_reserve && !self.leaves_half_the_reserve(end) {
+            // Space may have been freed since the reserve last ran short.
+            self.top_up_reserve();
+            if !self.leaves_half_the_reserve(end) {
+                return Err(std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error()).into());
             }
         }
-        let written = self
-            .file
-            .write_all_at(&entry, self.log_bytes)
-            .and_then(|()| self.file.sync_data());
-        if let Err(e) = written {
+        if let Err(e) = self.file.write_all_at(&entry, self.log_bytes) {
             // Cut the torn entry so it cannot hold space; should that fail too, the
             // next append overwrites it from `log_bytes` and a reopen cuts the rest.
             let _ = self.file.set_len(self.log_bytes);
@@ -192,9 +221,26 @@ impl MetadataLog {
             self.top_up_reserve();
             return Err(e.into());
         }
+        if let Err(e) = self.file.sync_data() {
+            return Err(self.fail(e).into());
+        }
         self.log_bytes = end;
         self.top_up_reserve();
         Ok(())
+    }
+
+    /// Whether a record ending at `end` leaves half the reserve allocated past it.
+    fn leaves_half_the_reserve(&self, end: u64) -> bool {
+        self.allocated_until
+            .is_none_or(|allocated| end + RESERVE_BYTES / 2 <= allocated)
+    }
+
+    /// Fails the log after a failed fsync; returns the error to report.
+    fn fail(&mut self, e: std::io::Error) -> std::io::Error {
+        let why = format!("the metadata log failed an fsync ({e}); restart the broker");
+        tracing::error!("{why}");
+        self.failed = Some(why.clone());
+        std::io::Error::other(why)
     }
 
     /// Allocates the blocks of the reserve that are missing. A full disk leaves it
@@ -229,14 +275,22 @@ impl MetadataLog {
     /// and empties the log. A failure leaves the old snapshot and the whole log,
     /// which still give the same image.
     pub fn snapshot(&mut self, image: &MetadataImage) -> Result<(), MetadataError> {
+        if let Some(why) = &self.failed {
+            return Err(std::io::Error::other(why.clone()).into());
+        }
         let bytes = serde_json::to_vec(image).map_err(|e| MetadataError::Corrupt(e.to_string()))?;
         checkpoint::write_atomically(&self.snapshot_path, &bytes)?;
         self.snapshot_bytes = bytes.len() as u64;
         self.file.set_len(0)?;
-        self.file.sync_all()?;
+        // The file is empty now, its blocks (the reserve's too) freed, whether or not
+        // the fsync below succeeds.
         self.log_bytes = 0;
-        // Emptying the file freed its blocks, the reserve's too.
         self.allocated_until = self.allocated_until.map(|_| 0);
+        if let Err(e) = self.file.sync_all() {
+            // Whether the disk has the empty file is unknown: new entries written from
+            // 0 could be followed by old ones at a restart.
+            return Err(self.fail(e).into());
+        }
         self.top_up_reserve();
         Ok(())
     }
@@ -249,13 +303,14 @@ fn decode_entries(bytes: &[u8]) -> Result<(Vec<MetadataRecord>, usize), Metadata
     let mut at = 0;
     while bytes.len() - at >= HEADER_BYTES {
         let header = &bytes[at..at + HEADER_BYTES];
-        let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let length_field = [header[0], header[1], header[2], header[3]];
+        let length = u32::from_be_bytes(length_field) as usize;
         let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-        if length > RECORD_BYTES_MAX || bytes.len() - at - HEADER_BYTES < length {
+        if !(PAYLOAD_BYTES_MIN..=RECORD_BYTES_MAX).contains(&length) || bytes.len() - at - HEADER_BYTES < length {
             break;
         }
         let payload = &bytes[at + HEADER_BYTES..at + HEADER_BYTES + length];
-        if crc32c(payload) != crc {
+        if entry_crc(length_field, payload) != crc {
             break;
         }
         let record = serde_json::from_slice(payload)
@@ -293,8 +348,10 @@ mod tests {
     fn a_torn_tail_is_cut_off_and_the_log_goes_on() {
         let dir = temp_dir("torn");
         let (mut log, _) = MetadataLog::open(&dir).expect("open");
-        log.append(&MetadataRecord::TopicRecord(topic("a", 1))).expect("append");
-        log.append(&MetadataRecord::TopicRecord(topic("b", 2))).expect("append");
+        log.append(&MetadataRecord::TopicRecord(topic("a", 1)), false)
+            .expect("append");
+        log.append(&MetadataRecord::TopicRecord(topic("b", 2)), false)
+            .expect("append");
         drop(log);
         let path = dir.join("fjord-metadata.log");
         let len = std::fs::metadata(&path).expect("len").len();
@@ -303,12 +360,43 @@ mod tests {
         drop(file);
         let (mut log, image) = MetadataLog::open(&dir).expect("reopen");
         assert_eq!(image.topics.keys().collect::<Vec<_>>(), ["a"]);
-        log.append(&MetadataRecord::RemoveTopicRecord { name: "a".into() })
+        log.append(&MetadataRecord::RemoveTopicRecord { name: "a".into() }, true)
             .expect("append");
-        log.append(&MetadataRecord::TopicRecord(topic("c", 3))).expect("append");
+        log.append(&MetadataRecord::TopicRecord(topic("c", 3)), false)
+            .expect("append");
         drop(log);
         let (_, image) = MetadataLog::open(&dir).expect("reopen");
         assert_eq!(image.topics.keys().collect::<Vec<_>>(), ["c"]);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// Zeros after the last entry (the file's size reached the disk before its data, as
+    /// a power cut can leave it) are cut off like any torn tail: they never pass as an
+    /// entry.
+    #[test]
+    fn zeros_after_the_last_entry_are_cut_off() {
+        let dir = temp_dir("zeros");
+        let (mut log, _) = MetadataLog::open(&dir).expect("open");
+        log.append(&MetadataRecord::TopicRecord(topic("a", 1)), false)
+            .expect("append");
+        drop(log);
+        let path = dir.join("fjord-metadata.log");
+        let len = std::fs::metadata(&path).expect("len").len();
+        let file = OpenOptions::new().write(true).open(&path).expect("file");
+        file.set_len(len + 4096).expect("zeros");
+        drop(file);
+        let (mut log, image) = MetadataLog::open(&dir).expect("reopen");
+        assert_eq!(image.topics.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(
+            std::fs::metadata(&path).expect("len").len(),
+            len,
+            "the zeros are cut off"
+        );
+        log.append(&MetadataRecord::TopicRecord(topic("b", 1)), false)
+            .expect("append");
+        drop(log);
+        let (_, image) = MetadataLog::open(&dir).expect("reopen");
+        assert_eq!(image.topics.keys().collect::<Vec<_>>(), ["a", "b"]);
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
@@ -317,10 +405,7 @@ mod tests {
     #[test]
     fn a_whole_entry_that_does_not_parse_refuses_the_open() {
         let dir = temp_dir("corrupt");
-        let payload = b"{\"NotARecord\":1}";
-        let mut entry = (payload.len() as u32).to_be_bytes().to_vec();
-        entry.extend_from_slice(&crc32c(payload).to_be_bytes());
-        entry.extend_from_slice(payload);
+        let entry = encode_entry(b"{\"NotARecord\":1}");
         std::fs::write(dir.join("fjord-metadata.log"), &entry).expect("write");
         assert!(matches!(MetadataLog::open(&dir), Err(MetadataError::Corrupt(_))));
         std::fs::remove_dir_all(&dir).expect("clean up");
@@ -344,7 +429,7 @@ mod tests {
             },
         ];
         for r in records {
-            log.append(&r).expect("append");
+            log.append(&r, false).expect("append");
             image.apply(r);
         }
         let log_bytes = std::fs::read(dir.join("fjord-metadata.log")).expect("log");

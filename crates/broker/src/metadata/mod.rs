@@ -117,8 +117,9 @@ impl State {
 
     /// Stores `record`, then applies it. A full log is folded into a new snapshot; if
     /// that fails the log simply stays longer, and holds every change still.
-    fn commit(&mut self, record: MetadataRecord) -> Result<(), MetadataError> {
-        self.log.append(&record)?;
+    /// `may_use_reserve`: the change frees space or undoes one (see `MetadataLog`).
+    fn commit(&mut self, record: MetadataRecord, may_use_reserve: bool) -> Result<(), MetadataError> {
+        self.log.append(&record, may_use_reserve)?;
         match &record {
             MetadataRecord::TopicRecord(t) => {
                 self.unindex(&t.name);
@@ -230,7 +231,7 @@ impl TopicRegistry {
             )));
         }
         if !validate_only {
-            state.commit(MetadataRecord::TopicRecord(topic.clone()))?;
+            state.commit(MetadataRecord::TopicRecord(topic.clone()), false)?;
         }
         Ok(topic)
     }
@@ -242,7 +243,7 @@ impl TopicRegistry {
         if state.image.topics.contains_key(&topic.name) {
             return Err(MetadataError::TopicExists(topic.name));
         }
-        state.commit(MetadataRecord::TopicRecord(topic))
+        state.commit(MetadataRecord::TopicRecord(topic), false)
     }
 
     /// Removes a topic; if that cannot be stored (a full disk), nothing changes.
@@ -254,19 +255,29 @@ impl TopicRegistry {
             .get(name)
             .cloned()
             .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-        state.commit(MetadataRecord::RemoveTopicRecord { name: name.to_string() })?;
+        state.commit(MetadataRecord::RemoveTopicRecord { name: name.to_string() }, true)?;
         Ok(topic)
     }
 
     /// Replaces a topic's entry (partition count or configs changed).
     pub fn update(&self, topic: TopicMetadata) -> Result<(), MetadataError> {
+        self.replace(topic, false)
+    }
+
+    /// Puts back a topic's entry as it was before an update whose logs failed (new
+    /// partitions on a full disk): may use the space kept for such undoing.
+    pub fn roll_back(&self, topic: TopicMetadata) -> Result<(), MetadataError> {
+        self.replace(topic, true)
+    }
+
+    fn replace(&self, topic: TopicMetadata, undoing: bool) -> Result<(), MetadataError> {
         let mut state = self.write();
         // Another id is another topic under the same name (this one deleted and made
         // again since the caller read it): the topic the caller changes is gone.
         if state.image.topics.get(&topic.name).map(|t| t.topic_id) != Some(topic.topic_id) {
             return Err(MetadataError::UnknownTopic(topic.name));
         }
-        state.commit(MetadataRecord::TopicRecord(topic))
+        state.commit(MetadataRecord::TopicRecord(topic), undoing)
     }
 
     /// Dynamic broker config overrides.
@@ -275,7 +286,8 @@ impl TopicRegistry {
     }
 
     pub fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<(), MetadataError> {
-        self.write().commit(MetadataRecord::BrokerConfigsRecord { configs })
+        self.write()
+            .commit(MetadataRecord::BrokerConfigsRecord { configs }, false)
     }
 
     /// A producer id never handed out before, even across restarts.
@@ -285,7 +297,7 @@ impl TopicRegistry {
             let mut state = self.write();
             let start = state.image.next_producer_id_block;
             let next_producer_id_block = start + PRODUCER_ID_BLOCK;
-            state.commit(MetadataRecord::ProducerIdsRecord { next_producer_id_block })?;
+            state.commit(MetadataRecord::ProducerIdsRecord { next_producer_id_block }, false)?;
             *ids = (start, next_producer_id_block);
         }
         let id = ids.0;

@@ -23,7 +23,7 @@ pub fn offsets_log(broker: &Broker, group_id: &str) -> Result<Arc<UnifiedLog>, i
     // The topic is visible in metadata before its logs exist: creators and readers
     // serialize on this lock so nobody sees it half made.
     let _creating = crate::sync::lock(&broker.offsets_topic_creation);
-    if broker.topics.get(OFFSETS_TOPIC).is_none() {
+    if broker.topics.partition_count(OFFSETS_TOPIC).is_none() {
         let mut configs = BTreeMap::new();
         configs.insert("cleanup.policy".to_string(), "compact".to_string());
         configs.insert("segment.bytes".to_string(), "104857600".to_string());
@@ -45,11 +45,7 @@ pub fn offsets_log(broker: &Broker, group_id: &str) -> Result<Arc<UnifiedLog>, i
             }
         }
     }
-    let n = broker
-        .topics
-        .get(OFFSETS_TOPIC)
-        .map(|t| t.partitions)
-        .unwrap_or(partitions);
+    let n = broker.topics.partition_count(OFFSETS_TOPIC).unwrap_or(partitions);
     topics::partition_log(broker, OFFSETS_TOPIC, partition_for(group_id, n))
 }
 
@@ -65,10 +61,10 @@ pub fn offsets_log(broker: &Broker, group_id: &str) -> Result<Arc<UnifiedLog>, i
 /// and holds nothing to load, so its groups are served; their writes wait for the
 /// creation in `offsets_log`.
 pub fn coordinator_unavailable(broker: &Broker, group_id: &str) -> bool {
-    let Some(topic) = broker.topics.get(OFFSETS_TOPIC) else {
+    let Some(partitions) = broker.topics.partition_count(OFFSETS_TOPIC) else {
         return false;
     };
-    let tp = crate::log::TopicPartition::new(OFFSETS_TOPIC, partition_for(group_id, topic.partitions));
+    let tp = crate::log::TopicPartition::new(OFFSETS_TOPIC, partition_for(group_id, partitions));
     broker.logs.is_offline(&tp)
 }
 

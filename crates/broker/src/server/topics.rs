@@ -244,7 +244,7 @@ fn roll_back_partitions(broker: &Broker, before: &TopicMetadata, count: i32) {
             return;
         }
     }
-    if let Err(e) = broker.topics.update(before.clone()) {
+    if let Err(e) = broker.topics.roll_back(before.clone()) {
         tracing::error!(topic = %before.name, error = %e, "storing the old partition count failed");
     }
 }

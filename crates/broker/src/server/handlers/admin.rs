@@ -34,10 +34,12 @@ fn requested_partitions(broker: &Broker, req: &CreateTopicsRequest) -> i64 {
         .sum()
 }
 
+/// Kafka's message for a request over `PARTITIONS_PER_REQUEST_MAX`.
+const TOO_MANY_PARTITIONS: &str = "Excessively large number of partitions per request.";
+
 /// Every topic of a request refused with POLICY_VIOLATION, as Kafka refuses a request
 /// for more than `PARTITIONS_PER_REQUEST_MAX` partitions.
 fn too_many_partitions(req: &CreateTopicsRequest) -> CreateTopicsResponse {
-    let message = "Excessively large number of partitions per request.";
     let results = req
         .topics
         .iter()
@@ -47,7 +49,7 @@ fn too_many_partitions(req: &CreateTopicsRequest) -> CreateTopicsResponse {
                 .with_num_partitions(-1)
                 .with_replication_factor(-1)
                 .with_error_code(errors::code(ResponseError::PolicyViolation))
-                .with_error_message(Some(s(message)))
+                .with_error_message(Some(s(TOO_MANY_PARTITIONS)))
         })
         .collect();
     CreateTopicsResponse::default().with_topics(results)
@@ -110,7 +112,15 @@ pub fn create_topics(broker: &Broker, req: CreateTopicsRequest, version: i16) ->
     CreateTopicsResponse::default().with_topics(results)
 }
 
+/// The topic a CreateTopics entry asks for, checked in the order Kafka's controller
+/// checks: the name, whether the topic exists (so a re-create is TOPIC_ALREADY_EXISTS,
+/// which `--if-not-exists` and Kafka Streams take as success, whatever else it asks),
+/// the configs, then the assignment.
 fn new_topic(broker: &Broker, t: &CreatableTopic) -> Result<NewTopic, MetadataError> {
+    crate::metadata::validate_topic_name(t.name.as_str())?;
+    if broker.topics.partition_count(t.name.as_str()).is_some() {
+        return Err(MetadataError::TopicExists(t.name.to_string()));
+    }
     if t.name.as_str() == CLUSTER_METADATA_TOPIC {
         return Err(MetadataError::InvalidRequest(format!(
             "Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."
@@ -187,16 +197,19 @@ fn manual_assignment(broker: &Broker, t: &CreatableTopic) -> Result<(i32, i16), 
         }
         let mut ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
         ids.sort_unstable();
-        if let Some(id) = ids.iter().find(|id| **id != node) {
-            return bad(format!(
-                "The manual partition assignment includes broker {id}, but no such broker is registered."
-            ));
-        }
-        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return bad(format!(
-                "The manual partition assignment includes the broker {} more than once.",
-                w[0]
-            ));
+        // In id order, each checked for being registered, then for repeating the one
+        // before: the first failure is the one Kafka reports.
+        for (i, id) in ids.iter().enumerate() {
+            if *id != node {
+                return bad(format!(
+                    "The manual partition assignment includes broker {id}, but no such broker is registered."
+                ));
+            }
+            if i > 0 && ids[i - 1] == *id {
+                return bad(format!(
+                    "The manual partition assignment includes the broker {id} more than once."
+                ));
+            }
         }
         match replication_factor {
             Some(rf) if rf != ids.len() => {
@@ -294,7 +307,7 @@ pub fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) -> Creat
             let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             if too_many {
                 r.error_code = errors::code(ResponseError::PolicyViolation);
-                r.error_message = Some(s("Excessively large number of partitions per request."));
+                r.error_message = Some(s(TOO_MANY_PARTITIONS));
             } else if let Err(e) = topics::create_partitions(broker, t.name.as_str(), t.count, req.validate_only) {
                 r.error_code = errors::metadata_error_code(&e);
                 r.error_message = Some(s(e.to_string()));

@@ -247,7 +247,8 @@ pub fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitR
             entries.push(((t.name.to_string(), p.partition_index), Some(value)));
         }
     }
-    if code == codes::NONE {
+    // Nothing to store (every partition refused): no write, and no group made.
+    if code == codes::NONE && !entries.is_empty() {
         let _commits = broker.groups.commit_lock(&group);
         if let Err(c) = groups::write_offsets(broker, &group, &entries) {
             code = c;
