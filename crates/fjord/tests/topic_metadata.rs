@@ -247,3 +247,101 @@ fn create_topics_is_refused_with_kafkas_error_codes() {
     assert_eq!(listed["a.b"].1, 1);
     assert_eq!(listed["manual"].1, 4);
 }
+
+/// AlterConfigs and IncrementalAlterConfigs refused as Kafka's `ConfigAdminManager`
+/// refuses them: a resource named twice (each time), a config named twice, a null value
+/// other than a DELETE's; and a minimum compaction lag above the maximum. DescribeConfigs
+/// with an empty key list describes every config, as with none.
+#[test]
+fn config_changes_are_refused_with_kafkas_error_codes() {
+    use kafka_protocol::messages::alter_configs_request::{
+        AlterConfigsRequest, AlterConfigsResource, AlterableConfig as Plain,
+    };
+    use kafka_protocol::messages::alter_configs_response::AlterConfigsResponse;
+    use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
+    use kafka_protocol::messages::describe_configs_response::DescribeConfigsResponse;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource as IncResource, AlterableConfig, IncrementalAlterConfigsRequest,
+    };
+    use kafka_protocol::messages::incremental_alter_configs_response::IncrementalAlterConfigsResponse;
+    const TOPIC: i8 = 2;
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    let b = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    assert_eq!(create(&mut c, vec![topic("a", 1), topic("b", 1)])[0].1, 0);
+    let op = |key: &str, op: i8, value: Option<&str>| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(key.to_string()))
+            .with_config_operation(op)
+            .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
+    };
+    let resource = |name: &str, configs: Vec<AlterableConfig>| {
+        IncResource::default()
+            .with_resource_type(TOPIC)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configs(configs)
+    };
+    let incremental = |c: &mut RawClient, resources: Vec<IncResource>| -> Vec<i16> {
+        let req = IncrementalAlterConfigsRequest::default().with_resources(resources);
+        let r: IncrementalAlterConfigsResponse = c.request(ApiKey::IncrementalAlterConfigs, 1, &req);
+        r.responses.iter().map(|r| r.error_code).collect()
+    };
+    let codes = incremental(
+        &mut c,
+        vec![
+            resource("a", vec![op("retention.ms", SET, Some("1000"))]),
+            resource(
+                "b",
+                vec![op("retention.ms", SET, Some("1")), op("retention.ms", SET, Some("2"))],
+            ),
+            resource("a", vec![op("segment.ms", SET, Some("1000"))]),
+        ],
+    );
+    assert_eq!(codes, [INVALID_REQUEST, INVALID_REQUEST, INVALID_REQUEST]);
+    let codes = incremental(
+        &mut c,
+        vec![
+            resource("a", vec![op("cleanup.policy", SET, None)]),
+            resource("b", vec![op("retention.ms", DELETE, None)]),
+        ],
+    );
+    assert_eq!(codes, [INVALID_REQUEST, 0], "null only for DELETE");
+    let codes = incremental(
+        &mut c,
+        vec![resource(
+            "b",
+            vec![
+                op("min.compaction.lag.ms", SET, Some("10")),
+                op("max.compaction.lag.ms", SET, Some("5")),
+            ],
+        )],
+    );
+    assert_eq!(codes, [INVALID_CONFIG]);
+    let plain = AlterConfigsResource::default()
+        .with_resource_type(TOPIC)
+        .with_resource_name(StrBytes::from_static_str("a"))
+        .with_configs(vec![Plain::default()
+            .with_name(StrBytes::from_static_str("retention.ms"))
+            .with_value(None)]);
+    let r: AlterConfigsResponse = c.request(
+        ApiKey::AlterConfigs,
+        2,
+        &AlterConfigsRequest::default().with_resources(vec![plain]),
+    );
+    assert_eq!(r.responses[0].error_code, INVALID_REQUEST);
+
+    // Nothing refused was applied: `a` has no overrides, and every config is listed.
+    let describe = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+        .with_resource_type(TOPIC)
+        .with_resource_name(StrBytes::from_static_str("a"))
+        .with_configuration_keys(Some(vec![]))]);
+    let r: DescribeConfigsResponse = c.request(ApiKey::DescribeConfigs, 4, &describe);
+    let configs = &r.results[0].configs;
+    assert!(
+        configs.len() > 10,
+        "an empty key list describes every config: {}",
+        configs.len()
+    );
+    assert!(configs.iter().all(|e| e.config_source != 1), "no override was stored");
+}

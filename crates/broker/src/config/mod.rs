@@ -157,7 +157,19 @@ impl BrokerConfig {
         let mut warnings = Vec::new();
         let get = |k: &str| props.get(k).map(|s| s.trim().to_string());
         let node_id = match (get("node.id"), get("broker.id")) {
-            (Some(v), _) => parse_num::<i32>("node.id", &v, 0, i32::MAX as i64)?,
+            (Some(n), Some(b)) => {
+                let node_id = parse_num::<i32>("node.id", &n, 0, i32::MAX as i64)?;
+                // Kafka's `KafkaConfig.validateValues`: the two names of one id.
+                if parse_num::<i32>("broker.id", &b, 0, i32::MAX as i64)? != node_id {
+                    return Err(ConfigError::InvalidValue {
+                        key: "broker.id".into(),
+                        value: b,
+                        reason: "You must set `node.id` to the same value as `broker.id`.".into(),
+                    });
+                }
+                node_id
+            }
+            (Some(v), None) => parse_num::<i32>("node.id", &v, 0, i32::MAX as i64)?,
             (None, Some(v)) => parse_num::<i32>("broker.id", &v, 0, i32::MAX as i64)?,
             (None, None) => 1,
         };
@@ -525,5 +537,15 @@ mod tests {
     fn unknown_key_warns() {
         let c = BrokerConfig::from_properties(&props(&[("no.such.key", "1")])).unwrap();
         assert_eq!(c.warnings, vec!["unknown config 'no.such.key' is ignored".to_string()]);
+    }
+
+    /// `node.id` and `broker.id` name one id: both set and different is refused, as
+    /// Kafka refuses to start.
+    #[test]
+    fn node_id_and_broker_id_must_agree() {
+        let e = BrokerConfig::from_properties(&props(&[("node.id", "1"), ("broker.id", "2")])).unwrap_err();
+        assert!(e.to_string().contains("same value"), "{e}");
+        let c = BrokerConfig::from_properties(&props(&[("node.id", "3"), ("broker.id", "3")])).unwrap();
+        assert_eq!(c.node_id, 3);
     }
 }

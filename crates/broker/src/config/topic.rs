@@ -176,7 +176,9 @@ impl TopicConfig {
     /// (`log.retention.ms` over `.minutes` over `.hours`).
     pub fn from_broker_properties(props: &BTreeMap<String, String>) -> Result<TopicConfig, ConfigError> {
         let mut config = TopicConfig::default();
-        for (broker_key, topic_name, factor) in BROKER_UNIT_SYNONYMS.iter().rev() {
+        // Applied coarsest first, so the finer unit overwrites: `.minutes` over `.hours`
+        // (then `log.retention.ms` itself, below, over both).
+        for (broker_key, topic_name, factor) in BROKER_UNIT_SYNONYMS {
             if let Some(v) = props.get(*broker_key) {
                 let n: i64 = parse_num(broker_key, v, -1, i64::MAX / factor)?;
                 let ms = if n < 0 { -1 } else { n * factor };
@@ -198,6 +200,23 @@ impl TopicConfig {
             config.apply(k, v)?;
         }
         Ok(config)
+    }
+
+    /// Kafka's `LogConfig.validateValues`: the checks across configs, made where a
+    /// config is set (not at load, so that a topic stored before a check was added
+    /// still loads).
+    pub fn validate_values(&self) -> Result<(), ConfigError> {
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
+            return Err(invalid(
+                "min.compaction.lag.ms",
+                &self.min_compaction_lag_ms.to_string(),
+                &format!(
+                    "conflict topic config setting min.compaction.lag.ms ({}) > max.compaction.lag.ms ({})",
+                    self.min_compaction_lag_ms, self.max_compaction_lag_ms
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn apply(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
@@ -343,5 +362,38 @@ mod tests {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
         assert_eq!(TopicConfig::from_broker_properties(&props).unwrap().retention_ms, 5000);
+    }
+
+    /// `.minutes` wins over `.hours` (Kafka's `KafkaConfig.logRetentionTimeMillis`):
+    /// the shipped server.properties sets hours, and an override in minutes must count.
+    #[test]
+    fn minutes_win_over_hours() {
+        let props: BTreeMap<String, String> = [("log.retention.hours", "168"), ("log.retention.minutes", "5")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(
+            TopicConfig::from_broker_properties(&props).unwrap().retention_ms,
+            300_000
+        );
+    }
+
+    /// The checks across configs: a minimum compaction lag above the maximum is refused.
+    #[test]
+    fn a_min_compaction_lag_above_the_max_is_refused() {
+        let overrides: BTreeMap<String, String> = [("min.compaction.lag.ms", "10"), ("max.compaction.lag.ms", "5")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let config = TopicConfig::default().with_overrides(&overrides).unwrap();
+        let refused = config.validate_values().unwrap_err().to_string();
+        assert!(refused.contains("conflict topic config setting"), "{refused}");
+        let mut fine = overrides.clone();
+        fine.insert("max.compaction.lag.ms".into(), "10".into());
+        assert!(TopicConfig::default()
+            .with_overrides(&fine)
+            .unwrap()
+            .validate_values()
+            .is_ok());
     }
 }

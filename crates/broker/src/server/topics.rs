@@ -126,7 +126,7 @@ pub fn create_topic(broker: &Broker, req: NewTopic, validate_only: bool) -> Resu
         )));
     }
     let defaults = broker.topic_defaults()?;
-    defaults.with_overrides(&req.configs)?;
+    defaults.with_overrides(&req.configs)?.validate_values()?;
     let topic = TopicMetadata {
         name: req.name,
         topic_id: uuid::Uuid::new_v4(),
@@ -261,6 +261,7 @@ pub fn set_topic_configs(
         .get(name)
         .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
     let config = Arc::new(broker.topic_defaults()?.with_overrides(&configs)?);
+    config.validate_values()?;
     if validate_only {
         return Ok(());
     }

@@ -17,7 +17,7 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::incremental_alter_configs_request::IncrementalAlterConfigsRequest;
 use kafka_protocol::messages::incremental_alter_configs_response::{self as inc, IncrementalAlterConfigsResponse};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -60,10 +60,13 @@ fn describe_one(broker: &Broker, r: &DescribeConfigsResource) -> DescribeConfigs
     };
     match entries {
         Ok(entries) => {
+            // An empty list asks for every config, as a null one does (Kafka's
+            // `ConfigHelper`).
             let wanted = r
                 .configuration_keys
                 .as_ref()
-                .map(|k| k.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+                .filter(|k| !k.is_empty())
+                .map(|k| k.iter().map(|x| x.to_string()).collect::<HashSet<_>>());
             out.configs = entries
                 .into_iter()
                 .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(&e.0)))
@@ -277,6 +280,9 @@ fn apply(
                     .apply(spec.name, v)
                     .map_err(|e: ConfigError| (errors::code(ResponseError::InvalidConfig), e.to_string()))?;
             }
+            trial
+                .validate_values()
+                .map_err(|e: ConfigError| (errors::code(ResponseError::InvalidConfig), e.to_string()))?;
             if validate_only {
                 return Ok(());
             }
@@ -298,11 +304,53 @@ fn current_overrides(broker: &Broker, resource_type: i8, name: &str) -> BTreeMap
     }
 }
 
+/// One resource of an alter request as `preprocess` sees it: type, name, and each
+/// config's name with whether its value is missing where one is needed.
+type Resource<'a> = (i8, &'a str, Vec<(&'a str, bool)>);
+
+/// Kafka's `ConfigAdminManager.preprocess`: the refusal of each resource, in request
+/// order. A resource named more than once is refused every time, as is one that names
+/// a config twice or leaves a value null (a null is only for DELETE).
+fn preprocess(resources: &[Resource<'_>]) -> Vec<Option<(i16, String)>> {
+    let invalid = |msg: String| Some((errors::code(ResponseError::InvalidRequest), msg));
+    let mut seen: HashMap<(i8, &str), usize> = HashMap::new();
+    for (ty, name, _) in resources {
+        *seen.entry((*ty, *name)).or_default() += 1;
+    }
+    resources
+        .iter()
+        .map(|(ty, name, configs)| {
+            if seen[&(*ty, *name)] > 1 {
+                return invalid("Each resource must appear at most once.".into());
+            }
+            let mut keys = HashSet::new();
+            if !configs.iter().all(|(k, _)| keys.insert(*k)) {
+                return invalid("Error due to duplicate config keys".into());
+            }
+            let nulls: Vec<&str> = configs.iter().filter(|(_, null)| *null).map(|(k, _)| *k).collect();
+            if !nulls.is_empty() {
+                return invalid(format!("Null value not supported for : {}", nulls.join(", ")));
+            }
+            None
+        })
+        .collect()
+}
+
 pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse {
-    let responses = req
+    let checked: Vec<Resource<'_>> = req
         .resources
         .iter()
         .map(|r| {
+            let configs = r.configs.iter().map(|c| (c.name.as_str(), c.value.is_none())).collect();
+            (r.resource_type, r.resource_name.as_str(), configs)
+        })
+        .collect();
+    let refusals = preprocess(&checked);
+    let responses = req
+        .resources
+        .iter()
+        .zip(refusals)
+        .map(|(r, refusal)| {
             let configs = r
                 .configs
                 .iter()
@@ -311,13 +359,17 @@ pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse 
             let mut out = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            if let Err((code, msg)) = apply(
-                broker,
-                r.resource_type,
-                r.resource_name.as_str(),
-                configs,
-                req.validate_only,
-            ) {
+            let result = match refusal {
+                Some(refused) => Err(refused),
+                None => apply(
+                    broker,
+                    r.resource_type,
+                    r.resource_name.as_str(),
+                    configs,
+                    req.validate_only,
+                ),
+            };
+            if let Err((code, msg)) = result {
                 out.error_code = code;
                 out.error_message = Some(s(msg));
             }
@@ -328,14 +380,30 @@ pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse 
 }
 
 pub fn incremental_alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
-    let responses = req
+    const DELETE: i8 = 1;
+    let checked: Vec<Resource<'_>> = req
         .resources
         .iter()
         .map(|r| {
+            let configs = r
+                .configs
+                .iter()
+                .map(|c| (c.name.as_str(), c.value.is_none() && c.config_operation != DELETE))
+                .collect();
+            (r.resource_type, r.resource_name.as_str(), configs)
+        })
+        .collect();
+    let refusals = preprocess(&checked);
+    let responses = req
+        .resources
+        .iter()
+        .zip(refusals)
+        .map(|(r, refusal)| {
             let name = r.resource_name.as_str();
             let mut configs = current_overrides(broker, r.resource_type, name);
-            let mut result = Ok(());
-            for c in &r.configs {
+            let mut result = refusal.map_or(Ok(()), Err);
+            let ops = if result.is_ok() { r.configs.as_slice() } else { &[] };
+            for c in ops {
                 let key = c.name.to_string();
                 let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
                 match c.config_operation {
