@@ -345,3 +345,74 @@ fn config_changes_are_refused_with_kafkas_error_codes() {
     );
     assert!(configs.iter().all(|e| e.config_source != 1), "no override was stored");
 }
+
+/// Changes to one topic from several clients at once are made one at a time, as
+/// Kafka's controller makes them: none writes back another's old half. (A
+/// CreatePartitions and an IncrementalAlterConfigs each read the topic, changed their
+/// part and stored the whole; two config changes each kept only their own key.)
+#[test]
+fn concurrent_changes_to_one_topic_all_take_effect() {
+    use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
+    use kafka_protocol::messages::describe_configs_response::DescribeConfigsResponse;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
+    };
+    use kafka_protocol::messages::incremental_alter_configs_response::IncrementalAlterConfigsResponse;
+    const ROUNDS: i32 = 60;
+    let b = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    assert_eq!(create(&mut c, vec![topic("race", 1)])[0].1, 0);
+    let set = |key: &'static str, base: i32| {
+        let bootstrap = b.bootstrap.clone();
+        std::thread::spawn(move || {
+            let mut c = RawClient::connect(&bootstrap);
+            for i in 1..=ROUNDS {
+                let change = AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("race"))
+                    .with_configs(vec![AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str(key))
+                        .with_config_operation(0)
+                        .with_value(Some(StrBytes::from_string((base + i).to_string())))]);
+                let req = IncrementalAlterConfigsRequest::default().with_resources(vec![change]);
+                let r: IncrementalAlterConfigsResponse = c.request(ApiKey::IncrementalAlterConfigs, 1, &req);
+                assert_eq!(r.responses[0].error_code, 0);
+            }
+        })
+    };
+    let retention = set("retention.ms", 100_000);
+    let segment = set("segment.ms", 200_000);
+    let grow = {
+        let bootstrap = b.bootstrap.clone();
+        std::thread::spawn(move || {
+            let mut c = RawClient::connect(&bootstrap);
+            for count in 2..=ROUNDS + 1 {
+                let req = CreatePartitionsRequest::default()
+                    .with_topics(vec![CreatePartitionsTopic::default()
+                        .with_name(name("race"))
+                        .with_count(count)])
+                    .with_timeout_ms(30_000);
+                let r: CreatePartitionsResponse = c.request(ApiKey::CreatePartitions, 3, &req);
+                assert_eq!(r.results[0].error_code, 0, "to {count}: {r:?}");
+            }
+        })
+    };
+    for t in [retention, segment, grow] {
+        t.join().expect("client thread");
+    }
+    let describe = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("race"))
+        .with_configuration_keys(None)]);
+    let r: DescribeConfigsResponse = c.request(ApiKey::DescribeConfigs, 4, &describe);
+    let value = |key: &str| {
+        r.results[0]
+            .configs
+            .iter()
+            .find(|e| e.name.as_str() == key)
+            .and_then(|e| e.value.as_ref().map(|v| v.to_string()))
+    };
+    assert_eq!(value("retention.ms").as_deref(), Some("100060"));
+    assert_eq!(value("segment.ms").as_deref(), Some("200060"));
+    assert_eq!(all_topics(&mut c)["race"].1, ROUNDS as usize + 1);
+}

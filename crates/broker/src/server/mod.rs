@@ -49,6 +49,12 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Held while `__consumer_offsets` is looked up or created.
     pub offsets_topic_creation: std::sync::Mutex<()>,
+    /// Held by every change to topics and configs (create, delete, new partitions,
+    /// topic and broker configs) from reading the metadata to applying it to the logs,
+    /// as Kafka's controller makes them one at a time: a CreatePartitions and an
+    /// AlterConfigs of one topic each wrote back the other's old half. Taken after
+    /// `offsets_topic_creation`, never before.
+    pub topic_admin: std::sync::Mutex<()>,
     /// Broker-level config overrides set with (Incremental)AlterConfigs.
     pub dynamic_configs: RwLock<BTreeMap<String, String>>,
     /// The address the listener actually bound (port 0 resolved).
@@ -102,6 +108,7 @@ impl Broker {
             topics,
             groups,
             offsets_topic_creation: std::sync::Mutex::new(()),
+            topic_admin: std::sync::Mutex::new(()),
             dynamic_configs: RwLock::new(dynamic),
             bound_addr: RwLock::new(None),
             flush_error_logged_ms: std::sync::atomic::AtomicI64::new(i64::MIN),

@@ -104,6 +104,7 @@ pub struct NewTopic {
 }
 
 pub fn create_topic(broker: &Broker, req: NewTopic, validate_only: bool) -> Result<TopicMetadata, MetadataError> {
+    let _admin = crate::sync::lock(&broker.topic_admin);
     let partitions = if req.partitions == -1 {
         broker.config.num_partitions
     } else {
@@ -141,7 +142,7 @@ pub fn create_topic(broker: &Broker, req: NewTopic, validate_only: bool) -> Resu
             // Metadata would show it led while Produce answers UNKNOWN_TOPIC_OR_PARTITION
             // and a retried create TOPIC_ALREADY_EXISTS.
             tracing::warn!(topic = %topic.name, error = %e, "creating the topic's logs failed; rolling it back");
-            if let Err(undo) = delete_topic(broker, &topic.name) {
+            if let Err(undo) = delete_topic_locked(broker, &topic.name) {
                 tracing::error!(topic = %topic.name, error = %undo, "rolling back a failed creation failed; delete the topic");
             }
             return Err(to_metadata_error(e));
@@ -159,6 +160,12 @@ pub fn create_topic(broker: &Broker, req: NewTopic, validate_only: bool) -> Resu
 /// without data, until a retried delete stores its removal (a restart in between
 /// brings it back empty).
 pub fn delete_topic(broker: &Broker, name: &str) -> Result<TopicMetadata, MetadataError> {
+    let _admin = crate::sync::lock(&broker.topic_admin);
+    delete_topic_locked(broker, name)
+}
+
+/// `delete_topic`, for a caller that holds `topic_admin`.
+fn delete_topic_locked(broker: &Broker, name: &str) -> Result<TopicMetadata, MetadataError> {
     let topic = broker
         .topics
         .get(name)
@@ -205,6 +212,7 @@ pub fn delete_topic(broker: &Broker, name: &str) -> Result<TopicMetadata, Metada
 }
 
 pub fn create_partitions(broker: &Broker, name: &str, count: i32, validate_only: bool) -> Result<(), MetadataError> {
+    let _admin = crate::sync::lock(&broker.topic_admin);
     let mut topic = broker
         .topics
         .get(name)
@@ -249,7 +257,8 @@ fn roll_back_partitions(broker: &Broker, before: &TopicMetadata, count: i32) {
     }
 }
 
-/// Replaces a topic's config overrides and applies them to its logs.
+/// Replaces a topic's config overrides and applies them to its logs. The caller holds
+/// `topic_admin` from reading the overrides it changes (IncrementalAlterConfigs) on.
 pub fn set_topic_configs(
     broker: &Broker,
     name: &str,

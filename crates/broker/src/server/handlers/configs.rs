@@ -257,7 +257,7 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, Strin
     Ok(out)
 }
 
-/// Applies a full set of overrides to a resource.
+/// Applies a full set of overrides to a resource. The caller holds `topic_admin`.
 fn apply(
     broker: &Broker,
     resource_type: i8,
@@ -359,6 +359,7 @@ pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse 
             let mut out = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            let _admin = crate::sync::lock(&broker.topic_admin);
             let result = match refusal {
                 Some(refused) => Err(refused),
                 None => apply(
@@ -400,6 +401,9 @@ pub fn incremental_alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -
         .zip(refusals)
         .map(|(r, refusal)| {
             let name = r.resource_name.as_str();
+            // Held from reading the overrides to storing them changed: two changes of
+            // one resource each kept only its own.
+            let _admin = crate::sync::lock(&broker.topic_admin);
             let mut configs = current_overrides(broker, r.resource_type, name);
             let mut result = refusal.map_or(Ok(()), Err);
             let ops = if result.is_ok() { r.configs.as_slice() } else { &[] };
