@@ -4,9 +4,36 @@
 
 use crate::client::{parse_bool, parse_pairs, unescape, Connect};
 use anyhow::{anyhow, bail, Context, Result};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use std::io::BufRead;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+/// Reports each message the broker refused, as Kafka's `ErrorLoggingCallback`, and
+/// counts them: rdkafka's default context drops delivery errors, so a refused message
+/// (MESSAGE_TOO_LARGE, say) went unreported and the tool exited 0.
+#[derive(Default)]
+struct DeliveryErrors {
+    failed: AtomicUsize,
+}
+
+impl rdkafka::ClientContext for DeliveryErrors {}
+
+impl ProducerContext for DeliveryErrors {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        use rdkafka::Message;
+        if let Err((e, m)) = result {
+            let key = m.key().map(String::from_utf8_lossy).unwrap_or_else(|| "null".into());
+            let bytes = m.payload().map_or(0, <[u8]>::len);
+            eprintln!(
+                "Error when sending message to topic {} with key: {key}, value: {bytes} bytes with error: {e}",
+                m.topic()
+            );
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -58,7 +85,10 @@ pub fn run(args: Args) -> Result<()> {
     for (k, v) in parse_pairs(&args.producer_properties, "--producer-property")? {
         config.set(k, v);
     }
-    let producer: ThreadedProducer<DefaultProducerContext> = config.create().context("creating producer")?;
+    let producer: ThreadedProducer<DeliveryErrors> = config
+        .create_with_context(DeliveryErrors::default())
+        .context("creating producer")?;
+    let failed = |producer: &ThreadedProducer<DeliveryErrors>| producer.context().failed.load(Ordering::Relaxed);
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let line = line.context("reading stdin")?;
@@ -75,18 +105,22 @@ pub fn run(args: Args) -> Result<()> {
             producer
                 .flush(Duration::from_secs(30))
                 .context("waiting for acknowledgement")?;
+            // As Kafka's `--sync`: a refused message ends the run.
+            if failed(&producer) > 0 {
+                bail!("a message was not delivered");
+            }
         }
     }
     producer.flush(Duration::from_secs(30)).context("flushing messages")?;
-    Ok(())
+    // Kafka's tool exits 0 here after logging; a non-zero exit lets a script that pipes
+    // data in know that some of it was not stored.
+    match failed(&producer) {
+        0 => Ok(()),
+        n => bail!("{n} message(s) were not delivered"),
+    }
 }
 
-fn send(
-    producer: &ThreadedProducer<DefaultProducerContext>,
-    topic: &str,
-    key: Option<&str>,
-    value: &str,
-) -> Result<()> {
+fn send(producer: &ThreadedProducer<DeliveryErrors>, topic: &str, key: Option<&str>, value: &str) -> Result<()> {
     let mut record = BaseRecord::to(topic).payload(value);
     if let Some(k) = key {
         record = record.key(k);

@@ -215,3 +215,57 @@ fn unknown_keys_warn_and_the_broker_starts() {
         b.log_text()
     );
 }
+
+/// A message the broker refuses (here larger than the topic's `max.message.bytes`) is
+/// reported on stderr, as Kafka's console producer logs it, and the run exits non-zero:
+/// at once with `--sync`, as Kafka's, and at the end without (where Kafka exits 0, and a
+/// script piping data in could not tell that some was not stored).
+#[test]
+fn console_producer_reports_messages_the_broker_refuses() {
+    let b = common::BrokerProcess::start(&[]);
+    let (ok, _, err) = fjord(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--create",
+            "--topic",
+            "small",
+            "--config",
+            "max.message.bytes=1000",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let big = "x".repeat(5000);
+    let input = format!("fits\n{big}\nalso fits\n");
+    for sync in [false, true] {
+        let mut args = vec![
+            "console-producer",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--topic",
+            "small",
+        ];
+        if sync {
+            args.push("--sync");
+        }
+        let (ok, _, err) = fjord(&args, Some(&input));
+        assert!(!ok, "a refused message fails the run (sync: {sync})");
+        assert!(
+            err.contains("Error when sending message to topic small") && err.contains("5000 bytes"),
+            "{err}"
+        );
+    }
+    let (ok, _, err) = fjord(
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--topic",
+            "small",
+        ],
+        Some("a\nb\n"),
+    );
+    assert!(ok, "nothing refused: {err}");
+}
