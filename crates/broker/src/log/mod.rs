@@ -115,7 +115,6 @@ pub fn fsync_failed(e: std::io::Error) -> std::io::Error {
     std::io::Error::other(format!("fsync failed: {e}"))
 }
 
-/// Whether an I/O error is a full disk or an exhausted quota.
 /// An error that refused one operation and says nothing of the disk: no space, or no
 /// file descriptor left (the process's or the system's), so it takes no log dir
 /// offline. A partition created past the open-file limit failed alone; it used to take
@@ -125,6 +124,7 @@ pub fn is_refused(e: &std::io::Error) -> bool {
     is_out_of_space(e) || descriptors.contains(&e.raw_os_error())
 }
 
+/// Whether an I/O error is a full disk or an exhausted quota.
 pub fn is_out_of_space(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),

@@ -634,16 +634,14 @@ impl UnifiedLog {
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
         self.guard(|| {
             let inner = self.lock();
-            // The first segment holding the largest timestamp, as Kafka's `maxBy`
-            // (`max_by_key` would answer the last).
+            // The first segment holding the largest timestamp, as Kafka's `maxBy`:
+            // `max_by_key` answers the last of equals, so it walks newest first.
             let best = inner
                 .segments
                 .values()
+                .rev()
                 .filter(|s| !s.is_empty())
-                .fold(None, |best: Option<&LogSegment>, s| match best {
-                    Some(b) if b.max_timestamp() >= s.max_timestamp() => Some(b),
-                    _ => Some(s),
-                });
+                .max_by_key(|s| s.max_timestamp());
             let Some(seg) = best else { return Ok(None) };
             let (ts, last_offset) = (seg.max_timestamp(), seg.offset_of_max_timestamp());
             let mut batch = None;

@@ -81,12 +81,18 @@ pub struct TopicRegistry {
 #[derive(Debug)]
 struct State {
     image: MetadataImage,
+    index: TopicIndex,
+    log: MetadataLog,
+}
+
+/// Lookups the image's topics by other keys than their name.
+#[derive(Debug, Default)]
+struct TopicIndex {
     /// Topic id → name, so a lookup by id is not a scan of every topic.
     by_id: HashMap<uuid::Uuid, String>,
     /// Names with '.' or '_', by Kafka's `unifyCollisionChars` ('.' as '_'): two such
     /// names would share a metric name, so Kafka refuses the second topic.
     colliding: HashMap<String, BTreeSet<String>>,
-    log: MetadataLog,
 }
 
 /// Kafka's `Topic.unifyCollisionChars`, for names that have a collision char.
@@ -94,39 +100,43 @@ fn unified_name(name: &str) -> Option<String> {
     (name.contains('.') || name.contains('_')).then(|| name.replace('.', "_"))
 }
 
-impl State {
-    fn index(&mut self, topic: &TopicMetadata) {
+impl TopicIndex {
+    fn insert(&mut self, topic: &TopicMetadata) {
         self.by_id.insert(topic.topic_id, topic.name.clone());
         if let Some(u) = unified_name(&topic.name) {
             self.colliding.entry(u).or_default().insert(topic.name.clone());
         }
     }
 
-    fn unindex(&mut self, name: &str) {
-        let Some(old) = self.image.topics.get(name) else { return };
-        self.by_id.remove(&old.topic_id);
-        if let Some(u) = unified_name(name) {
+    fn remove(&mut self, topic: &TopicMetadata) {
+        self.by_id.remove(&topic.topic_id);
+        if let Some(u) = unified_name(&topic.name) {
             if let Some(names) = self.colliding.get_mut(&u) {
-                names.remove(name);
+                names.remove(&topic.name);
                 if names.is_empty() {
                     self.colliding.remove(&u);
                 }
             }
         }
     }
+}
 
+impl State {
     /// Stores `record`, then applies it. A full log is folded into a new snapshot; if
     /// that fails the log simply stays longer, and holds every change still.
     /// `may_use_reserve`: the change frees space or undoes one (see `MetadataLog`).
     fn commit(&mut self, record: MetadataRecord, may_use_reserve: bool) -> Result<(), MetadataError> {
         self.log.append(&record, may_use_reserve)?;
-        match &record {
-            MetadataRecord::TopicRecord(t) => {
-                self.unindex(&t.name);
-                self.index(t);
-            }
-            MetadataRecord::RemoveTopicRecord { name } => self.unindex(name),
-            _ => {}
+        let name = match &record {
+            MetadataRecord::TopicRecord(t) => Some(&t.name),
+            MetadataRecord::RemoveTopicRecord { name } => Some(name),
+            _ => None,
+        };
+        if let Some(old) = name.and_then(|n| self.image.topics.get(n)) {
+            self.index.remove(old);
+        }
+        if let MetadataRecord::TopicRecord(t) = &record {
+            self.index.insert(t);
         }
         self.image.apply(record);
         if self.log.wants_snapshot() {
@@ -162,18 +172,12 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
 impl TopicRegistry {
     pub fn open(log_dir: &Path) -> Result<TopicRegistry, MetadataError> {
         let (log, image) = MetadataLog::open(log_dir)?;
-        let mut state = State {
-            image,
-            by_id: HashMap::new(),
-            colliding: HashMap::new(),
-            log,
-        };
-        let topics: Vec<TopicMetadata> = state.image.topics.values().cloned().collect();
-        for t in &topics {
-            state.index(t);
+        let mut index = TopicIndex::default();
+        for t in image.topics.values() {
+            index.insert(t);
         }
         Ok(TopicRegistry {
-            state: RwLock::new(state),
+            state: RwLock::new(State { image, index, log }),
             producer_ids: std::sync::Mutex::new((0, 0)),
         })
     }
@@ -197,7 +201,7 @@ impl TopicRegistry {
 
     pub fn by_id(&self, id: uuid::Uuid) -> Option<TopicMetadata> {
         let state = self.read();
-        let name = state.by_id.get(&id)?;
+        let name = state.index.by_id.get(&id)?;
         state.image.topics.get(name).cloned()
     }
 
@@ -219,7 +223,7 @@ impl TopicRegistry {
             return Err(MetadataError::TopicExists(topic.name));
         }
         if let Some(other) = unified_name(&topic.name)
-            .and_then(|u| state.colliding.get(&u))
+            .and_then(|u| state.index.colliding.get(&u))
             .and_then(|names| names.iter().next())
         {
             let why = format!("collides with existing topic: {other}");

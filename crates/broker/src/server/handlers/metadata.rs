@@ -33,7 +33,9 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
         // Each topic once, as Kafka answers (a set): a request naming one topic many
         // times must not be answered many times over.
         let mut seen = std::collections::HashSet::new();
-        let mut budget = AutoCreateBudget(crate::metadata::PARTITIONS_PER_REQUEST_MAX);
+        // The partitions this request may still auto-create (see
+        // `PARTITIONS_PER_REQUEST_MAX`).
+        let mut budget = crate::metadata::PARTITIONS_PER_REQUEST_MAX;
         req.topics
             .unwrap_or_default()
             .iter()
@@ -51,17 +53,12 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
         .with_topics(topics)
 }
 
-/// The partitions one Metadata request may still auto-create (see
-/// `PARTITIONS_PER_REQUEST_MAX`); topics past it are answered LEADER_NOT_AVAILABLE,
-/// Kafka's answer while a topic is being made, and made by a later request.
-struct AutoCreateBudget(i64);
-
 fn requested_topic(
     broker: &Broker,
     name: Option<String>,
     id: uuid::Uuid,
     allow_create: bool,
-    budget: &mut AutoCreateBudget,
+    budget: &mut i64,
 ) -> MetadataResponseTopic {
     let Some(name) = name else {
         return match broker.topics.by_id(id) {
@@ -85,8 +82,10 @@ fn requested_topic(
     if !(allow_create && broker.config.auto_create_topics_enable) {
         return error(errors::code(ResponseError::UnknownTopicOrPartition));
     }
-    budget.0 -= i64::from(broker.config.num_partitions);
-    if budget.0 < 0 {
+    // Past the request's budget: LEADER_NOT_AVAILABLE, Kafka's answer while a topic
+    // is being made, and made by a later request.
+    *budget -= i64::from(broker.config.num_partitions);
+    if *budget < 0 {
         return error(errors::code(ResponseError::LeaderNotAvailable));
     }
     let req = NewTopic {
