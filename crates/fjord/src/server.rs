@@ -51,14 +51,21 @@ pub fn run(args: ServerArgs) -> Result<()> {
         let broker = Broker::open(config, Time::System)?;
         // Running before the port is announced: the line below means ready.
         let network = NetworkThreads::start(broker.config.num_network_threads)?;
-        let listener = broker.bind().await?;
-        let addr = listener.local_addr()?;
-        tracing::info!(%addr, node_id = broker.node_id(), cluster_id = %broker.cluster_id, "Fjord broker started");
-        // Tests and scripts wait for this line to learn the bound port.
-        println!("fjord: listening on {addr}");
+        let listeners = broker.bind().await?;
+        for name in &broker.config.listeners.controller_listener_names {
+            tracing::info!(listener = %name, "controller listener not bound: Fjord's metadata quorum does not use Kafka's controller protocol");
+        }
+        for l in &listeners {
+            tracing::info!(listener = %l.name, addr = %l.local_addr, node_id = broker.node_id(), cluster_id = %broker.cluster_id, "Fjord broker started");
+        }
+        // Tests and scripts wait for these lines to learn the bound ports: one per
+        // listener, in the order configured.
+        for l in &listeners {
+            println!("fjord: listening on {}", l.local_addr);
+        }
         let mut serve = {
             let broker = broker.clone();
-            tokio::spawn(async move { broker.serve(listener, network).await })
+            tokio::spawn(async move { broker.serve(listeners, network).await })
         };
         // `serve` ends by itself only when the broker shuts itself down (its log dirs
         // failed: `Broker::fatal_error`).

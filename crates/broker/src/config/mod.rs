@@ -4,14 +4,15 @@
 //! config or a one-line error naming the key and the value. It never touches disk.
 //! Unknown keys are returned as warnings, as Kafka logs them.
 
+pub mod listeners;
 mod properties;
 pub mod topic;
 
+pub use listeners::{Listener, Listeners, SecurityProtocol};
 pub use properties::parse_properties;
 pub use topic::{TopicConfig, TopicConfigKey, TOPIC_CONFIG_KEYS};
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// A config error: always names the key and the offending value.
@@ -25,41 +26,13 @@ pub enum ConfigError {
     Syntax { line: usize, reason: String },
 }
 
-/// One listener: `PLAINTEXT://host:port`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Listener {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-}
-
-impl Listener {
-    pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
-        let host = if self.host.is_empty() {
-            "0.0.0.0"
-        } else {
-            self.host.as_str()
-        };
-        let text = if host.contains(':') {
-            format!("[{host}]:{}", self.port)
-        } else {
-            format!("{host}:{}", self.port)
-        };
-        text.parse().map_err(|_| ConfigError::InvalidValue {
-            key: "listeners".into(),
-            value: format!("{}://{}:{}", self.name, self.host, self.port),
-            reason: "host must be an IP address".into(),
-        })
-    }
-}
-
 /// The broker's validated configuration. Field names follow Kafka's keys, units last.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
     pub cluster_id: Option<String>,
-    pub listeners: Vec<Listener>,
-    pub advertised_listeners: Vec<Listener>,
+    /// `listeners`, `advertised.listeners` and the keys that qualify them.
+    pub listeners: Listeners,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -131,10 +104,7 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "process.roles",
     "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
     "group.coordinator.rebalance.protocols",
-    "listener.security.protocol.map",
-    "inter.broker.listener.name",
     "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
@@ -173,8 +143,7 @@ impl BrokerConfig {
             (None, Some(v)) => parse_num::<i32>("broker.id", &v, 0, i32::MAX as i64)?,
             (None, None) => 1,
         };
-        let listeners = listeners_from(props)?;
-        let advertised_listeners = advertised_from(props, &listeners)?;
+        let listeners = Listeners::from_properties(props)?;
         let log_dirs: Vec<PathBuf> = match get("log.dirs").or_else(|| get("log.dir")) {
             Some(v) => split_list(&v).into_iter().map(PathBuf::from).collect(),
             None => vec![PathBuf::from("data")],
@@ -194,7 +163,6 @@ impl BrokerConfig {
             node_id,
             cluster_id: get("cluster.id"),
             listeners,
-            advertised_listeners,
             log_dirs,
             num_partitions: parse_opt(props, "num.partitions", 1, 1, 100_000)?,
             default_replication_factor: parse_opt(props, "default.replication.factor", 1, 1, i16::MAX as i64)?,
@@ -328,6 +296,9 @@ fn is_known_key(key: &str) -> bool {
         "cluster.id",
         "listeners",
         "advertised.listeners",
+        "listener.security.protocol.map",
+        "controller.listener.names",
+        "inter.broker.listener.name",
         "port",
         "host.name",
         "advertised.host.name",
@@ -366,72 +337,6 @@ fn is_known_key(key: &str) -> bool {
         "log.cleaner.io.max.bytes.per.second",
     ];
     KNOWN.contains(&key) || ACCEPTED_WITHOUT_EFFECT.contains(&key) || topic::is_broker_topic_key(key)
-}
-
-fn listeners_from(props: &BTreeMap<String, String>) -> Result<Vec<Listener>, ConfigError> {
-    if let Some(v) = props.get("listeners") {
-        return parse_listeners("listeners", v);
-    }
-    // The tutorial's keys: `port` and `host.name`.
-    let port: u16 = match props.get("port") {
-        Some(p) => parse_num("port", p.trim(), 0, u16::MAX as i64)?,
-        None => 9092,
-    };
-    let host = props
-        .get("host.name")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|| "127.0.0.1".into());
-    Ok(vec![Listener {
-        name: "PLAINTEXT".into(),
-        host,
-        port,
-    }])
-}
-
-fn advertised_from(props: &BTreeMap<String, String>, listeners: &[Listener]) -> Result<Vec<Listener>, ConfigError> {
-    if let Some(v) = props.get("advertised.listeners") {
-        return parse_listeners("advertised.listeners", v);
-    }
-    let mut out = listeners.to_vec();
-    for l in &mut out {
-        if let Some(h) = props.get("advertised.host.name") {
-            l.host = h.trim().to_string();
-        }
-        if let Some(p) = props.get("advertised.port") {
-            l.port = parse_num("advertised.port", p.trim(), 1, u16::MAX as i64)?;
-        }
-        if l.host.is_empty() || l.host == "0.0.0.0" {
-            l.host = "127.0.0.1".into();
-        }
-    }
-    Ok(out)
-}
-
-/// `PLAINTEXT://127.0.0.1:9092,OTHER://:9093`.
-pub fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
-    let mut out = Vec::new();
-    for item in split_list(value) {
-        let (name, rest) = item
-            .split_once("://")
-            .ok_or_else(|| invalid(key, value, "expected NAME://HOST:PORT"))?;
-        let (host, port) = rest
-            .rsplit_once(':')
-            .ok_or_else(|| invalid(key, value, "expected NAME://HOST:PORT"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        let port: u16 = port.parse().map_err(|_| invalid(key, value, "port must be 0..65535"))?;
-        if name.is_empty() {
-            return Err(invalid(key, value, "listener name is empty"));
-        }
-        out.push(Listener {
-            name: name.to_string(),
-            host,
-            port,
-        });
-    }
-    if out.is_empty() {
-        return Err(invalid(key, value, "at least one listener is required"));
-    }
-    Ok(out)
 }
 
 pub fn split_list(v: &str) -> Vec<String> {
@@ -502,8 +407,8 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.node_id, 10);
-        assert_eq!(c.listeners[0].port, 9090);
-        assert_eq!(c.advertised_listeners[0].host, "127.0.0.2");
+        assert_eq!(c.listeners.all[0].port, 9090);
+        assert_eq!(c.listeners.advertised[0].host, "127.0.0.2");
         assert!(c.warnings.iter().any(|w| w.contains("ZooKeeper")));
     }
 

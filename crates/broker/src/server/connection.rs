@@ -24,7 +24,16 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
+/// Who is connected, and through which listener (its name says which advertised
+/// address the client is told).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub peer: SocketAddr,
+    pub listener: Arc<str>,
+}
+
+pub async fn serve(broker: Arc<Broker>, stream: TcpStream, client: Client) {
+    let peer = client.peer;
     let _ = stream.set_nodelay(true);
     let _ = rustix::net::sockopt::set_socket_keepalive(&stream, true);
     let (mut reader, mut wr) = stream.into_split();
@@ -54,7 +63,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
             }
         };
         // Boxed: the handler's state exists only while a request is handled.
-        match Box::pin(handlers::dispatch(&broker, raw, peer)).await {
+        match Box::pin(handlers::dispatch(&broker, raw, &client)).await {
             Ok(Some(response)) => {
                 if let Err(e) = write_response(&mut wr, &response).await {
                     tracing::debug!(%peer, error = %e, "write failed");

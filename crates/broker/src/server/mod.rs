@@ -38,6 +38,15 @@ pub enum BrokerError {
     Config(#[from] crate::config::ConfigError),
 }
 
+/// A bound listener: its name (which advertised address its clients are told) and
+/// its socket.
+#[derive(Debug)]
+pub struct BoundListener {
+    pub name: Arc<str>,
+    pub local_addr: SocketAddr,
+    listener: TcpListener,
+}
+
 /// Everything a request handler may touch. One per process, shared by `Arc`.
 #[derive(Debug)]
 pub struct Broker {
@@ -57,8 +66,8 @@ pub struct Broker {
     pub topic_admin: std::sync::Mutex<()>,
     /// Broker-level config overrides set with (Incremental)AlterConfigs.
     pub dynamic_configs: RwLock<BTreeMap<String, String>>,
-    /// The address the listener actually bound (port 0 resolved).
-    pub bound_addr: RwLock<Option<SocketAddr>>,
+    /// The addresses the listeners actually bound (port 0 resolved), by listener name.
+    pub bound_addrs: RwLock<BTreeMap<String, SocketAddr>>,
     /// When a flush of rolled segments last logged its failure (`due_to_log`).
     flush_error_logged_ms: std::sync::atomic::AtomicI64,
     /// When creating `__consumer_offsets` last logged its failure (`due_to_log`).
@@ -110,7 +119,7 @@ impl Broker {
             offsets_topic_creation: std::sync::Mutex::new(()),
             topic_admin: std::sync::Mutex::new(()),
             dynamic_configs: RwLock::new(dynamic),
-            bound_addr: RwLock::new(None),
+            bound_addrs: RwLock::new(BTreeMap::new()),
             flush_error_logged_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             offsets_topic_error_logged_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             shutdown,
@@ -145,14 +154,19 @@ impl Broker {
         Ok(defaults)
     }
 
-    pub fn advertised(&self) -> (String, i32) {
-        let l = &self.config.advertised_listeners[0];
+    /// What a client connected through `listener` is told to connect to: that
+    /// listener's advertised host and port (a port of 0 is the one it bound). `None`
+    /// when the listener is not advertised; Kafka then lists no broker either.
+    pub fn advertised(&self, listener: &str) -> Option<(String, i32)> {
+        let l = self.config.listeners.advertised_for(listener)?;
         let port = if l.port == 0 {
-            crate::sync::read(&self.bound_addr).map(|a| a.port()).unwrap_or(0)
+            crate::sync::read(&self.bound_addrs)
+                .get(listener)
+                .map_or(0, |a| a.port())
         } else {
             l.port
         };
-        (l.host.clone(), port as i32)
+        Some((l.host.clone(), port as i32))
     }
 
     pub fn node_id(&self) -> i32 {
@@ -193,25 +207,35 @@ impl Broker {
         }
     }
 
-    /// Binds the first listener. Returns the bound address.
-    pub async fn bind(&self) -> Result<TcpListener, BrokerError> {
-        let addr = self.config.listeners[0].socket_addr()?;
-        let listener = TcpListener::bind(addr).await.map_err(|source| BrokerError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
-        if let Ok(a) = listener.local_addr() {
-            *crate::sync::write(&self.bound_addr) = Some(a);
+    /// Binds every broker listener (not the controller's), in the order configured.
+    pub async fn bind(&self) -> Result<Vec<BoundListener>, BrokerError> {
+        let mut out = Vec::new();
+        for l in self.config.listeners.broker() {
+            let addr = l.socket_addr()?;
+            let listener = TcpListener::bind(addr).await.map_err(|source| BrokerError::Bind {
+                addr: format!("{l} ({addr})"),
+                source,
+            })?;
+            let local = listener.local_addr().map_err(|source| BrokerError::Bind {
+                addr: format!("{l} ({addr})"),
+                source,
+            })?;
+            crate::sync::write(&self.bound_addrs).insert(l.name.clone(), local);
+            out.push(BoundListener {
+                name: Arc::from(l.name.as_str()),
+                local_addr: local,
+                listener,
+            });
         }
-        Ok(listener)
+        Ok(out)
     }
 
-    /// Accepts connections until shutdown; at most `max.connections` at once, each
-    /// served on one of `network`'s threads. Returns once every connection has stopped,
-    /// so no request is handled after it.
-    pub async fn serve(self: &Arc<Self>, listener: TcpListener, network: NetworkThreads) {
+    /// Accepts connections on every listener until shutdown; at most
+    /// `max.connections` at once over all of them, each served on one of `network`'s
+    /// threads. Returns once every connection has stopped, so no request is handled
+    /// after it.
+    pub async fn serve(self: &Arc<Self>, listeners: Vec<BoundListener>, network: NetworkThreads) {
         let limit = Arc::new(Semaphore::new(self.config.max_connections));
-        let mut shutdown = self.shutdown.subscribe();
         let tasks = tokio::spawn(background_tasks(self.clone()));
         let failures = tokio::spawn(self.clone().handle_log_dir_failures());
         let deletion = tokio::spawn(free_deleted_data(self.clone()));
@@ -227,9 +251,36 @@ impl Broker {
                 }
             })
         };
+        let network = Arc::new(network);
+        let accepting: Vec<_> = listeners
+            .into_iter()
+            .map(|l| tokio::spawn(self.clone().accept(l, limit.clone(), network.clone())))
+            .collect();
+        for a in accepting {
+            let _ = a.await;
+        }
+        tasks.abort();
+        failures.abort();
+        deletion.abort();
+        group_ticks.abort();
+        // Every accept loop has ended and dropped its handle; connections hold none.
+        let network = Arc::try_unwrap(network);
+        assert!(
+            network.is_ok(),
+            "the network threads are shared after every accept loop ended"
+        );
+        if let Ok(network) = network {
+            // Joining threads blocks: off this runtime.
+            let _ = tokio::task::spawn_blocking(move || network.shutdown()).await;
+        }
+    }
+
+    /// One listener's accept loop, until shutdown.
+    async fn accept(self: Arc<Self>, bound: BoundListener, limit: Arc<Semaphore>, network: Arc<NetworkThreads>) {
+        let mut shutdown = self.shutdown.subscribe();
         loop {
             let accepted = tokio::select! {
-                a = listener.accept() => a,
+                a = bound.listener.accept() => a,
                 // wait_for, not changed(): a shutdown requested before this task
                 // subscribed must still end the loop.
                 _ = shutdown.wait_for(|stop| *stop) => break,
@@ -237,7 +288,7 @@ impl Broker {
             let (stream, peer) = match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(listener = %bound.name, error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 }
@@ -256,20 +307,18 @@ impl Broker {
                 }
             };
             let broker = self.clone();
+            let client = connection::Client {
+                peer,
+                listener: bound.name.clone(),
+            };
             network.spawn(async move {
                 match tokio::net::TcpStream::from_std(stream) {
-                    Ok(stream) => connection::serve(broker, stream, peer).await,
+                    Ok(stream) => connection::serve(broker, stream, client).await,
                     Err(e) => tracing::warn!(%peer, error = %e, "cannot register the connection; closing it"),
                 }
                 drop(permit);
             });
         }
-        tasks.abort();
-        failures.abort();
-        deletion.abort();
-        group_ticks.abort();
-        // Joining threads blocks: off this runtime.
-        let _ = tokio::task::spawn_blocking(move || network.shutdown()).await;
     }
 
     /// Flushes every log and writes checkpoints and the clean-shutdown markers.

@@ -17,6 +17,9 @@ pub const FJORD: &str = env!("CARGO_BIN_EXE_fjord");
 pub struct BrokerProcess {
     pub child: Child,
     pub bootstrap: String,
+    /// Every "listening on" address the broker printed, one per listener in the
+    /// order configured (the first is `bootstrap`); the later ones arrive just after.
+    pub listening: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub data_dir: PathBuf,
     pub overrides: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
@@ -65,10 +68,11 @@ impl BrokerProcess {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn fjord server");
-        let bootstrap = wait_listening(&mut child);
+        let (bootstrap, listening) = wait_listening(&mut child);
         BrokerProcess {
             child,
             bootstrap,
+            listening,
             data_dir: data_dir.to_path_buf(),
             overrides: all,
             _tmp: None,
@@ -108,6 +112,7 @@ impl BrokerProcess {
         let mut next = Self::start_in(&self.data_dir, &refs);
         std::mem::swap(&mut self.child, &mut next.child);
         std::mem::swap(&mut self.bootstrap, &mut next.bootstrap);
+        std::mem::swap(&mut self.listening, &mut next.listening);
         // `next` now holds the old, already stopped child; dropping it reaps nothing new.
     }
 
@@ -123,22 +128,30 @@ impl Drop for BrokerProcess {
     }
 }
 
-fn wait_listening(child: &mut Child) -> String {
+fn wait_listening(child: &mut Child) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    const PREFIX: &str = "fjord: listening on ";
     let stdout = child.stdout.take().expect("stdout");
     let mut reader = BufReader::new(stdout);
     let mut line = String::new();
     reader.read_line(&mut line).expect("read listening line");
     let addr = line
         .trim()
-        .strip_prefix("fjord: listening on ")
+        .strip_prefix(PREFIX)
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
         .to_string();
-    // Keep draining stdout so the broker never blocks on a full pipe.
+    let listening = std::sync::Arc::new(std::sync::Mutex::new(vec![addr.clone()]));
+    // Keep draining stdout so the broker never blocks on a full pipe, noting the
+    // other listeners' lines.
+    let more = listening.clone();
     std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = reader.read_to_end(&mut sink);
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            if let Some(a) = line.trim().strip_prefix(PREFIX) {
+                more.lock().expect("listening").push(a.to_string());
+            }
+        }
     });
-    addr
+    (addr, listening)
 }
 
 /// A raw connection speaking Kafka frames, for byte-level tests.

@@ -15,15 +15,23 @@ use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use kafka_protocol::messages::{BrokerId, ProducerId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-pub fn describe_cluster(broker: &Broker) -> DescribeClusterResponse {
-    let (host, port) = broker.advertised();
+/// Lists this broker at the address advertised for `listener` (none if it is not
+/// advertised, as Kafka lists only brokers reachable through the request's listener).
+pub fn describe_cluster(broker: &Broker, listener: &str) -> DescribeClusterResponse {
+    let brokers = broker
+        .advertised(listener)
+        .into_iter()
+        .map(|(host, port)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(broker.node_id()))
+                .with_host(s(host))
+                .with_port(port)
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(s(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.node_id()))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id()))
-            .with_host(s(host))
-            .with_port(port)])
+        .with_brokers(brokers)
 }
 
 pub fn describe_log_dirs(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {

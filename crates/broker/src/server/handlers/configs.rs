@@ -136,25 +136,20 @@ fn check_broker_name(broker: &Broker, name: &str) -> Result<(), (i16, String)> {
 fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String)> {
     check_broker_name(broker, name)?;
     let c = &broker.config;
-    let listeners = |ls: &[crate::config::Listener]| {
-        ls.iter()
-            .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let listeners = |ls: &[crate::config::Listener]| ls.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",");
     let mut out: Vec<Entry> = vec![
         ("node.id".into(), c.node_id.to_string(), SOURCE_STATIC_BROKER, true, 3),
         ("broker.id".into(), c.node_id.to_string(), SOURCE_STATIC_BROKER, true, 3),
         (
             "listeners".into(),
-            listeners(&c.listeners),
+            listeners(&c.listeners.all),
             SOURCE_STATIC_BROKER,
             true,
             2,
         ),
         (
             "advertised.listeners".into(),
-            listeners(&c.advertised_listeners),
+            listeners(&c.listeners.advertised),
             SOURCE_STATIC_BROKER,
             true,
             2,

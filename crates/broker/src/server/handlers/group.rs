@@ -43,12 +43,22 @@ use std::time::Duration;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
-pub fn find_coordinator(broker: &Broker, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    let (host, port) = broker.advertised();
+/// `listener`: the one the request came through; the coordinator's address is the one
+/// advertised for it, and COORDINATOR_NOT_AVAILABLE when it is not advertised, as
+/// Kafka answers when the coordinator has no endpoint for the request's listener.
+pub fn find_coordinator(
+    broker: &Broker,
+    req: FindCoordinatorRequest,
+    version: i16,
+    listener: &str,
+) -> FindCoordinatorResponse {
+    let advertised = broker.advertised(listener);
     let node = BrokerId(broker.node_id());
     // This broker leads every __consumer_offsets partition, so it coordinates every group.
     // As in Kafka, the first lookup creates __consumer_offsets.
-    let ok = req.key_type == KEY_TYPE_GROUP && groups::offsets_log(broker, req.key.as_str()).is_ok();
+    let ok =
+        req.key_type == KEY_TYPE_GROUP && advertised.is_some() && groups::offsets_log(broker, req.key.as_str()).is_ok();
+    let (host, port) = advertised.unwrap_or_default();
     let code = if ok {
         codes::NONE
     } else {
@@ -70,10 +80,12 @@ pub fn find_coordinator(broker: &Broker, req: FindCoordinatorRequest, version: i
             if ok {
                 c.with_node_id(node).with_host(s(host.clone())).with_port(port)
             } else {
-                c.with_node_id(BrokerId(-1))
-                    .with_host(s(""))
-                    .with_port(-1)
-                    .with_error_message(Some(s("transactions are not supported yet")))
+                let c = c.with_node_id(BrokerId(-1)).with_host(s("")).with_port(-1);
+                if req.key_type == KEY_TYPE_GROUP {
+                    c
+                } else {
+                    c.with_error_message(Some(s("transactions are not supported yet")))
+                }
             }
         })
         .collect();

@@ -14,19 +14,27 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::BrokerId;
 use std::collections::BTreeMap;
 
-pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+/// `listener`: the one the request came through. Its advertised address is the one
+/// listed; a listener that is not advertised lists no broker, and its partitions get
+/// LISTENER_NOT_FOUND, as Kafka answers.
+pub fn handle(broker: &Broker, req: MetadataRequest, version: i16, listener: &str) -> MetadataResponse {
     let node = broker.node_id();
-    let (host, port) = broker.advertised();
-    let brokers = vec![MetadataResponseBroker::default()
-        .with_node_id(BrokerId(node))
-        .with_host(s(host))
-        .with_port(port)];
+    let advertised = broker.advertised(listener);
+    let brokers: Vec<MetadataResponseBroker> = advertised
+        .iter()
+        .map(|(host, port)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(node))
+                .with_host(s(host.clone()))
+                .with_port(*port)
+        })
+        .collect();
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let all = match &req.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
     };
-    let topics = if all {
+    let mut topics: Vec<MetadataResponseTopic> = if all {
         broker.topics.list().iter().map(|t| topic_entry(broker, t)).collect()
     } else {
         let allow_create = req.allow_auto_topic_creation || version < 4;
@@ -46,6 +54,13 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
             })
             .collect()
     };
+    if advertised.is_none() {
+        for p in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+            if p.error_code == 0 {
+                p.error_code = errors::code(ResponseError::ListenerNotFound);
+            }
+        }
+    }
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(s(broker.cluster_id.clone())))

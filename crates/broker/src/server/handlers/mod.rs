@@ -37,8 +37,9 @@ pub enum HandlerError {
 pub async fn dispatch(
     broker: &Arc<Broker>,
     mut raw: RawRequest,
-    peer: std::net::SocketAddr,
+    client: &super::connection::Client,
 ) -> Result<Option<Vec<ResponseChunk>>, HandlerError> {
+    let peer = client.peer;
     let mut version = raw.header.request_api_version;
     let correlation_id = raw.header.correlation_id;
     let key = raw.api_key;
@@ -48,7 +49,12 @@ pub async fn dispatch(
             version = v;
             ResponseKind::ApiVersions(resp)
         }
-        ApiKey::Metadata => ResponseKind::Metadata(metadata::handle(broker, protocol::decode_body(&mut raw)?, version)),
+        ApiKey::Metadata => ResponseKind::Metadata(metadata::handle(
+            broker,
+            protocol::decode_body(&mut raw)?,
+            version,
+            &client.listener,
+        )),
         ApiKey::Produce => match produce::handle(broker, protocol::decode_body(&mut raw)?, version)? {
             Some(r) => ResponseKind::Produce(r),
             None => return Ok(None),
@@ -80,7 +86,7 @@ pub async fn dispatch(
         ApiKey::IncrementalAlterConfigs => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, protocol::decode_body(&mut raw)?))
         }
-        ApiKey::DescribeCluster => ResponseKind::DescribeCluster(cluster::describe_cluster(broker)),
+        ApiKey::DescribeCluster => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, &client.listener)),
         ApiKey::DescribeLogDirs => {
             ResponseKind::DescribeLogDirs(cluster::describe_log_dirs(broker, protocol::decode_body(&mut raw)?))
         }
@@ -88,6 +94,7 @@ pub async fn dispatch(
             broker,
             protocol::decode_body(&mut raw)?,
             version,
+            &client.listener,
         )),
         ApiKey::JoinGroup => {
             let client_id = raw.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
