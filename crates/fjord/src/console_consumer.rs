@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long)]
     pub partition: Option<i32>,
     /// earliest, latest, or an offset (needs --partition).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub offset: Option<String>,
     /// Join this consumer group (subscribe, commit offsets) instead of reading every
     /// partition on its own.
@@ -66,24 +66,48 @@ fn format(props: &std::collections::BTreeMap<String, String>) -> Result<Format> 
     })
 }
 
+/// Kafka's `ConsoleConsumerOptions` checks, with its messages. Returns the group to
+/// join: `--group`, or `group.id` given with `--consumer-property` (which must agree).
+fn check_args(args: &Args, consumer_properties: &std::collections::BTreeMap<String, String>) -> Result<Option<String>> {
+    if args.partition.is_some() {
+        if args.from_beginning && args.offset.is_some() {
+            bail!("Options from-beginning and offset cannot be specified together.");
+        }
+    } else if args.offset.is_some() {
+        bail!("The partition is required when offset is specified.");
+    }
+    let mut groups: Vec<&String> = args.group.iter().chain(consumer_properties.get("group.id")).collect();
+    groups.dedup();
+    if groups.len() > 1 {
+        let detected: Vec<String> = groups.iter().map(|g| format!("'{g}'")).collect();
+        bail!(
+            "The group ids provided in different places (directly using '--group', or via '--consumer-property') do not match. Detected group ids: {}",
+            detected.join(", ")
+        );
+    }
+    if !groups.is_empty() && args.partition.is_some() {
+        bail!("Options group and partition cannot be specified together.");
+    }
+    Ok(groups.first().map(|g| g.to_string()))
+}
+
 pub fn run(args: Args) -> Result<()> {
     let fmt = format(&parse_pairs(&args.properties, "--property")?)?;
+    let consumer_properties = parse_pairs(&args.consumer_properties, "--consumer-property")?;
+    let group = check_args(&args, &consumer_properties)?;
     let start = start_offset(&args)?;
     let mut config = args.connect.client_config()?;
     // librdkafka's assign() needs a group id; without --group, Kafka's console consumer
     // makes one up the same way.
-    let group = format!("console-consumer-{}", std::process::id() % 100_000);
+    let made_up = format!("console-consumer-{}", std::process::id() % 100_000);
     config
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
-        .set("group.id", group);
-    for (k, v) in parse_pairs(&args.consumer_properties, "--consumer-property")? {
+        .set("group.id", made_up);
+    for (k, v) in &consumer_properties {
         config.set(k, v);
     }
-    if let Some(group) = &args.group {
-        if args.partition.is_some() || args.offset.is_some() {
-            bail!("--group cannot be combined with --partition or --offset");
-        }
+    if let Some(group) = &group {
         let reset = if args.from_beginning { "earliest" } else { "latest" };
         config
             .set("group.id", group)
@@ -133,22 +157,14 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn start_offset(args: &Args) -> Result<Offset> {
-    Ok(match args.offset.as_deref() {
+    Ok(match args.offset.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None if args.from_beginning => Offset::Beginning,
         None | Some("latest") => Offset::End,
         Some("earliest") => Offset::Beginning,
-        Some(n) => {
-            if args.partition.is_none() {
-                bail!("--offset needs --partition");
-            }
-            let n: i64 = n
-                .parse()
-                .with_context(|| format!("--offset expects earliest, latest or a number, got '{n}'"))?;
-            if n < 0 {
-                bail!("--offset must not be negative");
-            }
-            Offset::Offset(n)
-        }
+        Some(n) => match n.parse::<i64>() {
+            Ok(n) if n >= 0 => Offset::Offset(n),
+            _ => bail!("The provided offset value '{n}' is incorrect. Valid values are 'earliest', 'latest', or a non-negative long."),
+        },
     })
 }
 

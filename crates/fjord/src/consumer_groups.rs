@@ -26,8 +26,12 @@ pub struct Args {
     /// Delete the group's committed offsets of --topic T (or T:P,P,...).
     #[arg(long = "delete-offsets", group = "action")]
     pub delete_offsets: bool,
+    /// The group; may be given more than once (with --describe, --delete, --reset-offsets).
     #[arg(long)]
-    pub group: Option<String>,
+    pub group: Vec<String>,
+    /// Every group (with --describe, --delete, --reset-offsets).
+    #[arg(long = "all-groups")]
+    pub all_groups: bool,
     /// With --describe: the members instead of the offsets.
     #[arg(long)]
     pub members: bool,
@@ -37,10 +41,13 @@ pub struct Args {
     /// With --describe: offsets and lag (the default).
     #[arg(long)]
     pub offsets: bool,
-    /// With --reset-offsets: the topic (all the group's topics when absent); with
-    /// --delete-offsets: T or T:P,P,... (required).
+    /// With --reset-offsets or --delete-offsets: T or T:P,P,...; may be given more
+    /// than once.
     #[arg(long)]
-    pub topic: Option<String>,
+    pub topic: Vec<String>,
+    /// With --reset-offsets: every partition the group has committed offsets for.
+    #[arg(long = "all-topics")]
+    pub all_topics: bool,
     #[arg(long = "to-earliest")]
     pub to_earliest: bool,
     #[arg(long = "to-latest")]
@@ -49,7 +56,7 @@ pub struct Args {
     pub to_offset: Option<i64>,
     #[arg(long = "shift-by", allow_hyphen_values = true)]
     pub shift_by: Option<i64>,
-    /// YYYY-MM-DDTHH:mm:SS[.sss] (UTC).
+    /// YYYY-MM-DDTHH:mm:SS[.sss], with a zone offset (Z, +01:00) or in UTC.
     #[arg(long = "to-datetime")]
     pub to_datetime: Option<String>,
     /// ISO-8601 duration back from now, e.g. PT1H or P1DT2H.
@@ -64,21 +71,24 @@ pub struct Args {
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run(args: Args) -> Result<()> {
+    check_args(&args)?;
     let base: BaseConsumer = args.connect.client_config()?.create().context("creating client")?;
     if args.list {
-        let groups = base.fetch_group_list(None, TIMEOUT).context("listing groups")?;
-        let mut names: Vec<&str> = groups.groups().iter().map(|g| g.name()).collect();
-        names.sort_unstable();
-        for n in names {
+        for n in all_groups(&base)? {
             println!("{n}");
         }
         return Ok(());
     }
-    let group = args.group.as_deref().ok_or_else(|| anyhow!("--group is required"))?;
+    let groups = if args.all_groups {
+        all_groups(&base)?
+    } else {
+        args.group.clone()
+    };
     if args.delete {
         let admin: AdminClient<DefaultClientContext> = args.connect.client_config()?.create()?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        for r in rt.block_on(admin.delete_groups(&[group], &AdminOptions::new().request_timeout(Some(TIMEOUT))))? {
+        let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+        for r in rt.block_on(admin.delete_groups(&names, &AdminOptions::new().request_timeout(Some(TIMEOUT))))? {
             match r {
                 Ok(g) => println!("Deletion of requested consumer groups ('{g}') was successful."),
                 Err((g, code)) => bail!("deleting group '{g}' failed: {code}"),
@@ -86,16 +96,126 @@ pub fn run(args: Args) -> Result<()> {
         }
         return Ok(());
     }
-    if args.reset_offsets {
-        return reset(&args, group, &base);
-    }
     if args.delete_offsets {
-        return delete_offsets(&args, group, &base);
+        return delete_offsets(&args, &groups[0], &base);
     }
-    if args.describe {
-        return describe(&args, group, &base);
+    for (i, group) in groups.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        if args.reset_offsets {
+            reset(&args, group, &base)?;
+        } else {
+            describe(&args, group, &base)?;
+        }
     }
-    bail!("one of --list, --describe, --delete, --reset-offsets, --delete-offsets is required")
+    Ok(())
+}
+
+fn all_groups(base: &BaseConsumer) -> Result<Vec<String>> {
+    let groups = base.fetch_group_list(None, TIMEOUT).context("listing groups")?;
+    let mut names: Vec<String> = groups.groups().iter().map(|g| g.name().to_string()).collect();
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// The option checks of Kafka's `ConsumerGroupCommandOptions.checkArgs`, in its order
+/// and with its messages, before anything is sent: a command Kafka's tool refuses is
+/// refused here too.
+fn check_args(a: &Args) -> Result<()> {
+    if ![a.list, a.describe, a.delete, a.reset_offsets, a.delete_offsets].contains(&true) {
+        bail!(
+            "Command must include exactly one action: --list, --describe, --delete, --reset-offsets, --delete-offsets"
+        );
+    }
+    let scope = "[group], [all-groups]";
+    let selected = !a.group.is_empty() || a.all_groups;
+    if a.describe {
+        if !selected {
+            bail!("Option [describe] takes one of these options: {scope}");
+        }
+        if [a.members, a.offsets, a.state].iter().filter(|x| **x).count() > 1 {
+            bail!("Option [describe] takes at most one of these options: [members], [offsets], [state]");
+        }
+    }
+    if a.delete {
+        if !selected {
+            bail!("Option [delete] takes one of these options: {scope}");
+        }
+        if !a.topic.is_empty() {
+            bail!("The consumer does not support topic-specific offset deletion from a consumer group.");
+        }
+    }
+    if a.delete_offsets && (a.group.len() != 1 || a.all_groups || a.topic.is_empty()) {
+        bail!("Option [delete-offsets] takes the following options: [group], [topic]");
+    }
+    let scenarios = [
+        ("to-offset", a.to_offset.is_some()),
+        ("to-datetime", a.to_datetime.is_some()),
+        ("by-duration", a.by_duration.is_some()),
+        ("to-earliest", a.to_earliest),
+        ("to-latest", a.to_latest),
+        ("shift-by", a.shift_by.is_some()),
+    ];
+    let used: Vec<&str> = scenarios.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
+    if a.reset_offsets {
+        if a.dry_run && a.execute {
+            bail!("Option [reset-offsets] only accepts one of [execute] and [dry-run]");
+        }
+        if !selected {
+            bail!("Option [reset-offsets] takes one of these options: {scope}");
+        }
+        if let [first, second, ..] = used.as_slice() {
+            bail!("Option \"[{first}]\" can't be used with option \"[{second}]\"");
+        }
+        if used.is_empty() {
+            bail!("Option [reset-offsets] takes one of these options: [to-offset], [to-datetime], [by-duration], [to-earliest], [to-latest], [shift-by]");
+        }
+        if a.topic.is_empty() && !a.all_topics {
+            bail!("One of the reset scopes should be defined: --all-topics, --topic.");
+        }
+    } else if let Some(first) = used.first() {
+        bail!("Option [{first}] is applicable only with [reset-offsets]");
+    }
+    if !a.group.is_empty() && a.all_groups {
+        bail!("Option \"[group]\" can't be used with option \"[all-groups]\"");
+    }
+    if a.list && (selected || !a.topic.is_empty()) {
+        let what = if selected { "group" } else { "topic" };
+        bail!("Option \"[{what}]\" can't be used with option \"[list]\"");
+    }
+    if a.describe && !a.topic.is_empty() {
+        bail!("Option \"[topic]\" can't be used with option \"[describe]\"");
+    }
+    Ok(())
+}
+
+/// `--topic T` or `--topic T:P,P,...`: the topic and the partitions it names, if any.
+fn topic_spec(spec: &str) -> Result<(&str, Option<Vec<i32>>)> {
+    match spec.split_once(':') {
+        Some((t, ps)) => {
+            let ps: Result<Vec<i32>, _> = ps.split(',').map(|p| p.trim().parse::<i32>()).collect();
+            Ok((t, Some(ps.with_context(|| format!("bad partition list in '{spec}'"))?)))
+        }
+        None => Ok((spec, None)),
+    }
+}
+
+/// The partitions `spec` names, or every partition of its topic.
+fn spec_partitions(base: &BaseConsumer, spec: &str) -> Result<(String, Vec<i32>)> {
+    let (topic, listed) = topic_spec(spec)?;
+    if let Some(ps) = listed {
+        return Ok((topic.to_string(), ps));
+    }
+    let md = base.fetch_metadata(Some(topic), TIMEOUT).context("fetching metadata")?;
+    let t = md
+        .topics()
+        .first()
+        .ok_or_else(|| anyhow!("topic '{topic}' not found"))?;
+    if let Some(e) = t.error() {
+        bail!("topic '{topic}': {e:?}");
+    }
+    Ok((topic.to_string(), t.partitions().iter().map(|p| p.id()).collect()))
 }
 
 /// The group's committed offsets, looked up for every partition of every topic.
@@ -248,23 +368,19 @@ fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
     if !members.is_empty() && args.execute {
         bail!("assignments can only be reset if the group '{group}' is inactive, but the current state is {state}");
     }
-    let committed = committed(args, group, base, args.topic.as_deref())?;
-    let md = base.fetch_metadata(args.topic.as_deref(), TIMEOUT)?;
+    let committed = committed(args, group, base, None)?;
     let mut targets: Vec<(String, i32)> = Vec::new();
-    for t in md
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none() && !t.name().starts_with("__"))
-    {
-        if args.topic.is_none() && !committed.keys().any(|(n, _)| n == t.name()) {
-            continue;
-        }
-        for p in t.partitions() {
-            targets.push((t.name().to_string(), p.id()));
-        }
+    if args.all_topics {
+        targets.extend(committed.keys().cloned());
     }
+    for spec in &args.topic {
+        let (topic, partitions) = spec_partitions(base, spec)?;
+        targets.extend(partitions.into_iter().map(|p| (topic.clone(), p)));
+    }
+    targets.sort();
+    targets.dedup();
     if targets.is_empty() {
-        bail!("no topic to reset: give --topic, or commit offsets for the group first");
+        bail!("no partition to reset: the group '{group}' has no committed offsets");
     }
     let by_time = match (&args.to_datetime, &args.by_duration) {
         (Some(d), _) => Some(parse_datetime(d)?),
@@ -286,9 +402,7 @@ fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         } else if let Some(ts) = by_time {
             offset_for_time(base, topic, *partition, ts)?.unwrap_or(high)
         } else {
-            bail!(
-                "one of --to-earliest, --to-latest, --to-offset, --shift-by, --to-datetime, --by-duration is required"
-            );
+            unreachable!("check_args requires a scenario");
         };
         new_offsets.push((topic.clone(), *partition, target.clamp(low, high)));
     }
@@ -304,7 +418,7 @@ fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         let c: BaseConsumer = args.connect.client_config()?.set("group.id", group).create()?;
         c.commit(&tpl, CommitMode::Sync).context("committing the new offsets")?;
     } else if !args.dry_run {
-        eprintln!("WARN: No action will be performed as the --execute option is missing. Use --dry-run to silence this warning.");
+        eprintln!("WARN: No action will be performed as the --execute option is missing. You should add the --dry-run option explicitly if you are scripting this command.");
     }
     Ok(())
 }
@@ -317,41 +431,27 @@ fn delete_offsets(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
     use kafka_protocol::messages::offset_delete_response::OffsetDeleteResponse;
     use kafka_protocol::messages::{ApiKey, GroupId, TopicName};
     use kafka_protocol::protocol::StrBytes;
-    let spec = args
-        .topic
-        .as_deref()
-        .ok_or_else(|| anyhow!("--delete-offsets needs --topic T or T:P,P,..."))?;
-    let (topic, listed) = match spec.split_once(':') {
-        Some((t, ps)) => {
-            let ps: Result<Vec<i32>, _> = ps.split(',').map(|p| p.trim().parse::<i32>()).collect();
-            (t, Some(ps.with_context(|| format!("bad partition list in '{spec}'"))?))
-        }
-        None => (spec, None),
-    };
-    let partitions = match listed {
-        Some(ps) => ps,
-        None => {
-            let md = base.fetch_metadata(Some(topic), TIMEOUT).context("fetching metadata")?;
-            let t = md
-                .topics()
-                .first()
-                .ok_or_else(|| anyhow!("topic '{topic}' not found"))?;
-            if let Some(e) = t.error() {
-                bail!("topic '{topic}': {e:?}");
-            }
-            t.partitions().iter().map(|p| p.id()).collect()
-        }
-    };
+    let mut topics = Vec::new();
+    for spec in &args.topic {
+        topics.push(spec_partitions(base, spec)?);
+    }
     let req = OffsetDeleteRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-        .with_topics(vec![OffsetDeleteRequestTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(*p))
-                    .collect(),
-            )]);
+        .with_topics(
+            topics
+                .iter()
+                .map(|(topic, partitions)| {
+                    OffsetDeleteRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                        .with_partitions(
+                            partitions
+                                .iter()
+                                .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(*p))
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
     let resp: OffsetDeleteResponse =
         crate::admin_request::to_group_coordinator(&args.connect.bootstrap()?, group, ApiKey::OffsetDelete, 0, &req)?;
     match resp.error_code {
@@ -359,7 +459,11 @@ fn delete_offsets(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         69 => bail!("consumer group '{group}' does not exist"),
         code => bail!("deleting offsets of group '{group}' failed: error code {code}"),
     }
-    println!("Request succeed for deleting offsets with topic {topic} group {group}\n");
+    let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
+    println!(
+        "Request succeed for deleting offsets with topic {} group {group}\n",
+        names.join(", ")
+    );
     println!("{:<24} {:<10} STATUS", "TOPIC", "PARTITION");
     let mut failed = false;
     for t in &resp.topics {
@@ -401,69 +505,37 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// `YYYY-MM-DDTHH:mm:SS[.sss]`, UTC.
+/// `YYYY-MM-DDTHH:mm:SS[.sss]` with an optional zone offset (`Z`, `+01`, `+0100`,
+/// `+01:00`), UTC without one: Kafka's `Utils.getDateTime` (which also requires the
+/// milliseconds; Fjord does not).
 fn parse_datetime(s: &str) -> Result<i64> {
-    let bad = || anyhow!("--to-datetime expects YYYY-MM-DDTHH:mm:SS[.sss], got '{s}'");
-    let (date, time) = s.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|x| x.parse().map_err(|_| bad()))
-        .collect::<Result<_>>()?;
-    let (hms, millis) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms
-        .split(':')
-        .map(|x| x.parse().map_err(|_| bad()))
-        .collect::<Result<_>>()?;
-    if d.len() != 3 || t.len() != 3 {
-        return Err(bad());
-    }
-    // A fraction of a second: ".5" is 500 ms.
-    let fraction = format!("{:0<3}", millis.trim_end_matches('Z'));
-    let ms: i64 = fraction.get(..3).ok_or_else(bad)?.parse().map_err(|_| bad())?;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m, day) = (if d[1] <= 2 { d[0] - 1 } else { d[0] }, d[1], d[2]);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms)
+    let bad = |e: jiff::Error| anyhow!("--to-datetime expects YYYY-MM-DDTHH:mm:SS[.sss][Z|+HH:mm], got '{s}': {e}");
+    let (_, time) = s
+        .split_once('T')
+        .ok_or_else(|| anyhow!("--to-datetime expects YYYY-MM-DDTHH:mm:SS[.sss], got '{s}': no 'T'"))?;
+    let timestamp = if time.contains(['+', '-', 'Z', 'z']) {
+        s.parse::<jiff::Timestamp>().map_err(bad)?
+    } else {
+        s.parse::<jiff::civil::DateTime>()
+            .and_then(|d| jiff::tz::Offset::UTC.to_timestamp(d))
+            .map_err(bad)?
+    };
+    Ok(timestamp.as_millisecond())
 }
 
-/// ISO-8601 durations as Kafka's tool takes them: `PnDTnHnMnS`.
+/// ISO-8601 durations as Kafka's tool takes them (Java's `Duration.parse`):
+/// `PnDTnHnMn.nS`, a day being 24 hours.
 fn parse_duration(s: &str) -> Result<i64> {
-    let bad = || anyhow!("--by-duration expects an ISO-8601 duration such as PT1H30M or P2D, got '{s}'");
-    let body = s.strip_prefix('P').ok_or_else(bad)?;
-    let (days, time) = body.split_once('T').unwrap_or((body, ""));
-    let mut ms = 0i64;
-    if !days.is_empty() {
-        ms += days
-            .strip_suffix('D')
-            .ok_or_else(bad)?
-            .parse::<i64>()
-            .map_err(|_| bad())?
-            * 86_400_000;
+    let bad =
+        |e: jiff::Error| anyhow!("--by-duration expects an ISO-8601 duration such as PT1H30M or P2D, got '{s}': {e}");
+    let span: jiff::Span = s.parse().map_err(bad)?;
+    if span.get_years() != 0 || span.get_months() != 0 || span.get_weeks() != 0 {
+        bail!("--by-duration takes days, hours, minutes and seconds (PnDTnHnMn.nS), got '{s}'");
     }
-    let mut num = String::new();
-    for c in time.chars() {
-        match c {
-            '0'..='9' | '.' => num.push(c),
-            'H' | 'M' | 'S' => {
-                let v: f64 = num.parse().map_err(|_| bad())?;
-                ms += (v * match c {
-                    'H' => 3_600_000.0,
-                    'M' => 60_000.0,
-                    _ => 1000.0,
-                }) as i64;
-                num.clear();
-            }
-            _ => return Err(bad()),
-        }
-    }
-    if !num.is_empty() || (days.is_empty() && time.is_empty()) {
-        return Err(bad());
-    }
-    Ok(ms)
+    let ms = span
+        .total((jiff::Unit::Millisecond, jiff::SpanRelativeTo::days_are_24_hours()))
+        .map_err(bad)?;
+    Ok(ms as i64)
 }
 
 #[cfg(test)]
@@ -474,8 +546,26 @@ mod tests {
     fn datetimes_and_durations() {
         assert_eq!(parse_datetime("1970-01-01T00:00:01.5").unwrap(), 1500);
         assert_eq!(parse_datetime("2024-02-29T12:00:00").unwrap(), 1_709_208_000_000);
+        // Zone offsets, as Kafka's `Utils.getDateTime` takes them.
+        assert_eq!(parse_datetime("2024-02-29T12:00:00.000Z").unwrap(), 1_709_208_000_000);
+        assert_eq!(
+            parse_datetime("2024-02-29T13:00:00.000+01:00").unwrap(),
+            1_709_208_000_000
+        );
+        assert_eq!(parse_datetime("2024-02-29T07:00:00-05").unwrap(), 1_709_208_000_000);
+        assert_eq!(parse_datetime("2024-02-29T13:30:00+0130").unwrap(), 1_709_208_000_000);
+        for bad in [
+            "2024-13-01T00:00:00",
+            "2023-02-29T00:00:00",
+            "2024-02-29",
+            "2024-02-29T25:00:00",
+        ] {
+            assert!(parse_datetime(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_duration("PT1H30M").unwrap(), 5_400_000);
         assert_eq!(parse_duration("P1DT1S").unwrap(), 86_401_000);
+        assert_eq!(parse_duration("PT0.5S").unwrap(), 500);
         assert!(parse_duration("1H").is_err());
+        assert!(parse_duration("P1M").is_err(), "months are not a duration");
     }
 }

@@ -57,7 +57,12 @@ fn main() {
         // when it fails, and would take the thread logging down with it.
         .log_internal_errors(false)
         .init();
-    let cli = Cli::parse();
+    // A usage error exits 1, as Kafka's tools exit (clap's own code is 2); --help and
+    // --version print to stdout and exit 0.
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        std::process::exit(if e.use_stderr() { 1 } else { 0 });
+    });
     let result: Result<()> = match cli.command {
         Command::Server(a) => server::run(a),
         Command::Topics(a) => topics::run(a),

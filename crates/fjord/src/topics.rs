@@ -23,6 +23,8 @@ pub struct TopicsArgs {
     pub delete: bool,
     #[arg(long, group = "action")]
     pub alter: bool,
+    /// The topic; with --list, --describe, --alter and --delete a regular expression
+    /// (`,` for `|`), as Kafka's tool takes it.
     #[arg(long)]
     pub topic: Option<String>,
     #[arg(long)]
@@ -39,12 +41,16 @@ pub struct TopicsArgs {
     pub if_not_exists: bool,
     #[arg(long = "if-exists")]
     pub if_exists: bool,
+    /// With --list or --describe: leave out internal topics (`__consumer_offsets`).
+    #[arg(long = "exclude-internal")]
+    pub exclude_internal: bool,
     /// Request timeout in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u64,
 }
 
 pub fn run(args: TopicsArgs) -> Result<()> {
+    check_args(&args)?;
     let bootstrap = args.connect.bootstrap()?;
     let config = args.connect.client_config()?;
     let admin: AdminClient<DefaultClientContext> = config.create().context("creating admin client")?;
@@ -54,27 +60,36 @@ pub fn run(args: TopicsArgs) -> Result<()> {
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout));
     if args.create {
-        let topic = args.topic.as_deref().ok_or_else(|| anyhow!("--create needs --topic"))?;
-        let configs = parse_pairs(&args.configs, "--config")?;
-        let partitions = args.partitions.unwrap_or(-1);
-        let rf = args.replication_factor.unwrap_or(-1);
-        let mut nt = NewTopic::new(topic, partitions, TopicReplication::Fixed(rf));
-        for (k, v) in &configs {
-            nt = nt.set(k, v);
-        }
-        let results = rt.block_on(admin.create_topics([&nt], &opts))?;
-        for r in results {
-            match r {
-                Ok(name) => println!("Created topic {name}."),
-                Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) if args.if_not_exists => {}
-                Err((name, code)) => bail!("cannot create topic {name}: {code}"),
-            }
+        return create(&rt, &admin, &opts, &args);
+    }
+    let consumer: BaseConsumer = args
+        .connect
+        .client_config()?
+        .create()
+        .context("creating metadata client")?;
+    let md = consumer
+        .fetch_metadata(None, timeout)
+        .with_context(|| format!("fetching metadata from {bootstrap}"))?;
+    let topics = matching_topics(&md, args.topic.as_deref(), args.exclude_internal)?;
+    if args.list {
+        for t in &topics {
+            println!("{}", t.name());
         }
         return Ok(());
     }
+    // Kafka's `ensureTopicExists`: a --topic that matches nothing is an error unless
+    // --if-exists.
+    if let Some(requested) = &args.topic {
+        if topics.is_empty() && !args.if_exists {
+            bail!("Topic '{requested}' does not exist as expected");
+        }
+    }
+    let names: Vec<&str> = topics.iter().map(|t| t.name()).collect();
     if args.delete {
-        let topic = args.topic.as_deref().ok_or_else(|| anyhow!("--delete needs --topic"))?;
-        for r in rt.block_on(admin.delete_topics(&[topic], &opts))? {
+        if let Some(internal) = names.iter().find(|n| n.starts_with("__")) {
+            bail!("Topic {internal} is a kafka internal topic and is not allowed to be marked for deletion.");
+        }
+        for r in rt.block_on(admin.delete_topics(&names, &opts))? {
             match r {
                 Ok(_) => {}
                 Err((_, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)) if args.if_exists => {}
@@ -84,28 +99,106 @@ pub fn run(args: TopicsArgs) -> Result<()> {
         return Ok(());
     }
     if args.alter {
-        return alter(&rt, &admin, &opts, &args);
-    }
-    let consumer: BaseConsumer = args
-        .connect
-        .client_config()?
-        .create()
-        .context("creating metadata client")?;
-    let md = consumer
-        .fetch_metadata(args.topic.as_deref(), timeout)
-        .with_context(|| format!("fetching metadata from {bootstrap}"))?;
-    if args.list {
-        let mut names: Vec<&str> = md.topics().iter().map(|t| t.name()).collect();
-        names.sort_unstable();
-        for n in names {
-            println!("{n}");
+        for name in names {
+            alter(&rt, &admin, &opts, &args, name)?;
         }
         return Ok(());
     }
-    if args.describe {
-        return describe(&bootstrap, &rt, &admin, &opts, &md, args.topic.as_deref());
+    describe(&bootstrap, &rt, &admin, &opts, &topics)
+}
+
+/// The option checks of Kafka's `TopicCommandOptions.checkArgs`, with its messages,
+/// before anything is sent. One difference: Fjord's `--alter` takes `--config` and
+/// `--delete-config` (Kafka 4's sends topic configs to kafka-configs.sh).
+fn check_args(a: &TopicsArgs) -> Result<()> {
+    if ![a.create, a.list, a.describe, a.delete, a.alter].contains(&true) {
+        bail!("Command must include exactly one action: --list, --describe, --create, --alter or --delete");
     }
-    bail!("one of --create, --list, --describe, --delete, --alter is required")
+    if (a.create || a.alter || a.delete) && a.topic.is_none() {
+        bail!("Missing required argument \"[topic]\"");
+    }
+    if a.alter && a.partitions.is_none() && a.configs.is_empty() && a.delete_configs.is_empty() {
+        bail!("Missing required argument \"[partitions]\" (or --config, --delete-config)");
+    }
+    let action = ["create", "list", "describe", "delete", "alter"]
+        .into_iter()
+        .zip([a.create, a.list, a.describe, a.delete, a.alter])
+        .find_map(|(n, on)| on.then_some(n))
+        .unwrap_or("list");
+    let allowed: [(&str, bool, &[&str]); 6] = [
+        ("config", !a.configs.is_empty(), &["alter", "create"]),
+        ("partitions", a.partitions.is_some(), &["alter", "create"]),
+        ("replication-factor", a.replication_factor.is_some(), &["create"]),
+        ("if-exists", a.if_exists, &["alter", "delete", "describe"]),
+        ("if-not-exists", a.if_not_exists, &["create"]),
+        ("exclude-internal", a.exclude_internal, &["list", "describe"]),
+    ];
+    for (option, used, actions) in allowed {
+        if used && !actions.contains(&action) {
+            bail!("Option \"[{option}]\" can't be used with option \"[{action}]\"");
+        }
+    }
+    if !a.delete_configs.is_empty() && !a.alter {
+        bail!("Option \"[delete-config]\" can't be used with option \"[{action}]\"");
+    }
+    Ok(())
+}
+
+/// The topics `--topic` matches, as Kafka's `IncludeList`: a regular expression over
+/// the whole name, `,` read as `|`, spaces and surrounding quotes dropped; every topic
+/// without `--topic`. Sorted by name.
+fn matching_topics<'a>(
+    md: &'a rdkafka::metadata::Metadata,
+    topic: Option<&str>,
+    exclude_internal: bool,
+) -> Result<Vec<&'a rdkafka::metadata::MetadataTopic>> {
+    let pattern = match topic {
+        Some(raw) => {
+            let regex = raw
+                .trim()
+                .replace(',', "|")
+                .replace(' ', "")
+                .trim_matches(|c| c == '"' || c == '\'')
+                .to_string();
+            let whole =
+                regex::Regex::new(&format!("^(?:{regex})$")).map_err(|_| anyhow!("{regex} is an invalid regex."))?;
+            Some(whole)
+        }
+        None => None,
+    };
+    let mut out: Vec<_> = md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .filter(|t| pattern.as_ref().is_none_or(|p| p.is_match(t.name())))
+        .filter(|t| !(exclude_internal && t.name().starts_with("__")))
+        .collect();
+    out.sort_by_key(|t| t.name());
+    Ok(out)
+}
+
+fn create(
+    rt: &tokio::runtime::Runtime,
+    admin: &AdminClient<DefaultClientContext>,
+    opts: &AdminOptions,
+    args: &TopicsArgs,
+) -> Result<()> {
+    let topic = args.topic.as_deref().ok_or_else(|| anyhow!("--create needs --topic"))?;
+    let configs = parse_pairs(&args.configs, "--config")?;
+    let partitions = args.partitions.unwrap_or(-1);
+    let rf = args.replication_factor.unwrap_or(-1);
+    let mut nt = NewTopic::new(topic, partitions, TopicReplication::Fixed(rf));
+    for (k, v) in &configs {
+        nt = nt.set(k, v);
+    }
+    for r in rt.block_on(admin.create_topics([&nt], opts))? {
+        match r {
+            Ok(name) => println!("Created topic {name}."),
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) if args.if_not_exists => {}
+            Err((name, code)) => bail!("cannot create topic {name}: {code}"),
+        }
+    }
+    Ok(())
 }
 
 fn alter(
@@ -113,8 +206,8 @@ fn alter(
     admin: &AdminClient<DefaultClientContext>,
     opts: &AdminOptions,
     args: &TopicsArgs,
+    topic: &str,
 ) -> Result<()> {
-    let topic = args.topic.as_deref().ok_or_else(|| anyhow!("--alter needs --topic"))?;
     if let Some(p) = args.partitions {
         for r in rt.block_on(admin.create_partitions([&NewPartitions::new(topic, p as usize)], opts))? {
             if let Err((name, code)) = r {
@@ -185,20 +278,10 @@ fn describe(
     rt: &tokio::runtime::Runtime,
     admin: &AdminClient<DefaultClientContext>,
     opts: &AdminOptions,
-    md: &rdkafka::metadata::Metadata,
-    only: Option<&str>,
+    topics: &[&rdkafka::metadata::MetadataTopic],
 ) -> Result<()> {
-    let mut topics: Vec<_> = md
-        .topics()
-        .iter()
-        .filter(|t| only.is_none_or(|o| o == t.name()))
-        .collect();
-    topics.sort_by_key(|t| t.name());
-    if topics.is_empty() || topics.iter().any(|t| t.error().is_some()) {
-        bail!("topic '{}' does not exist", only.unwrap_or(""));
-    }
     let ids = topic_ids(bootstrap, &topics.iter().map(|t| t.name()).collect::<Vec<_>>());
-    for t in topics {
+    for &t in topics {
         let resource = ResourceSpecifier::Topic(t.name());
         let configs = rt.block_on(admin.describe_configs([&resource], opts))?;
         let mut set = Vec::new();

@@ -1,0 +1,347 @@
+//! The command-line tools' option checks and topic selection, as Kafka's tools make
+//! them: the same refusals with the same messages and exit status 1, `--topic` as a
+//! regular expression, several groups at once, and a group given as a consumer property.
+
+mod common;
+
+use common::{fjord, BrokerProcess, FJORD};
+
+/// Runs the CLI; returns (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(FJORD)
+        .args(args)
+        .output()
+        .expect("run fjord");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    out
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn refused(args: &[&str], message: &str) {
+    let (code, _, err) = run(args);
+    assert_eq!(code, 1, "{args:?} exits 1, as Kafka's tools: {err}");
+    assert!(err.contains(message), "{args:?}: expected {message:?} in {err}");
+}
+
+#[test]
+fn option_checks_refuse_what_kafkas_tools_refuse() {
+    // Refused before any connection: no broker is needed, and none is reached.
+    let b = "127.0.0.1:1";
+    let cg = |rest: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["consumer-groups", "--bootstrap-server", "127.0.0.1:1"];
+        v.extend_from_slice(rest);
+        v
+    };
+    let cases: &[(Vec<&str>, &str)] = &[
+        (cg(&["--group", "g"]), "Command must include exactly one action"),
+        (
+            cg(&["--describe"]),
+            "Option [describe] takes one of these options: [group], [all-groups]",
+        ),
+        (
+            cg(&["--describe", "--group", "g", "--members", "--state"]),
+            "Option [describe] takes at most one of these options",
+        ),
+        (
+            cg(&["--delete", "--group", "g", "--topic", "t"]),
+            "The consumer does not support topic-specific offset deletion",
+        ),
+        (
+            cg(&["--delete-offsets", "--group", "g"]),
+            "Option [delete-offsets] takes the following options",
+        ),
+        (
+            cg(&[
+                "--reset-offsets",
+                "--group",
+                "g",
+                "--topic",
+                "t",
+                "--to-earliest",
+                "--dry-run",
+                "--execute",
+            ]),
+            "Option [reset-offsets] only accepts one of [execute] and [dry-run]",
+        ),
+        (
+            cg(&[
+                "--reset-offsets",
+                "--group",
+                "g",
+                "--topic",
+                "t",
+                "--to-earliest",
+                "--to-latest",
+            ]),
+            "can't be used with option",
+        ),
+        (
+            cg(&["--reset-offsets", "--group", "g", "--to-earliest"]),
+            "One of the reset scopes should be defined: --all-topics, --topic.",
+        ),
+        (
+            cg(&["--reset-offsets", "--group", "g", "--topic", "t"]),
+            "Option [reset-offsets] takes one of",
+        ),
+        (
+            cg(&["--describe", "--group", "g", "--to-latest"]),
+            "applicable only with [reset-offsets]",
+        ),
+        (
+            cg(&["--list", "--group", "g"]),
+            "Option \"[group]\" can't be used with option \"[list]\"",
+        ),
+        (
+            cg(&["--describe", "--group", "g", "--all-groups"]),
+            "can't be used with option \"[all-groups]\"",
+        ),
+        (
+            vec!["topics", "--bootstrap-server", b, "--topic", "t"],
+            "Command must include exactly one action",
+        ),
+        (
+            vec!["topics", "--bootstrap-server", b, "--delete"],
+            "Missing required argument \"[topic]\"",
+        ),
+        (
+            vec!["topics", "--bootstrap-server", b, "--alter", "--topic", "t"],
+            "Missing required argument \"[partitions]\"",
+        ),
+        (
+            vec!["topics", "--bootstrap-server", b, "--list", "--partitions", "3"],
+            "Option \"[partitions]\" can't be used with option \"[list]\"",
+        ),
+        (
+            vec![
+                "topics",
+                "--bootstrap-server",
+                b,
+                "--describe",
+                "--replication-factor",
+                "1",
+            ],
+            "Option \"[replication-factor]\" can't be used with option \"[describe]\"",
+        ),
+        (
+            vec![
+                "topics",
+                "--bootstrap-server",
+                b,
+                "--create",
+                "--topic",
+                "t",
+                "--if-exists",
+            ],
+            "Option \"[if-exists]\" can't be used with option \"[create]\"",
+        ),
+        (
+            vec![
+                "console-consumer",
+                "--bootstrap-server",
+                b,
+                "--topic",
+                "t",
+                "--partition",
+                "0",
+                "--offset",
+                "3",
+                "--from-beginning",
+            ],
+            "Options from-beginning and offset cannot be specified together.",
+        ),
+        (
+            vec![
+                "console-consumer",
+                "--bootstrap-server",
+                b,
+                "--topic",
+                "t",
+                "--offset",
+                "3",
+            ],
+            "The partition is required when offset is specified.",
+        ),
+        (
+            vec![
+                "console-consumer",
+                "--bootstrap-server",
+                b,
+                "--topic",
+                "t",
+                "--partition",
+                "0",
+                "--offset",
+                "-2",
+            ],
+            "The provided offset value '-2' is incorrect.",
+        ),
+        (
+            vec![
+                "console-consumer",
+                "--bootstrap-server",
+                b,
+                "--topic",
+                "t",
+                "--group",
+                "a",
+                "--consumer-property",
+                "group.id=b",
+            ],
+            "Detected group ids: 'a', 'b'",
+        ),
+        (
+            vec![
+                "console-consumer",
+                "--bootstrap-server",
+                b,
+                "--topic",
+                "t",
+                "--consumer-property",
+                "group.id=a",
+                "--partition",
+                "0",
+            ],
+            "Options group and partition cannot be specified together.",
+        ),
+        // clap's own usage errors exit 1 too (clap's code is 2).
+        (
+            vec!["topics", "--bootstrap-server", b, "--list", "--describe"],
+            "cannot be used with",
+        ),
+        (vec!["topics", "--no-such-flag"], "unexpected argument"),
+    ];
+    for (args, message) in cases {
+        refused(args, message);
+    }
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage"));
+}
+
+#[test]
+fn topics_are_selected_by_regular_expression_and_groups_by_name_or_all() {
+    let mut b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let bs = b.bootstrap.clone();
+    for t in ["cli-a", "cli-b", "other"] {
+        common::create_topic_cli(&bs, t, "1");
+    }
+    let topics = |rest: &[&str]| -> Vec<String> {
+        let mut v = vec!["topics", "--bootstrap-server", bs.as_str()];
+        v.extend_from_slice(rest);
+        v.iter().map(|s| s.to_string()).collect()
+    };
+    // --list: a regular expression over whole names; a missing topic lists nothing.
+    assert_eq!(ok(&refs(&topics(&["--list", "--topic", "cli-.*"]))), "cli-a\ncli-b\n");
+    assert_eq!(
+        ok(&refs(&topics(&["--list", "--topic", "cli-a,other"]))),
+        "cli-a\nother\n"
+    );
+    assert_eq!(
+        ok(&refs(&topics(&["--list", "--topic", "cli"]))),
+        "",
+        "whole names only"
+    );
+    assert_eq!(ok(&refs(&topics(&["--list", "--topic", "missing"]))), "");
+    // --describe: every match; a --topic that matches nothing is an error unless --if-exists.
+    let out = ok(&refs(&topics(&["--describe", "--topic", "cli-.*"])));
+    assert_eq!(out.lines().filter(|l| l.starts_with("Topic: ")).count(), 2, "{out}");
+    refused(
+        &refs(&topics(&["--describe", "--topic", "missing"])),
+        "Topic 'missing' does not exist as expected",
+    );
+    assert_eq!(
+        ok(&refs(&topics(&["--describe", "--topic", "missing", "--if-exists"]))),
+        ""
+    );
+    refused(
+        &refs(&topics(&["--delete", "--topic", "missing"])),
+        "does not exist as expected",
+    );
+
+    // A group named through --consumer-property joins and commits, as with --group.
+    let produce = |topic: &str| {
+        let (good, _, err) = fjord(
+            &["console-producer", "--bootstrap-server", &bs, "--topic", topic],
+            Some("1\n2\n3\n"),
+        );
+        assert!(good, "{err}");
+    };
+    produce("cli-a");
+    produce("cli-b");
+    for (group, topic) in [("g1", "cli-a"), ("g2", "cli-b")] {
+        let (good, out, err) = fjord(
+            &[
+                "console-consumer",
+                "--bootstrap-server",
+                &bs,
+                "--topic",
+                topic,
+                "--from-beginning",
+                "--max-messages",
+                "3",
+                "--timeout-ms",
+                "20000",
+                "--consumer-property",
+                &format!("group.id={group}"),
+            ],
+            None,
+        );
+        assert!(good, "{err}");
+        assert_eq!(out, "1\n2\n3\n");
+    }
+    let cg = |rest: &[&str]| -> Vec<String> {
+        let mut v = vec!["consumer-groups", "--bootstrap-server", bs.as_str()];
+        v.extend_from_slice(rest);
+        v.iter().map(|s| s.to_string()).collect()
+    };
+    let rows = |out: &str, group: &str| -> Vec<Vec<String>> {
+        out.lines()
+            .filter(|l| l.starts_with(group))
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect()
+    };
+    // --describe of two groups, by name and with --all-groups.
+    for selection in [vec!["--group", "g1", "--group", "g2"], vec!["--all-groups"]] {
+        let mut args = vec!["--describe"];
+        args.extend(selection);
+        let out = ok(&refs(&cg(&args)));
+        assert_eq!(rows(&out, "g1")[0][1..4], ["cli-a", "0", "3"], "{out}");
+        assert_eq!(rows(&out, "g2")[0][1..4], ["cli-b", "0", "3"], "{out}");
+    }
+    // --reset-offsets --all-topics of every group, to a time given with a zone offset:
+    // before every record, so back to the start.
+    let out = ok(&refs(&cg(&[
+        "--reset-offsets",
+        "--all-groups",
+        "--all-topics",
+        "--to-datetime",
+        "2000-01-01T01:00:00.000+01:00",
+        "--execute",
+    ])));
+    assert_eq!(rows(&out, "g1"), [["g1", "cli-a", "0", "0"]], "{out}");
+    assert_eq!(rows(&out, "g2"), [["g2", "cli-b", "0", "0"]], "{out}");
+    let out = ok(&refs(&cg(&["--describe", "--group", "g1"])));
+    assert_eq!(rows(&out, "g1")[0][1..6], ["cli-a", "0", "0", "3", "3"], "{out}");
+    // --delete by regular expression: the matches go, the rest stays.
+    ok(&refs(&topics(&["--delete", "--topic", "cli-.*"])));
+    common::wait_for("the deleted topics to leave the list", || {
+        ok(&refs(&topics(&["--list", "--exclude-internal"]))) == "other\n"
+    });
+    refused(
+        &refs(&topics(&["--delete", "--topic", "__consumer_offsets"])),
+        "is a kafka internal topic and is not allowed to be marked for deletion",
+    );
+    b.stop();
+}
