@@ -684,12 +684,7 @@ fn group_membership_survives_restart_and_kill_minus_nine() {
     // The record is written on the coordinator's next tick (50 ms).
     std::thread::sleep(Duration::from_millis(300));
     for how in ["clean restart", "kill -9"] {
-        if how == "kill -9" {
-            b.kill9();
-        } else {
-            b.stop();
-        }
-        b.restart();
+        b.stop_and_restart(how);
         let mut c = RawClient::connect(&b.bootstrap);
         let hb: HeartbeatResponse = c.request(
             ApiKey::Heartbeat,

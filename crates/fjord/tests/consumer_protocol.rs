@@ -318,12 +318,7 @@ fn consumer_group_survives_restart_and_kill_minus_nine() {
         .with_topic_id(a.topic_id)
         .with_partitions(a.partitions.clone())];
     for how in ["clean restart", "kill -9"] {
-        if how == "kill -9" {
-            b.kill9();
-        } else {
-            b.stop();
-        }
-        b.restart();
+        b.stop_and_restart(how);
         let mut raw = RawClient::connect(&b.bootstrap);
         let req = ConsumerGroupHeartbeatRequest::default()
             .with_group_id(GroupId(StrBytes::from_static_str("kept848")))
@@ -385,4 +380,62 @@ fn regex_subscription_follows_new_topics() {
         .with_topic_partitions(Some(vec![]));
     let r: ConsumerGroupHeartbeatResponse = raw.request(ApiKey::ConsumerGroupHeartbeat, 1, &req);
     assert_eq!(r.error_code, 130, "INVALID_REGULAR_EXPRESSION");
+}
+
+/// One group id used by the classic protocol, then the consumer protocol, then the
+/// classic again, with real clients: each conversion tombstones the old form in
+/// `__consumer_offsets`, so every restart finds the group as it last was, with its
+/// committed offsets. Before, the classic group's record outlived the conversion and a
+/// restart turned the empty consumer group back into a classic one.
+#[test]
+fn a_group_converted_between_protocols_keeps_its_last_form_across_restarts() {
+    let mut b = BrokerProcess::start(&[BROKER, &["group.initial.rebalance.delay.ms=0"]].concat());
+    create(&b.bootstrap, "conv", "1");
+    produce(&b.bootstrap, "conv", 30, 1);
+    let use_group = |bootstrap: &str, protocol: &str, upto: usize| {
+        let c = consumer(bootstrap, "conv-g", &[("group.protocol", protocol)]);
+        c.subscribe(&["conv"]).expect("subscribe");
+        let mut read = 0;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while read < upto && Instant::now() < deadline {
+            if let Some(Ok(_)) = c.poll(Duration::from_millis(50)) {
+                read += 1;
+            }
+        }
+        assert_eq!(read, upto, "{protocol}");
+        c.commit_consumer_state(CommitMode::Sync).expect("commit");
+        c.unsubscribe();
+        drop(c);
+    };
+    let group_type = |bootstrap: &str| {
+        let d = describe(bootstrap, "conv-g");
+        (d.groups[0].error_code, d.groups[0].group_state.to_string())
+    };
+    let current_offset = |bootstrap: &str| {
+        let out = cli(bootstrap, &["--describe", "--group", "conv-g"]);
+        let row = out.lines().find(|l| l.starts_with("conv-g")).expect("row").to_string();
+        row.split_whitespace().nth(3).expect("current offset").to_string()
+    };
+    use_group(&b.bootstrap, "classic", 10);
+    use_group(&b.bootstrap, "consumer", 10);
+    common::wait_for("the consumer group to empty", || {
+        group_type(&b.bootstrap) == (0, "Empty".into())
+    });
+    for how in ["clean restart", "kill -9"] {
+        b.stop_and_restart(how);
+        assert_eq!(
+            group_type(&b.bootstrap),
+            (0, "Empty".to_string()),
+            "a consumer group after a {how}"
+        );
+        assert_eq!(current_offset(&b.bootstrap), "20");
+    }
+    // Back to the classic protocol: the consumer group's records are tombstoned.
+    use_group(&b.bootstrap, "classic", 10);
+    b.kill9();
+    b.restart();
+    let (code, _) = group_type(&b.bootstrap);
+    assert_eq!(code, 69, "GROUP_ID_NOT_FOUND: no consumer group of that id is left");
+    assert_eq!(current_offset(&b.bootstrap), "30");
+    b.stop();
 }

@@ -146,14 +146,17 @@ impl GroupCoordinator {
     ) -> Result<(HeartbeatReply, RawRecords), HeartbeatReply> {
         let now = self.time.now_ms();
         let joining = hb.member_epoch == JOIN_EPOCH;
+        let mut converted = false;
         let mut classic = lock(&self.groups);
         if let Some(g) = classic.get(&hb.group_id) {
             if !g.members.is_empty() || !joining {
                 let message = format!("Group {} is not a consumer group.", hb.group_id);
                 return Err(HeartbeatReply::error(codes::GROUP_ID_NOT_FOUND, message));
             }
-            // An empty classic group becomes a consumer group; its offsets stay.
+            // An empty classic group becomes a consumer group; its offsets stay, and its
+            // record is tombstoned ahead of the new group's, as Kafka's conversion.
             classic.remove(&hb.group_id);
+            converted = true;
         }
         let mut groups = lock(&self.consumer_groups);
         if !groups.contains_key(&hb.group_id) {
@@ -185,7 +188,10 @@ impl GroupCoordinator {
         }
         // Only this member's records can have changed unless the group's shape did.
         let only_member = (before == (shape(group), true)).then_some(reply.member_id.as_str());
-        let records = group.take_changes(only_member);
+        let mut records = group.take_changes(only_member);
+        if converted {
+            records.insert(0, (super::offsets::group_metadata_key(&hb.group_id), None));
+        }
         Ok((reply, records))
     }
 
@@ -248,20 +254,28 @@ impl GroupCoordinator {
             groups.remove(&group_id);
             return;
         }
+        // A tombstone of a group that is gone (its epoch's tombstone came first, as
+        // logs written before Kafka's order was kept have it) makes no group.
+        if value.is_none() && !groups.contains_key(&group_id) {
+            return;
+        }
         groups
             .entry(group_id.clone())
             .or_insert_with(|| ConsumerGroup::new(&group_id, default))
             .apply(&key, value);
     }
 
-    /// Ends loading: members' sessions start now, the subscribed topics' metadata is
-    /// taken as it is (no rebalance for a restart), empty groups are dropped, and a
-    /// consumer group with members wins over an older classic group of the same id.
+    /// Ends loading: members' sessions start now, and the subscribed topics' metadata
+    /// is taken as it is (no rebalance for a restart). Empty groups stay, as Kafka keeps
+    /// them (state Empty). A conversion between the protocols tombstones the old form,
+    /// so one id has one form in the log; where a log written before that holds both,
+    /// a consumer group with members wins over the classic group, and an empty one
+    /// loses to it.
     pub fn finish_consumer_load(&self, topics: TopicLookup) {
         let now = self.time.now_ms();
         let mut classic = lock(&self.groups);
         let mut groups = lock(&self.consumer_groups);
-        groups.retain(|_, g| !g.members.is_empty());
+        groups.retain(|id, g| !g.members.is_empty() || !classic.contains_key(id));
         for g in groups.values_mut() {
             classic.remove(&g.group_id);
             let members: BTreeSet<String> = g.members.keys().cloned().collect();
@@ -559,6 +573,97 @@ mod tests {
                 "{partitions} partitions"
             );
         }
+    }
+
+    /// A coordinator loaded from `records`, as at start-up.
+    fn loaded(records: &[(bytes::Bytes, Option<bytes::Bytes>)], lookup: TopicLookup) -> GroupCoordinator {
+        let c = GroupCoordinator::new(GroupConfig::default(), Time::manual(0));
+        for (k, v) in records {
+            assert!(c.load_raw(Some(k.clone()), v.clone()), "a group record");
+        }
+        c.finish_consumer_load(lookup);
+        c
+    }
+
+    fn listed_type(c: &GroupCoordinator) -> Vec<(String, &'static str)> {
+        c.list().into_iter().map(|g| (g.group_id, g.group_type)).collect()
+    }
+
+    /// A group converted between the protocols leaves one form in the log: the old
+    /// form's records are tombstoned (Kafka's `createGroupTombstoneRecords`), so a
+    /// restart finds the group as it last was. Before, an empty classic group's record
+    /// outlived its conversion, and a restart brought the classic group back.
+    #[test]
+    fn a_conversion_between_protocols_tombstones_the_old_form() {
+        use crate::group::classic_group::ClassicGroup;
+        let id = Uuid::new_v4();
+        let lookup = move |n: &str| (n == "t").then_some((id, 2));
+        let log = std::cell::RefCell::new(vec![(
+            crate::group::offsets::group_metadata_key("g"),
+            Some(crate::group::offsets::group_metadata_value(
+                &ClassicGroup::new("g").to_record(0),
+            )),
+        )]);
+        let c = loaded(&log.borrow(), &lookup);
+        assert_eq!(listed_type(&c), [("g".to_string(), "classic")]);
+        let keep = |_: &str, records: &RawRecords| {
+            log.borrow_mut().extend(records.iter().cloned());
+            Ok(())
+        };
+        // Classic to consumer: the classic record's tombstone comes first.
+        let r = c.consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, &lookup, &keep);
+        assert_eq!(r.error_code, 0);
+        assert_eq!(log.borrow()[1], (crate::group::offsets::group_metadata_key("g"), None));
+        assert_eq!(
+            listed_type(&loaded(&log.borrow(), &lookup)),
+            [("g".to_string(), "consumer")]
+        );
+        // The member leaves: the empty consumer group stays, across a restart too.
+        let r = c.consumer_heartbeat(
+            hb("a", crate::group::consumer_group::LEAVE_EPOCH, None),
+            1,
+            &lookup,
+            &keep,
+        );
+        assert_eq!(r.error_code, 0);
+        let restarted = loaded(&log.borrow(), &lookup);
+        assert_eq!(listed_type(&restarted), [("g".to_string(), "consumer")]);
+        assert_eq!(restarted.list()[0].state, "Empty");
+        // Consumer to classic: every consumer record is tombstoned before the join.
+        let before = log.borrow().len();
+        let join = crate::group::coordinator::JoinParams {
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 30_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), bytes::Bytes::new())],
+            require_known_member_id: false,
+        };
+        let _ = c.join(join.clone(), &keep);
+        let tombstones = log.borrow()[before..].to_vec();
+        assert!(
+            !tombstones.is_empty() && tombstones.iter().all(|(_, v)| v.is_none()),
+            "{tombstones:?}"
+        );
+        assert_eq!(listed_type(&c), [("g".to_string(), "classic")]);
+        assert!(
+            listed_type(&loaded(&log.borrow(), &lookup)).is_empty(),
+            "no consumer group is left in the log"
+        );
+        // A failed tombstone write refuses the join and leaves the group as it was.
+        let c = loaded(&log.borrow()[..before], &lookup);
+        let refused = c.join(join, &|_, _| Err(codes::COORDINATOR_NOT_AVAILABLE));
+        match refused {
+            crate::group::coordinator::JoinOutcome::Now(r) => {
+                assert_eq!(r.error_code, codes::COORDINATOR_NOT_AVAILABLE)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(listed_type(&c), [("g".to_string(), "consumer")]);
     }
 
     #[test]

@@ -211,12 +211,13 @@ impl ConsumerGroup {
         self.rewrite_all = true;
     }
 
-    /// Tombstones for every record of the group (it is deleted).
+    /// Tombstones for every record of the group (it is deleted), the group epoch's
+    /// last, as Kafka's `createGroupTombstoneRecords` orders them: a reader that stops
+    /// part way (a torn write) still finds the group, never a group missing its epoch.
     pub fn tombstones(&self) -> RawRecords {
-        self.persisted
-            .keys()
-            .map(|k| (key_bytes(&self.group_id, k), None))
-            .collect()
+        let mut keys: Vec<&RecordKey> = self.persisted.keys().collect();
+        keys.sort_by_key(|k| std::cmp::Reverse(k.0));
+        keys.into_iter().map(|k| (key_bytes(&self.group_id, k), None)).collect()
     }
 
     /// The member a record read back belongs to, created on its first record.

@@ -157,12 +157,41 @@ impl GroupCoordinator {
         }
     }
 
-    /// JoinGroup.
-    pub fn join(&self, p: JoinParams) -> JoinOutcome {
+    /// JoinGroup. An empty consumer-protocol group of the same id becomes a classic
+    /// group: its records are tombstoned first (`write`), as Kafka's
+    /// `createGroupTombstoneRecords`; if that write fails the join is answered
+    /// COORDINATOR_NOT_AVAILABLE and the client retries.
+    pub fn join(&self, p: JoinParams, write: RecordWriter) -> JoinOutcome {
+        if let Err(code) = self.retire_empty_consumer_group(&p.group_id, write) {
+            tracing::warn!(group = %p.group_id, code, "writing the consumer group's tombstones failed");
+            return JoinOutcome::Now(JoinResult::error(codes::COORDINATOR_NOT_AVAILABLE, &p.member_id));
+        }
         match self.try_join(p) {
             Ok(outcome) => outcome,
             Err((code, member_id)) => JoinOutcome::Now(JoinResult::error(code, &member_id)),
         }
+    }
+
+    /// Writes tombstones for the records of `group_id`'s consumer-protocol group if it
+    /// is empty, then drops it. Under the group's commit lock, which every consumer
+    /// heartbeat of the group holds too: no member can join between the write and the
+    /// removal, and the tombstones reach the log before any record of the classic group.
+    fn retire_empty_consumer_group(&self, group_id: &str, write: RecordWriter) -> Result<(), i16> {
+        let _ordered = self.commit_lock(group_id);
+        let tombstones = match lock(&self.consumer_groups).get(group_id) {
+            Some(g) if g.members.is_empty() => g.tombstones(),
+            _ => return Ok(()),
+        };
+        if !tombstones.is_empty() {
+            write(group_id, &tombstones)?;
+        }
+        let mut consumer = lock(&self.consumer_groups);
+        assert!(
+            consumer.get(group_id).is_none_or(|g| g.members.is_empty()),
+            "a member joined a consumer group while its commit lock was held"
+        );
+        consumer.remove(group_id);
+        Ok(())
     }
 
     fn try_join(&self, p: JoinParams) -> Result<JoinOutcome, JoinRefusal> {
@@ -551,6 +580,28 @@ impl GroupCoordinator {
 
     pub fn committed(&self, group_id: &str) -> GroupOffsets {
         lock(&self.offsets).get(group_id).cloned().unwrap_or_default()
+    }
+
+    /// Applies one `__consumer_offsets` record read back at start-up: a commit, a
+    /// classic group, or a record of a consumer-protocol group. False for anything else.
+    pub fn load_raw(&self, key: Option<Bytes>, value: Option<Bytes>) -> bool {
+        let Some(key) = key else { return false };
+        if let Some(rec) = offsets::parse_record(Some(&key), value.as_ref()) {
+            self.load_record(rec);
+            return true;
+        }
+        let Some((group, k)) = super::consumer_records::parse_key(key) else {
+            return false;
+        };
+        let value = match value {
+            None => None,
+            Some(v) => match super::consumer_records::parse_value(k.0, v) {
+                Some(v) => Some(v),
+                None => return false,
+            },
+        };
+        self.load_consumer_record(group, k, value);
+        true
     }
 
     /// Applies a record read back from `__consumer_offsets` at start-up.

@@ -4,7 +4,6 @@
 
 use super::topics::{self, NewTopic};
 use super::Broker;
-use crate::group::consumer_records;
 use crate::group::offsets::{self, OffsetAndMetadata};
 use crate::group::{partition_for, OFFSETS_TOPIC};
 use crate::log::{FetchIsolation, UnifiedLog};
@@ -142,7 +141,7 @@ pub fn load(broker: &Broker) -> usize {
                     break;
                 };
                 for r in set.records {
-                    if load_one(broker, r.key, r.value) {
+                    if broker.groups.load_raw(r.key, r.value) {
                         applied += 1;
                     }
                 }
@@ -154,28 +153,6 @@ pub fn load(broker: &Broker) -> usize {
         .groups
         .finish_consumer_load(&crate::server::handlers::BrokerTopics(broker));
     applied
-}
-
-/// Applies one `__consumer_offsets` record: a commit, a classic group, or a record of
-/// a consumer-protocol group. False for anything else.
-fn load_one(broker: &Broker, key: Option<Bytes>, value: Option<Bytes>) -> bool {
-    let Some(key) = key else { return false };
-    if let Some(rec) = offsets::parse_record(Some(&key), value.as_ref()) {
-        broker.groups.load_record(rec);
-        return true;
-    }
-    let Some((group, k)) = consumer_records::parse_key(key) else {
-        return false;
-    };
-    let value = match value {
-        None => None,
-        Some(v) => match consumer_records::parse_value(k.0, v) {
-            Some(v) => Some(v),
-            None => return false,
-        },
-    };
-    broker.groups.load_consumer_record(group, k, value);
-    true
 }
 
 /// Writes tombstones for the committed offsets past `offsets.retention.minutes`, then

@@ -105,6 +105,17 @@ impl BrokerProcess {
         let _ = self.child.wait();
     }
 
+    /// Stops the broker the way `how` says ("kill -9", else a clean stop), then starts
+    /// it again on the same data dir.
+    pub fn stop_and_restart(&mut self, how: &str) {
+        if how == "kill -9" {
+            self.kill9();
+        } else {
+            self.stop();
+        }
+        self.restart();
+    }
+
     /// Starts again on the same data dir (a new port).
     pub fn restart(&mut self) {
         let extra: Vec<String> = self.overrides[2..].to_vec();

@@ -123,7 +123,10 @@ pub async fn join_group(
     let result = if groups::coordinator_unavailable(broker, &params.group_id) {
         crate::group::classic_group::JoinResult::error(codes::NOT_COORDINATOR, &params.member_id)
     } else {
-        match broker.groups.join(params.clone()) {
+        let write = |group: &str, records: &crate::group::consumer_records::RawRecords| {
+            groups::write_records(broker, group, records)
+        };
+        match broker.groups.join(params.clone(), &write) {
             JoinOutcome::Now(immediate) => immediate,
             JoinOutcome::Wait(rx) => match tokio::time::timeout(wait, rx).await {
                 Ok(Ok(r)) => r,
