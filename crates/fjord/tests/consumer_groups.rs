@@ -784,3 +784,52 @@ fn commits_for_partitions_that_do_not_exist_are_refused() {
     let names: Vec<String> = listed.groups.iter().map(|g| g.group_id.to_string()).collect();
     assert_eq!(names, ["g"]);
 }
+
+/// Empty groups with no committed offsets are deleted at the next retention check, as
+/// Kafka's cleanup deletes them, classic and consumer-protocol alike, and stay deleted
+/// across a restart; a group with offsets stays. Before, a group that never committed
+/// stayed for ever.
+#[test]
+fn empty_groups_without_offsets_are_deleted_by_the_retention_check() {
+    let mut b = BrokerProcess::start(&[
+        "offsets.retention.check.interval.ms=300",
+        "group.initial.rebalance.delay.ms=0",
+    ]);
+    create(&b.bootstrap, "clean", "1");
+    produce(&b.bootstrap, "clean", 5, 1);
+    let read_one = |group: &str, protocol: &str, commit: bool| {
+        let c: BaseConsumer = rdkafka_config(&b.bootstrap)
+            .set("group.id", group)
+            .set("group.protocol", protocol)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer");
+        c.subscribe(&["clean"]).expect("subscribe");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !matches!(c.poll(Duration::from_millis(50)), Some(Ok(_))) {
+            assert!(Instant::now() < deadline, "{group}: no message");
+        }
+        if commit {
+            c.commit_consumer_state(CommitMode::Sync).expect("commit");
+        }
+        c.unsubscribe();
+    };
+    read_one("never-classic", "classic", false);
+    read_one("never-consumer", "consumer", false);
+    read_one("kept", "classic", true);
+    let listed = |bootstrap: &str| {
+        let (ok, out, err) = common::fjord(&["consumer-groups", "--bootstrap-server", bootstrap, "--list"], None);
+        assert!(ok, "{err}");
+        out.lines().map(String::from).collect::<Vec<_>>()
+    };
+    common::wait_for("the empty groups without offsets to go", || {
+        listed(&b.bootstrap) == ["kept"]
+    });
+    assert!(b
+        .log_text()
+        .contains("deleted an empty group with no committed offsets"));
+    b.stop_and_restart("kill -9");
+    assert_eq!(listed(&b.bootstrap), ["kept"], "deleted groups stay deleted");
+    b.stop();
+}

@@ -769,6 +769,47 @@ impl GroupCoordinator {
         }
     }
 
+    /// Empty groups with no committed offsets: Kafka's periodic cleanup deletes them
+    /// once their offsets are gone (`GroupCoordinatorShard.cleanupGroupMetadata`), so a
+    /// group that never commits does not stay for ever.
+    pub fn deletable_groups(&self) -> Vec<String> {
+        let groups = lock(&self.groups);
+        let consumer = lock(&self.consumer_groups);
+        let offsets = lock(&self.offsets);
+        let classic = groups
+            .values()
+            .filter(|g| g.members.is_empty() && g.pending_members.is_empty())
+            .map(|g| &g.group_id);
+        let consumer = consumer.values().filter(|g| g.members.is_empty()).map(|g| &g.group_id);
+        classic
+            .chain(consumer)
+            .filter(|id| !offsets.contains_key(*id))
+            .cloned()
+            .collect()
+    }
+
+    /// Removes `group_id` if it is still deletable (`deletable_groups`), returning the
+    /// tombstones of its records to write. The caller holds the group's commit lock
+    /// through the write, so they reach the log before any later record of the id.
+    pub fn take_deletable(&self, group_id: &str) -> Option<RawRecords> {
+        let mut groups = lock(&self.groups);
+        let mut consumer = lock(&self.consumer_groups);
+        if lock(&self.offsets).contains_key(group_id) {
+            return None;
+        }
+        if let Some(g) = groups.get(group_id) {
+            if !(g.members.is_empty() && g.pending_members.is_empty()) {
+                return None;
+            }
+            groups.remove(group_id);
+            return Some(vec![(offsets::group_metadata_key(group_id), None)]);
+        }
+        let g = consumer.get(group_id).filter(|g| g.members.is_empty())?;
+        let tombstones = g.tombstones();
+        consumer.remove(group_id);
+        Some(tombstones)
+    }
+
     /// DeleteGroups: only an empty group. Returns the offsets to tombstone, and the
     /// tombstones of the group's own records.
     pub fn delete(&self, group_id: &str) -> Result<(Vec<(String, i32)>, RawRecords), i16> {

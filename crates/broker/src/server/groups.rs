@@ -156,7 +156,8 @@ pub fn load(broker: &Broker) -> usize {
 }
 
 /// Writes tombstones for the committed offsets past `offsets.retention.minutes`, then
-/// forgets them.
+/// forgets them; then deletes the empty groups left with no offsets, as Kafka's
+/// cleanup does.
 pub fn expire_offsets(broker: &Broker) {
     for (group, _) in broker.groups.expired_offsets() {
         let _commits = broker.groups.commit_lock(&group);
@@ -168,6 +169,18 @@ pub fn expire_offsets(broker: &Broker) {
                 tracing::info!(group = %group, partitions = partitions.len(), "expired committed offsets");
             }
             Err(code) => tracing::warn!(group = %group, code, "expiring offsets failed"),
+        }
+    }
+    for group in broker.groups.deletable_groups() {
+        let _commits = broker.groups.commit_lock(&group);
+        let Some(tombstones) = broker.groups.take_deletable(&group) else {
+            continue;
+        };
+        // Gone from memory either way: if the write failed, a restart loads the group
+        // again and the next cleanup deletes it then.
+        match write_records(broker, &group, &tombstones) {
+            Ok(()) => tracing::info!(group = %group, "deleted an empty group with no committed offsets"),
+            Err(code) => tracing::warn!(group = %group, code, "writing a deleted group's tombstones failed"),
         }
     }
 }
