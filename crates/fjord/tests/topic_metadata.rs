@@ -416,3 +416,179 @@ fn concurrent_changes_to_one_topic_all_take_effect() {
     assert_eq!(value("segment.ms").as_deref(), Some("200060"));
     assert_eq!(all_topics(&mut c)["race"].1, ROUNDS as usize + 1);
 }
+
+/// Dynamic broker configs at Kafka's two levels: the resource "" sets every broker's
+/// default (DescribeConfigs source DYNAMIC_DEFAULT_BROKER_CONFIG, 3), the resource
+/// named by the node id its own (DYNAMIC_BROKER_CONFIG, 2), which wins; both reach
+/// the topics that inherit them, and both survive a restart. Refusals as Kafka's:
+/// another broker's id, a bad value (INVALID_REQUEST for brokers), APPEND to a config
+/// that is not a list (INVALID_CONFIG), an unknown operation.
+#[test]
+fn broker_configs_have_a_cluster_default_and_a_per_broker_level() {
+    use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
+    use kafka_protocol::messages::describe_configs_response::DescribeConfigsResponse;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
+    };
+    use kafka_protocol::messages::incremental_alter_configs_response::IncrementalAlterConfigsResponse;
+    const TOPIC: i8 = 2;
+    const BROKER: i8 = 4;
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    const APPEND: i8 = 2;
+    let mut b = BrokerProcess::start(&["node.id=1"]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    assert_eq!(create(&mut c, vec![topic("inherits", 1)])[0].1, 0);
+    let alter = |c: &mut RawClient, ty: i8, name: &str, key: &str, op: i8, value: Option<&str>| -> (i16, String) {
+        let config = AlterableConfig::default()
+            .with_name(StrBytes::from_string(key.to_string()))
+            .with_config_operation(op)
+            .with_value(value.map(|v| StrBytes::from_string(v.to_string())));
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(ty)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configs(vec![config])]);
+        let r: IncrementalAlterConfigsResponse = c.request(ApiKey::IncrementalAlterConfigs, 1, &req);
+        let r = &r.responses[0];
+        (
+            r.error_code,
+            r.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+        )
+    };
+    // (error code, message, [(name, value, source)]) of one resource.
+    let describe = |c: &mut RawClient, ty: i8, name: &str| {
+        let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(ty)
+            .with_resource_name(StrBytes::from_string(name.to_string()))]);
+        let r: DescribeConfigsResponse = c.request(ApiKey::DescribeConfigs, 4, &req);
+        let r = &r.results[0];
+        let entries: BTreeMap<String, (String, i8)> = r
+            .configs
+            .iter()
+            .map(|e| {
+                let value = e.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                (e.name.to_string(), (value, e.config_source))
+            })
+            .collect();
+        let message = r.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+        (r.error_code, message, entries)
+    };
+    let entry = |c: &mut RawClient, ty: i8, name: &str, key: &str| describe(c, ty, name).2.get(key).cloned();
+    assert_eq!(alter(&mut c, BROKER, "", "log.retention.ms", SET, Some("1000")).0, 0);
+    assert_eq!(entry(&mut c, BROKER, "1", "log.retention.ms"), Some(("1000".into(), 3)));
+    assert_eq!(
+        entry(&mut c, TOPIC, "inherits", "retention.ms"),
+        Some(("1000".into(), 3))
+    );
+    assert_eq!(alter(&mut c, BROKER, "1", "log.retention.ms", SET, Some("2000")).0, 0);
+    assert_eq!(entry(&mut c, BROKER, "1", "log.retention.ms"), Some(("2000".into(), 2)));
+    assert_eq!(
+        entry(&mut c, TOPIC, "inherits", "retention.ms"),
+        Some(("2000".into(), 2))
+    );
+    // The resource "" lists the cluster-wide dynamic defaults, and only them.
+    let (code, _, defaults) = describe(&mut c, BROKER, "");
+    assert_eq!(code, 0);
+    assert_eq!(
+        defaults.into_iter().collect::<Vec<_>>(),
+        [("log.retention.ms".to_string(), ("1000".to_string(), 3))]
+    );
+    // APPEND to a list, at the per-broker level: to the default value (delete), once
+    // (Fjord prints the policy in one order whatever order it was given in).
+    assert_eq!(
+        alter(&mut c, BROKER, "1", "log.cleanup.policy", APPEND, Some("compact")).0,
+        0
+    );
+    assert_eq!(
+        alter(
+            &mut c,
+            BROKER,
+            "1",
+            "log.cleanup.policy",
+            APPEND,
+            Some("compact,delete")
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        entry(&mut c, BROKER, "1", "log.cleanup.policy"),
+        Some(("compact,delete".into(), 2))
+    );
+    assert_eq!(alter(&mut c, BROKER, "1", "log.cleanup.policy", DELETE, None).0, 0);
+    for how in ["clean restart", "kill -9"] {
+        b.stop_and_restart(how);
+        let mut c = RawClient::connect(&b.bootstrap);
+        assert_eq!(
+            entry(&mut c, BROKER, "1", "log.retention.ms"),
+            Some(("2000".into(), 2)),
+            "{how}"
+        );
+        assert_eq!(
+            entry(&mut c, BROKER, "1", "log.cleanup.policy").map(|e| e.1),
+            Some(5),
+            "{how}"
+        );
+    }
+    let mut c = RawClient::connect(&b.bootstrap);
+    // Without this broker's own value, the cluster default shows again.
+    assert_eq!(alter(&mut c, BROKER, "1", "log.retention.ms", DELETE, None).0, 0);
+    assert_eq!(entry(&mut c, BROKER, "1", "log.retention.ms"), Some(("1000".into(), 3)));
+    assert_eq!(
+        entry(&mut c, TOPIC, "inherits", "retention.ms"),
+        Some(("1000".into(), 3))
+    );
+    // ((resource type, name, key, operation, value), error code, message)
+    type Refusal<'a> = ((i8, &'a str, &'a str, i8, Option<&'a str>), i16, &'a str);
+    let refusals: &[Refusal<'_>] = &[
+        (
+            (BROKER, "2", "log.retention.ms", SET, Some("1")),
+            INVALID_REQUEST,
+            "Unexpected broker id, expected 1, but received 2",
+        ),
+        (
+            (BROKER, "x", "log.retention.ms", SET, Some("1")),
+            INVALID_REQUEST,
+            "Node id must be an integer, but it is: x",
+        ),
+        (
+            (BROKER, "1", "log.retention.ms", SET, Some("soon")),
+            INVALID_REQUEST,
+            "log.retention.ms",
+        ),
+        (
+            (BROKER, "", "log.dirs", SET, Some("/elsewhere")),
+            INVALID_REQUEST,
+            "Cannot update these configs dynamically",
+        ),
+        (
+            (BROKER, "1", "log.retention.ms", APPEND, Some("1")),
+            INVALID_CONFIG,
+            "Config value append is not allowed for config key: log.retention.ms",
+        ),
+        (
+            (TOPIC, "inherits", "retention.ms", APPEND, Some("1")),
+            INVALID_CONFIG,
+            "Can't APPEND to key retention.ms because its type is not LIST.",
+        ),
+        (
+            (TOPIC, "inherits", "retention.ms", 7, Some("1")),
+            INVALID_REQUEST,
+            "Unknown operations type 7",
+        ),
+    ];
+    for ((ty, name, key, op, value), code, message) in refusals {
+        let (got, text) = alter(&mut c, *ty, name, key, *op, *value);
+        assert_eq!(got, *code, "{name} {key}: {text}");
+        assert!(text.contains(message), "{name} {key}: {text}");
+    }
+    let (code, message, _) = describe(&mut c, BROKER, "2");
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            INVALID_REQUEST,
+            "Unexpected broker id, expected 1 or empty string, but received 2"
+        )
+    );
+    b.stop();
+}

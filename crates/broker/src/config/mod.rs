@@ -4,10 +4,12 @@
 //! config or a one-line error naming the key and the value. It never touches disk.
 //! Unknown keys are returned as warnings, as Kafka logs them.
 
+pub mod dynamic;
 pub mod listeners;
 mod properties;
 pub mod topic;
 
+pub use dynamic::{DynamicBrokerConfigs, DynamicLevel};
 pub use listeners::{Listener, Listeners, SecurityProtocol};
 pub use properties::parse_properties;
 pub use topic::{TopicConfig, TopicConfigKey, TOPIC_CONFIG_KEYS};

@@ -62,8 +62,12 @@ pub const RESERVE_BYTES: u64 = 64 * 1024;
 pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicMetadata>,
     pub next_producer_id_block: i64,
+    /// Dynamic broker configs at the cluster-default level (resource name "").
     #[serde(default)]
     pub broker_configs: BTreeMap<String, String>,
+    /// Dynamic broker configs of each node (resource name = its id).
+    #[serde(default)]
+    pub node_broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
 }
 
 /// One change, named as Kafka's metadata records (hence the common suffix).
@@ -79,8 +83,11 @@ pub enum MetadataRecord {
     ProducerIdsRecord {
         next_producer_id_block: i64,
     },
-    /// The broker's dynamic config overrides, all of them.
+    /// Dynamic broker configs of one level, all of them: `node_id` `None` for the
+    /// cluster default, else that node's own.
     BrokerConfigsRecord {
+        #[serde(default)]
+        node_id: Option<i32>,
         configs: BTreeMap<String, String>,
     },
 }
@@ -98,7 +105,17 @@ impl MetadataImage {
             MetadataRecord::ProducerIdsRecord { next_producer_id_block } => {
                 self.next_producer_id_block = self.next_producer_id_block.max(next_producer_id_block);
             }
-            MetadataRecord::BrokerConfigsRecord { configs } => self.broker_configs = configs,
+            MetadataRecord::BrokerConfigsRecord { node_id: None, configs } => self.broker_configs = configs,
+            MetadataRecord::BrokerConfigsRecord {
+                node_id: Some(node),
+                configs,
+            } => {
+                if configs.is_empty() {
+                    self.node_broker_configs.remove(&node);
+                } else {
+                    self.node_broker_configs.insert(node, configs);
+                }
+            }
         }
     }
 }

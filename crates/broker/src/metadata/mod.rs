@@ -284,14 +284,22 @@ impl TopicRegistry {
         state.commit(MetadataRecord::TopicRecord(topic), undoing)
     }
 
-    /// Dynamic broker config overrides.
-    pub fn broker_configs(&self) -> BTreeMap<String, String> {
-        self.read().image.broker_configs.clone()
+    /// Dynamic broker configs: the cluster default (`node_id` `None`) or a node's own.
+    pub fn broker_configs(&self, node_id: Option<i32>) -> BTreeMap<String, String> {
+        let state = self.read();
+        match node_id {
+            None => state.image.broker_configs.clone(),
+            Some(node) => state.image.node_broker_configs.get(&node).cloned().unwrap_or_default(),
+        }
     }
 
-    pub fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<(), MetadataError> {
+    pub fn set_broker_configs(
+        &self,
+        node_id: Option<i32>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), MetadataError> {
         self.write()
-            .commit(MetadataRecord::BrokerConfigsRecord { configs }, false)
+            .commit(MetadataRecord::BrokerConfigsRecord { node_id, configs }, false)
     }
 
     /// A producer id never handed out before, even across restarts.

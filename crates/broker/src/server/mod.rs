@@ -65,7 +65,7 @@ pub struct Broker {
     /// `offsets_topic_creation`, never before.
     pub topic_admin: std::sync::Mutex<()>,
     /// Broker-level config overrides set with (Incremental)AlterConfigs.
-    pub dynamic_configs: RwLock<BTreeMap<String, String>>,
+    pub dynamic_configs: RwLock<crate::config::DynamicBrokerConfigs>,
     /// The addresses the listeners actually bound (port 0 resolved), by listener name.
     pub bound_addrs: RwLock<BTreeMap<String, SocketAddr>>,
     /// When a flush of rolled segments last logged its failure (`due_to_log`).
@@ -86,7 +86,10 @@ impl Broker {
         let mut logs = LogManager::new(config.log_dirs.clone(), &cluster_id, config.node_id)?;
         logs.direct_io = config.log_direct_io;
         let topics = TopicRegistry::open(&config.log_dirs[0])?;
-        let dynamic = topics.broker_configs();
+        let dynamic = crate::config::DynamicBrokerConfigs {
+            cluster_default: topics.broker_configs(None),
+            per_broker: topics.broker_configs(Some(config.node_id)),
+        };
         let (shutdown, _) = watch::channel(false);
         let group_config = GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
@@ -144,7 +147,7 @@ impl Broker {
 
     /// Topic defaults: the static `log.*` keys with dynamic broker overrides on top.
     pub fn topic_defaults(&self) -> Result<TopicConfig, crate::config::ConfigError> {
-        let dynamic = crate::sync::read(&self.dynamic_configs).clone();
+        let dynamic = crate::sync::read(&self.dynamic_configs).effective();
         let mut defaults = self.config.topic_defaults.clone();
         for (k, v) in &dynamic {
             if let Some(spec) = crate::config::TOPIC_CONFIG_KEYS.iter().find(|s| s.broker_key == k) {

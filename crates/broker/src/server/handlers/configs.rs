@@ -1,9 +1,11 @@
 //! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs for topics (resource type 2)
 //! and brokers (4). Every topic config is dynamic; of the broker's, the `log.*` topic
 //! defaults are dynamic and the rest (listeners, log.dirs, ...) read-only, as in Kafka.
+//! A broker resource is named "" (the cluster-wide defaults) or by this node's id (its
+//! own configs, which win): `config::DynamicBrokerConfigs`.
 
 use super::s;
-use crate::config::{ConfigError, TOPIC_CONFIG_KEYS};
+use crate::config::{ConfigError, DynamicBrokerConfigs, DynamicLevel, TOPIC_CONFIG_KEYS};
 use crate::metadata::MetadataError;
 use crate::protocol::errors;
 use crate::server::{topics, Broker};
@@ -23,6 +25,7 @@ const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -105,8 +108,8 @@ fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String
         .map(|k| {
             let source = if topic.configs.contains_key(k.name) {
                 SOURCE_DYNAMIC_TOPIC
-            } else if dynamic.contains_key(k.broker_key) {
-                SOURCE_DYNAMIC_BROKER
+            } else if let Some((_, level)) = dynamic.get(k.broker_key) {
+                dynamic_source(level)
             } else if config.broker_set.contains(k.name) {
                 SOURCE_STATIC_BROKER
             } else {
@@ -123,18 +126,55 @@ fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String
         .collect())
 }
 
-fn check_broker_name(broker: &Broker, name: &str) -> Result<(), (i16, String)> {
-    if name.is_empty() || name == broker.node_id().to_string() {
+fn dynamic_source(level: DynamicLevel) -> i8 {
+    match level {
+        DynamicLevel::PerBroker => SOURCE_DYNAMIC_BROKER,
+        DynamicLevel::ClusterDefault => SOURCE_DYNAMIC_DEFAULT_BROKER,
+    }
+}
+
+/// A broker resource's name: "" or this node's id, as Kafka's `ConfigHelper` (describe)
+/// and `ConfigAdminManager.validateResourceNameIsCurrentNodeId` (alter) check it.
+fn check_broker_name(broker: &Broker, name: &str, describing: bool) -> Result<(), (i16, String)> {
+    let invalid = |msg: String| Err((errors::code(ResponseError::InvalidRequest), msg));
+    if name.is_empty() {
         return Ok(());
     }
-    Err((
-        errors::code(ResponseError::InvalidRequest),
-        format!("unknown broker '{name}'"),
-    ))
+    let node = broker.node_id();
+    match name.parse::<i32>() {
+        Ok(id) if id == node => Ok(()),
+        Err(_) if !describing => invalid(format!("Node id must be an integer, but it is: {name}")),
+        _ if describing => invalid(format!(
+            "Unexpected broker id, expected {node} or empty string, but received {name}"
+        )),
+        _ => invalid(format!("Unexpected broker id, expected {node}, but received {name}")),
+    }
+}
+
+/// DescribeConfigs of the broker resource "": the cluster-wide dynamic defaults only,
+/// as Kafka lists `currentDynamicDefaultConfigs`.
+fn cluster_default_entries(broker: &Broker) -> Vec<Entry> {
+    let dynamic = read_lock(&broker.dynamic_configs).clone();
+    TOPIC_CONFIG_KEYS
+        .iter()
+        .filter_map(|k| {
+            let value = dynamic.cluster_default.get(k.broker_key)?;
+            Some((
+                k.broker_key.to_string(),
+                value.clone(),
+                SOURCE_DYNAMIC_DEFAULT_BROKER,
+                false,
+                type_id(k.config_type),
+            ))
+        })
+        .collect()
 }
 
 fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String)> {
-    check_broker_name(broker, name)?;
+    check_broker_name(broker, name, true)?;
+    if name.is_empty() {
+        return Ok(cluster_default_entries(broker));
+    }
     let c = &broker.config;
     let listeners = |ls: &[crate::config::Listener]| ls.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",");
     let mut out: Vec<Entry> = vec![
@@ -234,8 +274,8 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, Strin
         .map_err(|e| (errors::code(ResponseError::InvalidConfig), e.to_string()))?;
     let dynamic = read_lock(&broker.dynamic_configs).clone();
     for k in TOPIC_CONFIG_KEYS {
-        let source = if dynamic.contains_key(k.broker_key) {
-            SOURCE_DYNAMIC_BROKER
+        let source = if let Some((_, level)) = dynamic.get(k.broker_key) {
+            dynamic_source(level)
         } else if defaults.broker_set.contains(k.name) {
             SOURCE_STATIC_BROKER
         } else {
@@ -263,28 +303,7 @@ fn apply(
     let err = |e: MetadataError| (errors::metadata_error_code(&e), e.to_string());
     match resource_type {
         TOPIC => topics::set_topic_configs(broker, name, configs, validate_only).map_err(err),
-        BROKER => {
-            check_broker_name(broker, name)?;
-            let mut trial = broker.config.topic_defaults.clone();
-            for (k, v) in &configs {
-                let spec = TOPIC_CONFIG_KEYS.iter().find(|s| s.broker_key == k).ok_or((
-                    errors::code(ResponseError::InvalidRequest),
-                    format!("cannot update config '{k}' dynamically; set it in server.properties"),
-                ))?;
-                trial
-                    .apply(spec.name, v)
-                    .map_err(|e: ConfigError| (errors::code(ResponseError::InvalidConfig), e.to_string()))?;
-            }
-            trial
-                .validate_values()
-                .map_err(|e: ConfigError| (errors::code(ResponseError::InvalidConfig), e.to_string()))?;
-            if validate_only {
-                return Ok(());
-            }
-            broker.topics.set_broker_configs(configs.clone()).map_err(err)?;
-            *write_lock(&broker.dynamic_configs) = configs;
-            topics::refresh_all_configs(broker).map_err(|e| (errors::code(ResponseError::InvalidConfig), e.to_string()))
-        }
+        BROKER => apply_broker(broker, name, configs, validate_only),
         other => Err((
             errors::code(ResponseError::InvalidRequest),
             format!("unsupported resource type {other}"),
@@ -292,10 +311,60 @@ fn apply(
     }
 }
 
+/// Sets a broker resource's dynamic configs, all of them, at the level its name
+/// addresses. A refused value is INVALID_REQUEST, as Kafka answers for broker configs
+/// (KAFKA-13609; topics get INVALID_CONFIG).
+fn apply_broker(
+    broker: &Broker,
+    name: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    check_broker_name(broker, name, false)?;
+    let refused = |msg: String| (errors::code(ResponseError::InvalidRequest), msg);
+    let level = DynamicBrokerConfigs::level_of(name);
+    let mut next = read_lock(&broker.dynamic_configs).clone();
+    next.set_level(level, configs.clone());
+    let mut trial = broker.config.topic_defaults.clone();
+    for (k, v) in &next.effective() {
+        let spec = TOPIC_CONFIG_KEYS
+            .iter()
+            .find(|s| s.broker_key == k)
+            .ok_or_else(|| refused(format!("Cannot update these configs dynamically: Set({k})")))?;
+        // Named by the broker key that was set, not the topic key it defaults.
+        trial.apply(spec.name, v).map_err(|e: ConfigError| match e {
+            ConfigError::InvalidValue { value, reason, .. } => refused(
+                ConfigError::InvalidValue {
+                    key: k.clone(),
+                    value,
+                    reason,
+                }
+                .to_string(),
+            ),
+            other => refused(other.to_string()),
+        })?;
+    }
+    trial
+        .validate_values()
+        .map_err(|e: ConfigError| refused(e.to_string()))?;
+    if validate_only {
+        return Ok(());
+    }
+    let node = (level == DynamicLevel::PerBroker).then_some(broker.node_id());
+    broker
+        .topics
+        .set_broker_configs(node, configs)
+        .map_err(|e: MetadataError| (errors::metadata_error_code(&e), e.to_string()))?;
+    *write_lock(&broker.dynamic_configs) = next;
+    topics::refresh_all_configs(broker).map_err(|e| (errors::code(ResponseError::InvalidConfig), e.to_string()))
+}
+
 fn current_overrides(broker: &Broker, resource_type: i8, name: &str) -> BTreeMap<String, String> {
     match resource_type {
         TOPIC => broker.topics.get(name).map(|t| t.configs).unwrap_or_default(),
-        _ => read_lock(&broker.dynamic_configs).clone(),
+        _ => read_lock(&broker.dynamic_configs)
+            .level(DynamicBrokerConfigs::level_of(name))
+            .clone(),
     }
 }
 
@@ -375,6 +444,51 @@ pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse 
     AlterConfigsResponse::default().with_responses(responses)
 }
 
+/// IncrementalAlterConfigs' APPEND (`append`) or SUBTRACT of `value`'s comma-separated
+/// items to a LIST-typed config, from its current value or else its default, as Kafka's
+/// `ConfigurationControlManager` (topics) and `ConfigAdminManager` (brokers) do: an item
+/// already there is not appended twice and keeps its place.
+fn append_or_subtract(
+    resource_type: i8,
+    configs: &mut BTreeMap<String, String>,
+    key: &str,
+    value: &str,
+    append: bool,
+) -> Result<(), (i16, String)> {
+    let invalid_config = |msg: String| Err((errors::code(ResponseError::InvalidConfig), msg));
+    let verb = if append { "APPEND" } else { "SUBTRACT" };
+    let spec = TOPIC_CONFIG_KEYS.iter().find(|s| {
+        if resource_type == BROKER {
+            s.broker_key == key
+        } else {
+            s.name == key
+        }
+    });
+    let Some(spec) = spec.filter(|s| s.config_type == crate::config::topic::ConfigType::List) else {
+        return if resource_type == BROKER {
+            let what = if append { "append" } else { "subtract" };
+            invalid_config(format!("Config value {what} is not allowed for config key: {key}"))
+        } else {
+            invalid_config(format!("Can't {verb} to key {key} because its type is not LIST."))
+        };
+    };
+    let current = configs
+        .get(key)
+        .cloned()
+        .or_else(|| crate::config::TopicConfig::default().get(spec.name))
+        .unwrap_or_default();
+    let mut items = crate::config::split_list(&current);
+    for v in value.split(',') {
+        if append && !items.iter().any(|x| x == v) {
+            items.push(v.to_string());
+        } else if !append {
+            items.retain(|x| x != v);
+        }
+    }
+    configs.insert(key.to_string(), items.join(","));
+    Ok(())
+}
+
 pub fn incremental_alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
     const DELETE: i8 = 1;
     let checked: Vec<Resource<'_>> = req
@@ -412,23 +526,15 @@ pub fn incremental_alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -
                     1 => {
                         configs.remove(&key);
                     }
-                    2 | 3 if key == "cleanup.policy" => {
-                        let mut items: Vec<String> = configs
-                            .get(&key)
-                            .map(|v| crate::config::split_list(v))
-                            .unwrap_or_else(|| vec!["delete".into()]);
-                        for v in crate::config::split_list(&value) {
-                            items.retain(|x| *x != v);
-                            if c.config_operation == 2 {
-                                items.push(v);
-                            }
+                    op @ (2 | 3) => {
+                        if let Err(e) = append_or_subtract(r.resource_type, &mut configs, &key, &value, op == 2) {
+                            result = Err(e);
                         }
-                        configs.insert(key, items.join(","));
                     }
                     op => {
                         result = Err((
-                            errors::code(ResponseError::InvalidConfig),
-                            format!("operation {op} is not valid for config '{key}'"),
+                            errors::code(ResponseError::InvalidRequest),
+                            format!("Unknown operations type {op}"),
                         ));
                     }
                 }
