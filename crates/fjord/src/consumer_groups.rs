@@ -85,31 +85,70 @@ pub fn run(args: Args) -> Result<()> {
         args.group.clone()
     };
     if args.delete {
-        let admin: AdminClient<DefaultClientContext> = args.connect.client_config()?.create()?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let names: Vec<&str> = groups.iter().map(String::as_str).collect();
-        for r in rt.block_on(admin.delete_groups(&names, &AdminOptions::new().request_timeout(Some(TIMEOUT))))? {
-            match r {
-                Ok(g) => println!("Deletion of requested consumer groups ('{g}') was successful."),
-                Err((g, code)) => bail!("deleting group '{g}' failed: {code}"),
-            }
-        }
-        return Ok(());
+        return delete(&args, &groups);
     }
     if args.delete_offsets {
         return delete_offsets(&args, &groups[0], &base);
     }
+    // Each group on its own, as Kafka's tool: one that cannot be described or reset is
+    // reported and the others go on; the run then exits non-zero.
+    let mut failed = 0;
     for (i, group) in groups.iter().enumerate() {
         if i > 0 {
             println!();
         }
-        if args.reset_offsets {
-            reset(&args, group, &base)?;
+        let done = if args.reset_offsets {
+            reset(&args, group, &base)
         } else {
-            describe(&args, group, &base)?;
+            describe(&args, group, &base)
+        };
+        if let Err(e) = done {
+            eprintln!("Error: {e:#}");
+            failed += 1;
         }
     }
+    if failed > 0 {
+        bail!("{failed} of {} groups failed", groups.len());
+    }
     Ok(())
+}
+
+/// DeleteGroups of every group at once; the ones deleted are reported even when some
+/// are not, as Kafka's tool reports them.
+fn delete(args: &Args, groups: &[String]) -> Result<()> {
+    if groups.is_empty() {
+        // librdkafka refuses an empty DeleteGroups; Kafka's tool succeeds with nothing.
+        println!("Deletion of requested consumer groups () was successful.");
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = args.connect.client_config()?.create()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let results = rt.block_on(admin.delete_groups(&names, &AdminOptions::new().request_timeout(Some(TIMEOUT))))?;
+    let (deleted, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.is_ok());
+    let deleted: Vec<String> = deleted
+        .into_iter()
+        .filter_map(|r| r.ok())
+        .map(|g| format!("'{g}'"))
+        .collect();
+    if failed.is_empty() {
+        println!(
+            "Deletion of requested consumer groups ({}) was successful.",
+            deleted.join(", ")
+        );
+        return Ok(());
+    }
+    eprintln!("Error: Deletion of some consumer groups failed:");
+    for (g, code) in failed.into_iter().filter_map(|r| r.err()) {
+        println!("* Group '{g}' could not be deleted due to: {code}");
+    }
+    if !deleted.is_empty() {
+        println!(
+            "\nThese consumer groups were deleted successfully: {}",
+            deleted.join(", ")
+        );
+    }
+    bail!("some consumer groups could not be deleted")
 }
 
 fn all_groups(base: &BaseConsumer) -> Result<Vec<String>> {
@@ -169,7 +208,7 @@ fn check_args(a: &Args) -> Result<()> {
             bail!("Option \"[{first}]\" can't be used with option \"[{second}]\"");
         }
         if used.is_empty() {
-            bail!("Option [reset-offsets] takes one of these options: [to-offset], [to-datetime], [by-duration], [to-earliest], [to-latest], [shift-by]");
+            bail!("Option '[reset-offsets]' requires one of the following scenarios: [to-offset, to-datetime, by-duration, to-earliest, to-latest, shift-by]");
         }
         if a.topic.is_empty() && !a.all_topics {
             bail!("One of the reset scopes should be defined: --all-topics, --topic.");
@@ -180,8 +219,8 @@ fn check_args(a: &Args) -> Result<()> {
     if !a.group.is_empty() && a.all_groups {
         bail!("Option \"[group]\" can't be used with option \"[all-groups]\"");
     }
-    if a.list && (selected || !a.topic.is_empty()) {
-        let what = if selected { "group" } else { "topic" };
+    if a.list && (!a.group.is_empty() || !a.topic.is_empty()) {
+        let what = if a.topic.is_empty() { "group" } else { "topic" };
         bail!("Option \"[{what}]\" can't be used with option \"[list]\"");
     }
     if a.describe && !a.topic.is_empty() {
@@ -227,7 +266,11 @@ fn committed(
 ) -> Result<BTreeMap<(String, i32), i64>> {
     let md = base.fetch_metadata(only, TIMEOUT).context("fetching metadata")?;
     let mut tpl = TopicPartitionList::new();
-    for t in md.topics().iter().filter(|t| !t.name().starts_with("__")) {
+    for t in md
+        .topics()
+        .iter()
+        .filter(|t| !broker::metadata::is_internal_topic(t.name()))
+    {
         for p in t.partitions() {
             tpl.add_partition(t.name(), p.id());
         }
@@ -366,22 +409,23 @@ fn describe(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
 fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
     let (state, _, members) = owners(base, group)?;
     if !members.is_empty() && args.execute {
-        bail!("assignments can only be reset if the group '{group}' is inactive, but the current state is {state}");
+        bail!("Assignments can only be reset if the group '{group}' is inactive, but the current state is {state}.");
     }
     let committed = committed(args, group, base, None)?;
     let mut targets: Vec<(String, i32)> = Vec::new();
+    // As Kafka's `getPartitionsToReset`: --all-topics, else the --topic list.
     if args.all_topics {
         targets.extend(committed.keys().cloned());
-    }
-    for spec in &args.topic {
-        let (topic, partitions) = spec_partitions(base, spec)?;
-        targets.extend(partitions.into_iter().map(|p| (topic.clone(), p)));
+    } else {
+        for spec in &args.topic {
+            let (topic, partitions) = spec_partitions(base, spec)?;
+            targets.extend(partitions.into_iter().map(|p| (topic.clone(), p)));
+        }
     }
     targets.sort();
     targets.dedup();
-    if targets.is_empty() {
-        bail!("no partition to reset: the group '{group}' has no committed offsets");
-    }
+    // A group with no committed offsets under --all-topics has an empty plan, as in
+    // Kafka's tool: the header alone.
     let by_time = match (&args.to_datetime, &args.by_duration) {
         (Some(d), _) => Some(parse_datetime(d)?),
         (None, Some(d)) => Some(now_ms() - parse_duration(d)?),
@@ -410,7 +454,7 @@ fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
     for (t, p, o) in &new_offsets {
         println!("{group:<24} {t:<24} {p:<10} {o}");
     }
-    if args.execute {
+    if args.execute && !new_offsets.is_empty() {
         let mut tpl = TopicPartitionList::new();
         for (t, p, o) in &new_offsets {
             tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;

@@ -86,7 +86,7 @@ pub fn run(args: TopicsArgs) -> Result<()> {
     }
     let names: Vec<&str> = topics.iter().map(|t| t.name()).collect();
     if args.delete {
-        if let Some(internal) = names.iter().find(|n| n.starts_with("__")) {
+        if let Some(internal) = names.iter().find(|n| broker::metadata::is_internal_topic(n)) {
             bail!("Topic {internal} is a kafka internal topic and is not allowed to be marked for deletion.");
         }
         for r in rt.block_on(admin.delete_topics(&names, &opts))? {
@@ -116,6 +116,9 @@ fn check_args(a: &TopicsArgs) -> Result<()> {
     }
     if (a.create || a.alter || a.delete) && a.topic.is_none() {
         bail!("Missing required argument \"[topic]\"");
+    }
+    if a.describe && a.if_exists && a.topic.is_none() {
+        bail!("--topic or --topic-id is required to describe a topic");
     }
     if a.alter && a.partitions.is_none() && a.configs.is_empty() && a.delete_configs.is_empty() {
         bail!("Missing required argument \"[partitions]\" (or --config, --delete-config)");
@@ -171,7 +174,7 @@ fn matching_topics<'a>(
         .iter()
         .filter(|t| t.error().is_none())
         .filter(|t| pattern.as_ref().is_none_or(|p| p.is_match(t.name())))
-        .filter(|t| !(exclude_internal && t.name().starts_with("__")))
+        .filter(|t| !(exclude_internal && broker::metadata::is_internal_topic(t.name())))
         .collect();
     out.sort_by_key(|t| t.name());
     Ok(out)

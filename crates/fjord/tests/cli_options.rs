@@ -93,7 +93,7 @@ fn option_checks_refuse_what_kafkas_tools_refuse() {
         ),
         (
             cg(&["--reset-offsets", "--group", "g", "--topic", "t"]),
-            "Option [reset-offsets] takes one of",
+            "Option '[reset-offsets]' requires one of the following scenarios",
         ),
         (
             cg(&["--describe", "--group", "g", "--to-latest"]),
@@ -320,6 +320,19 @@ fn topics_are_selected_by_regular_expression_and_groups_by_name_or_all() {
         assert_eq!(rows(&out, "g1")[0][1..4], ["cli-a", "0", "3"], "{out}");
         assert_eq!(rows(&out, "g2")[0][1..4], ["cli-b", "0", "3"], "{out}");
     }
+    // A group that cannot be described is reported, and the others still are.
+    let (code, out, err) = run(&refs(&cg(&[
+        "--describe",
+        "--group",
+        "g1",
+        "--group",
+        "nosuch",
+        "--group",
+        "g2",
+    ])));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("nosuch"), "{err}");
+    assert_eq!(rows(&out, "g1").len() + rows(&out, "g2").len(), 2, "{out}");
     // --reset-offsets --all-topics of every group, to a time given with a zone offset:
     // before every record, so back to the start.
     let out = ok(&refs(&cg(&[

@@ -25,15 +25,16 @@ fn listening(b: &BrokerProcess, count: usize) -> Vec<String> {
 }
 
 /// (host, port) of each broker a Metadata request through `addr` lists, and the
-/// error code of partition 0 of `topic`.
-fn metadata_via(addr: &str, topic: &str) -> (Vec<(String, i32)>, i16) {
+/// error code and leader of partition 0 of `topic`.
+fn metadata_via(addr: &str, topic: &str) -> (Vec<(String, i32)>, i16, i32) {
     let mut c = RawClient::connect(addr);
     let req = MetadataRequest::default().with_topics(Some(vec![
         MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))
     ]));
     let r: MetadataResponse = c.request(ApiKey::Metadata, 12, &req);
     let brokers = r.brokers.iter().map(|b| (b.host.to_string(), b.port)).collect();
-    (brokers, r.topics[0].partitions[0].error_code)
+    let p = &r.topics[0].partitions[0];
+    (brokers, p.error_code, p.leader_id.0)
 }
 
 fn port_of(addr: &str) -> i32 {
@@ -60,10 +61,10 @@ fn every_listener_is_served_and_advertises_its_own_address() {
     assert!(addrs[1].starts_with("127.0.0.2:"), "{addrs:?}");
     common::create_topic_cli(&addrs[1], "both", "1");
 
-    let (brokers, code) = metadata_via(&addrs[0], "both");
+    let (brokers, code, _) = metadata_via(&addrs[0], "both");
     assert_eq!(brokers, vec![("localhost".to_string(), port_of(&addrs[0]))]);
     assert_eq!(code, 0);
-    let (brokers, code) = metadata_via(&addrs[1], "both");
+    let (brokers, code, _) = metadata_via(&addrs[1], "both");
     assert_eq!(brokers, vec![("127.0.0.2".to_string(), port_of(&addrs[1]))]);
     assert_eq!(code, 0);
     let mut c = RawClient::connect(&addrs[1]);
@@ -102,12 +103,12 @@ fn a_listener_that_is_not_advertised_lists_no_broker() {
     ]);
     let addrs = listening(&b, 2);
     common::create_topic_cli(&addrs[0], "seen", "1");
-    let (brokers, code) = metadata_via(&addrs[0], "seen");
+    let (brokers, code, _) = metadata_via(&addrs[0], "seen");
     assert_eq!(brokers, vec![("127.0.0.1".to_string(), port_of(&addrs[0]))]);
     assert_eq!(code, 0);
-    let (brokers, code) = metadata_via(&addrs[1], "seen");
+    let (brokers, code, leader) = metadata_via(&addrs[1], "seen");
     assert!(brokers.is_empty(), "{brokers:?}");
-    assert_eq!(code, LISTENER_NOT_FOUND);
+    assert_eq!((code, leader), (LISTENER_NOT_FOUND, -1));
     let mut c = RawClient::connect(&addrs[1]);
     let req = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"));
     let r: FindCoordinatorResponse = c.request(ApiKey::FindCoordinator, 3, &req);

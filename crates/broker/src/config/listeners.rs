@@ -308,21 +308,45 @@ fn parse_listeners(
     Ok(out)
 }
 
+/// Kafka's `CoreUtils.listenerListToEndPoints` checks, with its messages: listeners
+/// sharing a non-zero port must be exactly two, one IPv4 and one IPv6 address.
 fn check_distinct_ports(key: &str, value: &str, listeners: &[Listener]) -> Result<(), ConfigError> {
-    for (i, a) in listeners.iter().enumerate() {
-        for b in &listeners[i + 1..] {
-            if a.port == 0 || a.port != b.port {
-                continue;
+    let ip = |h: &str| h.parse::<std::net::IpAddr>().ok();
+    let mut ports: Vec<u16> = listeners.iter().map(|l| l.port).filter(|p| *p != 0).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    for port in ports {
+        let sharing: Vec<&Listener> = listeners.iter().filter(|l| l.port == port).collect();
+        if sharing.len() < 2 {
+            continue;
+        }
+        let (with_ip, without_ip): (Vec<&Listener>, Vec<&Listener>) =
+            sharing.iter().partition(|l| ip(&l.host).is_some());
+        if without_ip.len() > 1 {
+            return Err(invalid(
+                key,
+                value,
+                &format!("Each listener must have a different port, listeners: {value}"),
+            ));
+        }
+        match with_ip.as_slice() {
+            [] | [_] => {}
+            [a, b] => {
+                let one_of_each = matches!((ip(&a.host), ip(&b.host)), (Some(x), Some(y)) if x.is_ipv4() != y.is_ipv4());
+                if !one_of_each || !without_ip.is_empty() {
+                    return Err(invalid(
+                        key,
+                        value,
+                        &format!("If you have two listeners on the same port then one needs to be IPv4 and the other IPv6, listeners: {value}, port: {port}"),
+                    ));
+                }
             }
-            let ip = |h: &str| h.parse::<std::net::IpAddr>().ok();
-            let one_of_each = matches!((ip(&a.host), ip(&b.host)), (Some(x), Some(y)) if x.is_ipv4() != y.is_ipv4());
-            let shared = listeners.iter().filter(|l| l.port == a.port).count();
-            if !one_of_each || shared > 2 {
+            _ => {
                 return Err(invalid(
                     key,
                     value,
-                    &format!("Each listener must have a different port unless exactly one listener has an IPv4 address and the other IPv6 address, listeners: {value}, port: {}", a.port),
-                ));
+                    &format!("Each listener must have a different port unless exactly one listener has an IPv4 address and the other IPv6 address, listeners: {value}, port: {port}"),
+                ))
             }
         }
     }
@@ -454,7 +478,11 @@ mod tests {
             ),
             (
                 &[("listeners", "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.2:9092")],
-                "Each listener must have a different port",
+                "If you have two listeners on the same port then one needs to be IPv4 and the other IPv6",
+            ),
+            (
+                &[("listeners", "PLAINTEXT://localhost:9092,SSL://localhost:9092")],
+                "Each listener must have a different port, listeners",
             ),
             (
                 &[("listeners", "FOO://127.0.0.1:9092")],

@@ -5,7 +5,7 @@
 //! Lock order as in `coordinator`: `groups`, then `consumer_groups`, then `offsets`.
 
 use super::assignor::{Assignment, Assignor};
-use super::classic_group::codes;
+use super::classic_group::{codes, ClassicGroup};
 use super::consumer_group::{
     ConsumerGroup, ConsumerGroupLimits, ConsumerHeartbeat, HeartbeatReply, TopicLookup, JOIN_EPOCH, LEAVE_STATIC_EPOCH,
 };
@@ -123,10 +123,18 @@ impl GroupCoordinator {
         // changes happen; the maps are not (a write may be slow: the first creates
         // `__consumer_offsets`), so other groups are served meanwhile.
         let _ordered = self.commit_lock(&hb.group_id);
-        let (reply, records) = self.consumer_heartbeat_locked(&hb, topics)?;
+        let (reply, records, converted_from) = self.consumer_heartbeat_locked(&hb, topics)?;
         if let Err(code) = write(&hb.group_id, &records) {
             tracing::warn!(group = %hb.group_id, code, "writing the group's records failed");
-            if let Some(group) = lock(&self.consumer_groups).get_mut(&hb.group_id) {
+            let mut classic = lock(&self.groups);
+            let mut groups = lock(&self.consumer_groups);
+            if let Some(old) = converted_from {
+                // The conversion did not reach the log (its first record is the classic
+                // group's tombstone): undone, as Kafka reverts a failed append, so the
+                // retry converts again and writes that tombstone.
+                groups.remove(&hb.group_id);
+                classic.insert(hb.group_id.clone(), old);
+            } else if let Some(group) = groups.get_mut(&hb.group_id) {
                 group.forget_persisted();
             }
             return Err(HeartbeatReply::error(
@@ -137,16 +145,16 @@ impl GroupCoordinator {
         Ok(reply)
     }
 
-    /// The heartbeat's change to the group, under the maps' locks: the reply and the
-    /// records to write.
+    /// The heartbeat's change to the group, under the maps' locks: the reply, the
+    /// records to write, and the empty classic group it converted, if it did.
     fn consumer_heartbeat_locked(
         &self,
         hb: &ConsumerHeartbeat,
         topics: TopicLookup,
-    ) -> Result<(HeartbeatReply, RawRecords), HeartbeatReply> {
+    ) -> Result<(HeartbeatReply, RawRecords, Option<ClassicGroup>), HeartbeatReply> {
         let now = self.time.now_ms();
         let joining = hb.member_epoch == JOIN_EPOCH;
-        let mut converted = false;
+        let mut converted_from = None;
         let mut classic = lock(&self.groups);
         if let Some(g) = classic.get(&hb.group_id) {
             if !g.members.is_empty() || !joining {
@@ -155,8 +163,7 @@ impl GroupCoordinator {
             }
             // An empty classic group becomes a consumer group; its offsets stay, and its
             // record is tombstoned ahead of the new group's, as Kafka's conversion.
-            classic.remove(&hb.group_id);
-            converted = true;
+            converted_from = classic.remove(&hb.group_id);
         }
         let mut groups = lock(&self.consumer_groups);
         if !groups.contains_key(&hb.group_id) {
@@ -189,10 +196,10 @@ impl GroupCoordinator {
         // Only this member's records can have changed unless the group's shape did.
         let only_member = (before == (shape(group), true)).then_some(reply.member_id.as_str());
         let mut records = group.take_changes(only_member);
-        if converted {
+        if converted_from.is_some() {
             records.insert(0, (super::offsets::group_metadata_key(&hb.group_id), None));
         }
-        Ok((reply, records))
+        Ok((reply, records, converted_from))
     }
 
     fn default_assignor(&self) -> Assignor {
@@ -575,6 +582,22 @@ mod tests {
         }
     }
 
+    /// A classic consumer's JoinGroup to the group "g".
+    fn classic_join() -> crate::group::coordinator::JoinParams {
+        crate::group::coordinator::JoinParams {
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 30_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), bytes::Bytes::new())],
+            require_known_member_id: false,
+        }
+    }
+
     /// A coordinator loaded from `records`, as at start-up.
     fn loaded(records: &[(bytes::Bytes, Option<bytes::Bytes>)], lookup: TopicLookup) -> GroupCoordinator {
         let c = GroupCoordinator::new(GroupConfig::default(), Time::manual(0));
@@ -631,18 +654,7 @@ mod tests {
         assert_eq!(restarted.list()[0].state, "Empty");
         // Consumer to classic: every consumer record is tombstoned before the join.
         let before = log.borrow().len();
-        let join = crate::group::coordinator::JoinParams {
-            group_id: "g".into(),
-            member_id: String::new(),
-            group_instance_id: None,
-            client_id: "c".into(),
-            client_host: "/127.0.0.1".into(),
-            session_timeout_ms: 30_000,
-            rebalance_timeout_ms: 30_000,
-            protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), bytes::Bytes::new())],
-            require_known_member_id: false,
-        };
+        let join = classic_join();
         let _ = c.join(join.clone(), &keep);
         let tombstones = log.borrow()[before..].to_vec();
         assert!(
@@ -664,6 +676,66 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(listed_type(&c), [("g".to_string(), "consumer")]);
+    }
+
+    /// Failed writes around a conversion: a failed classic-to-consumer write undoes
+    /// the conversion, so the retry writes the classic tombstone; and the tombstones of
+    /// a consumer group whose written records are unknown (after failed writes) still
+    /// end with its epochs', which drop the whole group at load.
+    #[test]
+    fn failed_writes_around_a_conversion_still_leave_one_form() {
+        use crate::group::classic_group::ClassicGroup;
+        use crate::group::consumer_records::{key_bytes, GROUP_EPOCH};
+        let id = Uuid::new_v4();
+        let lookup = move |n: &str| (n == "t").then_some((id, 2));
+        let classic_key = crate::group::offsets::group_metadata_key("g");
+        let c = loaded(
+            &[(
+                classic_key.clone(),
+                Some(crate::group::offsets::group_metadata_value(
+                    &ClassicGroup::new("g").to_record(0),
+                )),
+            )],
+            &lookup,
+        );
+        let fail = |_: &str, _: &RawRecords| Err(codes::COORDINATOR_NOT_AVAILABLE);
+        let r = c.consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, &lookup, &fail);
+        assert_eq!(r.error_code, codes::COORDINATOR_NOT_AVAILABLE);
+        assert_eq!(
+            listed_type(&c),
+            [("g".to_string(), "classic")],
+            "the conversion is undone"
+        );
+        let log = std::cell::RefCell::new(Vec::new());
+        let keep = |_: &str, records: &RawRecords| {
+            log.borrow_mut().extend(records.iter().cloned());
+            Ok(())
+        };
+        let r = c.consumer_heartbeat(hb("a", 0, Some(BTreeMap::new())), 1, &lookup, &keep);
+        assert_eq!(r.error_code, 0);
+        assert_eq!(
+            log.borrow()[0],
+            (classic_key, None),
+            "the retry writes the classic tombstone"
+        );
+        // The member leaves, but that write fails: what the log holds is unknown.
+        let r = c.consumer_heartbeat(
+            hb("a", crate::group::consumer_group::LEAVE_EPOCH, None),
+            1,
+            &lookup,
+            &fail,
+        );
+        assert_eq!(r.error_code, codes::COORDINATOR_NOT_AVAILABLE);
+        let before = log.borrow().len();
+        let join = classic_join();
+        let _ = c.join(join, &keep);
+        let tombstones = log.borrow()[before..].to_vec();
+        let epoch_key = key_bytes("g", &(GROUP_EPOCH, String::new()));
+        assert_eq!(tombstones.last(), Some(&(epoch_key, None)), "{tombstones:?}");
+        assert!(
+            listed_type(&loaded(&log.borrow(), &lookup)).is_empty(),
+            "no consumer group is left in the log"
+        );
     }
 
     #[test]

@@ -113,9 +113,9 @@ impl<F: Fn(&str) -> Option<(Uuid, i32)>> TopicsView for F {
 pub type TopicLookup<'a> = &'a dyn TopicsView;
 
 /// Whether `name` matches `regex` as Kafka matches subscriptions: the whole name,
-/// internal topics (`__*`) never.
+/// internal topics never.
 pub fn regex_matches(regex: &regex::Regex, name: &str) -> bool {
-    !name.starts_with("__")
+    !crate::metadata::is_internal_topic(name)
         && regex
             .find(name)
             .is_some_and(|m| m.start() == 0 && m.end() == name.len())

@@ -21,7 +21,7 @@
 use super::assignor::Assignment;
 use super::consumer_group::{ConsumerGroup, MemberState};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 pub const GROUP_EPOCH: i16 = 3;
@@ -211,13 +211,19 @@ impl ConsumerGroup {
         self.rewrite_all = true;
     }
 
-    /// Tombstones for every record of the group (it is deleted), the group epoch's
-    /// last, as Kafka's `createGroupTombstoneRecords` orders them: a reader that stops
-    /// part way (a torn write) still finds the group, never a group missing its epoch.
+    /// Tombstones for every record of the group (it is deleted): those written, those
+    /// its members would have, and always the target and group epochs', the group
+    /// epoch's last, as Kafka's `createGroupTombstoneRecords` ends. Always: after a
+    /// failed write `persisted` is empty while the log may hold anything, and a loader
+    /// drops the whole group at its epoch's tombstone, whatever came before it.
     pub fn tombstones(&self) -> RawRecords {
-        let mut keys: Vec<&RecordKey> = self.persisted.keys().collect();
+        let epochs = [(TARGET_EPOCH, String::new()), (GROUP_EPOCH, String::new())];
+        let mut keys: BTreeSet<RecordKey> = self.persisted.keys().cloned().collect();
+        keys.extend(self.record_view(None).into_keys());
+        let mut keys: Vec<RecordKey> = keys.into_iter().filter(|k| !epochs.contains(k)).collect();
         keys.sort_by_key(|k| std::cmp::Reverse(k.0));
-        keys.into_iter().map(|k| (key_bytes(&self.group_id, k), None)).collect()
+        keys.extend(epochs);
+        keys.iter().map(|k| (key_bytes(&self.group_id, k), None)).collect()
     }
 
     /// The member a record read back belongs to, created on its first record.

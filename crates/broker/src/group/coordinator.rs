@@ -177,14 +177,19 @@ impl GroupCoordinator {
     /// heartbeat of the group holds too: no member can join between the write and the
     /// removal, and the tombstones reach the log before any record of the classic group.
     fn retire_empty_consumer_group(&self, group_id: &str, write: RecordWriter) -> Result<(), i16> {
-        let _ordered = self.commit_lock(group_id);
-        let tombstones = match lock(&self.consumer_groups).get(group_id) {
-            Some(g) if g.members.is_empty() => g.tombstones(),
-            _ => return Ok(()),
+        let empty = |c: &HashMap<String, ConsumerGroup>| {
+            c.get(group_id).filter(|g| g.members.is_empty()).map(|g| g.tombstones())
         };
-        if !tombstones.is_empty() {
-            write(group_id, &tombstones)?;
+        // Most joins find no consumer group: they take no commit lock (a slow write of
+        // another group on the same stripe would hold them up).
+        if empty(&lock(&self.consumer_groups)).is_none() {
+            return Ok(());
         }
+        let _ordered = self.commit_lock(group_id);
+        let Some(tombstones) = empty(&lock(&self.consumer_groups)) else {
+            return Ok(());
+        };
+        write(group_id, &tombstones)?;
         let mut consumer = lock(&self.consumer_groups);
         assert!(
             consumer.get(group_id).is_none_or(|g| g.members.is_empty()),
@@ -214,13 +219,15 @@ impl GroupCoordinator {
         }
         let mut groups = lock(&self.groups);
         {
-            let mut consumer = lock(&self.consumer_groups);
+            let consumer = lock(&self.consumer_groups);
             match consumer.get(&p.group_id) {
                 Some(g) if !g.members.is_empty() => {
                     return Err((codes::INCONSISTENT_GROUP_PROTOCOL, p.member_id.clone()))
                 }
-                // An empty consumer group becomes a classic group; its offsets stay.
-                Some(_) => drop(consumer.remove(&p.group_id)),
+                // Emptied since `retire_empty_consumer_group` looked: its records are not
+                // tombstoned yet, so the client is asked to retry (and the retry
+                // retires it).
+                Some(_) => return Err((codes::COORDINATOR_NOT_AVAILABLE, p.member_id.clone())),
                 None => {}
             }
         }

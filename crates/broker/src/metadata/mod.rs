@@ -26,6 +26,15 @@ pub const TOPICS_MAX: usize = 100_000;
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// The name Kafka keeps for its own metadata log, which no client may create.
 pub const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// Kafka's internal topics (`Topic.isInternal`): exactly these names, not every name
+/// that starts with `__` (a user may create `__foo`).
+pub fn is_internal_topic(name: &str) -> bool {
+    matches!(
+        name,
+        "__consumer_offsets" | "__transaction_state" | "__share_group_state"
+    )
+}
 /// Producer ids are handed out in blocks; the next block's start is stored first.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 

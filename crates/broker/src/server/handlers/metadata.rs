@@ -15,8 +15,8 @@ use kafka_protocol::messages::BrokerId;
 use std::collections::BTreeMap;
 
 /// `listener`: the one the request came through. Its advertised address is the one
-/// listed; a listener that is not advertised lists no broker, and its partitions get
-/// LISTENER_NOT_FOUND, as Kafka answers.
+/// listed; a listener that is not advertised lists no broker, and its partitions no
+/// leader (LISTENER_NOT_FOUND), as Kafka answers.
 pub fn handle(broker: &Broker, req: MetadataRequest, version: i16, listener: &str) -> MetadataResponse {
     let node = broker.node_id();
     let advertised = broker.advertised(listener);
@@ -55,9 +55,17 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16, listener: &st
             .collect()
     };
     if advertised.is_none() {
+        // Kafka's `KafkaApis`: LISTENER_NOT_FOUND from v6, LEADER_NOT_AVAILABLE before
+        // it, and no leader either way (`KRaftMetadataCache`).
+        let code = if version >= 6 {
+            errors::code(ResponseError::ListenerNotFound)
+        } else {
+            errors::code(ResponseError::LeaderNotAvailable)
+        };
         for p in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
             if p.error_code == 0 {
-                p.error_code = errors::code(ResponseError::ListenerNotFound);
+                p.error_code = code;
+                p.leader_id = BrokerId(-1);
             }
         }
     }
@@ -147,6 +155,6 @@ fn topic_entry(broker: &Broker, t: &TopicMetadata) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(t.name.clone())))
         .with_topic_id(t.topic_id)
-        .with_is_internal(t.name.starts_with("__"))
+        .with_is_internal(crate::metadata::is_internal_topic(&t.name))
         .with_partitions(partitions)
 }
