@@ -281,7 +281,8 @@ impl TopicConfig {
             "min.compaction.lag.ms" => self.min_compaction_lag_ms = long(0)?,
             "min.insync.replicas" => self.min_insync_replicas = int(1)?,
             "preallocate" => self.preallocate = parse_bool(shown, value)?,
-            "retention.bytes" => self.retention_bytes = long(-1)?,
+            // No lower bound, as Kafka's `LogConfig`: any negative size is no limit.
+            "retention.bytes" => self.retention_bytes = long(i64::MIN)?,
             "retention.ms" => self.retention_ms = long(-1)?,
             "segment.bytes" => self.segment_bytes = int(14)?,
             "segment.index.bytes" => self.segment_index_bytes = int(4)?,
@@ -353,6 +354,15 @@ mod tests {
             }
             assert_eq!(d.get(k.name).unwrap(), v, "{}", k.name);
         }
+    }
+
+    /// retention.bytes has no lower bound in Kafka: any negative size means no limit.
+    #[test]
+    fn any_negative_retention_bytes_is_no_limit() {
+        let mut c = TopicConfig::default();
+        c.apply("retention.bytes", "-5").unwrap();
+        assert_eq!(c.retention_bytes, -5);
+        assert!(c.apply("retention.ms", "-5").is_err(), "retention.ms stays at least -1");
     }
 
     #[test]
