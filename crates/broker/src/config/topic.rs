@@ -36,7 +36,10 @@ const fn key(name: &'static str, broker_key: &'static str, config_type: ConfigTy
 /// Every topic config Fjord has, in Kafka's names.
 pub const TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
     key("cleanup.policy", "log.cleanup.policy", ConfigType::List),
+    key("compression.gzip.level", "compression.gzip.level", ConfigType::Int),
+    key("compression.lz4.level", "compression.lz4.level", ConfigType::Int),
     key("compression.type", "compression.type", ConfigType::String),
+    key("compression.zstd.level", "compression.zstd.level", ConfigType::Int),
     key(
         "delete.retention.ms",
         "log.cleaner.delete.retention.ms",
@@ -114,6 +117,10 @@ pub struct TopicConfig {
     pub cleanup_policy_delete: bool,
     pub cleanup_policy_compact: bool,
     pub compression_type: String,
+    /// The levels a batch is recompressed at for `compression.type` (KIP-390).
+    pub compression_gzip_level: i32,
+    pub compression_lz4_level: i32,
+    pub compression_zstd_level: i32,
     pub delete_retention_ms: i64,
     pub file_delete_delay_ms: i64,
     pub flush_messages: i64,
@@ -145,6 +152,10 @@ impl Default for TopicConfig {
             cleanup_policy_delete: true,
             cleanup_policy_compact: false,
             compression_type: "producer".into(),
+            // Kafka's defaults: gzip's own default (-1), lz4 9, zstd 3.
+            compression_gzip_level: -1,
+            compression_lz4_level: 9,
+            compression_zstd_level: 3,
             delete_retention_ms: 86_400_000,
             file_delete_delay_ms: 60_000,
             flush_messages: i64::MAX,
@@ -252,6 +263,21 @@ impl TopicConfig {
                 }
                 self.compression_type = value.to_string();
             }
+            // Kafka's ranges: gzip -1 or 1 to 9 (Deflater's), lz4 1 to 17, zstd
+            // -131072 to 22 (Zstd.minCompressionLevel to maxCompressionLevel).
+            "compression.gzip.level" => {
+                let level = int(-1)?;
+                if level == 0 || level > 9 {
+                    return Err(invalid(shown, value, "must be -1 or between 1 and 9"));
+                }
+                self.compression_gzip_level = level;
+            }
+            "compression.lz4.level" => {
+                self.compression_lz4_level = parse_num::<i32>(shown, value, 1, 17)?;
+            }
+            "compression.zstd.level" => {
+                self.compression_zstd_level = parse_num::<i32>(shown, value, -131_072, 22)?;
+            }
             "delete.retention.ms" => self.delete_retention_ms = long(0)?,
             "file.delete.delay.ms" => self.file_delete_delay_ms = long(0)?,
             "flush.messages" => self.flush_messages = long(1)?,
@@ -307,6 +333,9 @@ impl TopicConfig {
                 (false, false) => "".into(),
             },
             "compression.type" => self.compression_type.clone(),
+            "compression.gzip.level" => self.compression_gzip_level.to_string(),
+            "compression.lz4.level" => self.compression_lz4_level.to_string(),
+            "compression.zstd.level" => self.compression_zstd_level.to_string(),
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "file.delete.delay.ms" => self.file_delete_delay_ms.to_string(),
             "flush.messages" => self.flush_messages.to_string(),

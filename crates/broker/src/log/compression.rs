@@ -65,8 +65,32 @@ pub fn decode_bounded(input: &mut Bytes, expanded_bytes_max: usize) -> anyhow::R
     RecordBatchDecoder::decode_with_custom_compression(input, Some(decompress))
 }
 
-/// Decodes one validated batch and encodes it again with `target`.
-pub fn recompress(batch: &[u8], target: Compression, expanded_bytes_max: usize) -> Result<Bytes, BatchError> {
+/// The levels gzip, lz4 and zstd compress at: the topic's `compression.*.level`
+/// (KIP-390). Gzip's -1 is its library default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionLevels {
+    pub gzip: i32,
+    pub lz4: i32,
+    pub zstd: i32,
+}
+
+impl CompressionLevels {
+    pub fn of(config: &crate::config::TopicConfig) -> CompressionLevels {
+        CompressionLevels {
+            gzip: config.compression_gzip_level,
+            lz4: config.compression_lz4_level,
+            zstd: config.compression_zstd_level,
+        }
+    }
+}
+
+/// Decodes one validated batch and encodes it again with `target`, at `levels`.
+pub fn recompress(
+    batch: &[u8],
+    target: Compression,
+    levels: CompressionLevels,
+    expanded_bytes_max: usize,
+) -> Result<Bytes, BatchError> {
     let invalid = |e: anyhow::Error| BatchError::Invalid(format!("recompressing: {e}"));
     let mut input = Bytes::copy_from_slice(batch);
     let set = decode_bounded(&mut input, expanded_bytes_max).map_err(invalid)?;
@@ -75,8 +99,57 @@ pub fn recompress(batch: &[u8], target: Compression, expanded_bytes_max: usize) 
         version: 2,
         compression: target,
     };
-    RecordBatchEncoder::encode(&mut out, &set.records, &options).map_err(invalid)?;
+    match target {
+        Compression::Gzip | Compression::Lz4 | Compression::Zstd => {
+            let compress = |records: &mut BytesMut, out: &mut BytesMut, codec: Compression| {
+                compress_at(records, out, codec, levels)
+            };
+            RecordBatchEncoder::encode_with_custom_compression(&mut out, &set.records, &options, Some(compress))
+        }
+        Compression::None | Compression::Snappy => RecordBatchEncoder::encode(&mut out, &set.records, &options),
+    }
+    .map_err(invalid)?;
     Ok(out.freeze())
+}
+
+/// Compresses a batch's records with `codec` at its level in `levels`, in the framing
+/// Kafka uses for each (gzip's stream, lz4's frame with independent blocks, zstd's
+/// frame).
+fn compress_at(
+    records: &[u8],
+    out: &mut BytesMut,
+    codec: Compression,
+    levels: CompressionLevels,
+) -> anyhow::Result<()> {
+    use bytes::BufMut;
+    use std::io::Write;
+    match codec {
+        Compression::Gzip => {
+            let level = match levels.gzip {
+                -1 => flate2::Compression::default(),
+                n => flate2::Compression::new(n.clamp(1, 9) as u32),
+            };
+            let mut e = flate2::write::GzEncoder::new(out.writer(), level);
+            e.write_all(records)?;
+            e.finish()?;
+        }
+        Compression::Lz4 => {
+            let mut e = lz4::EncoderBuilder::new()
+                .level(levels.lz4.clamp(1, 17) as u32)
+                .block_mode(lz4::BlockMode::Independent)
+                .build(out.writer())?;
+            e.write_all(records)?;
+            let (_, finished) = e.finish();
+            finished?;
+        }
+        Compression::Zstd => {
+            let mut e = zstd::stream::write::Encoder::new(out.writer(), levels.zstd)?;
+            e.write_all(records)?;
+            e.finish()?;
+        }
+        other => anyhow::bail!("no level for {other:?}"),
+    }
+    Ok(())
 }
 
 fn decompress_bounded(compressed: &mut Bytes, codec: Compression, max: usize) -> anyhow::Result<Bytes> {
@@ -207,6 +280,75 @@ pub(crate) mod tests {
         out.freeze()
     }
 
+    const DEFAULT_LEVELS: CompressionLevels = CompressionLevels {
+        gzip: -1,
+        lz4: 9,
+        zstd: 3,
+    };
+
+    /// The topic's level is the one used: each codec at its lowest and highest level
+    /// reads back the same records, the highest no larger than the lowest (and for
+    /// gzip and zstd on text, strictly smaller).
+    #[test]
+    fn recompression_uses_the_topics_levels() {
+        let text: String = (0..20_000)
+            .map(|i| format!("record {} of a text log, ", i * 7919 % 10007))
+            .collect();
+        let source = batch(Bytes::from(text.clone()), Compression::None);
+        for (codec, low, high) in [
+            (
+                Compression::Gzip,
+                CompressionLevels {
+                    gzip: 1,
+                    ..DEFAULT_LEVELS
+                },
+                CompressionLevels {
+                    gzip: 9,
+                    ..DEFAULT_LEVELS
+                },
+            ),
+            (
+                Compression::Lz4,
+                CompressionLevels {
+                    lz4: 1,
+                    ..DEFAULT_LEVELS
+                },
+                CompressionLevels {
+                    lz4: 17,
+                    ..DEFAULT_LEVELS
+                },
+            ),
+            (
+                Compression::Zstd,
+                CompressionLevels {
+                    zstd: -5,
+                    ..DEFAULT_LEVELS
+                },
+                CompressionLevels {
+                    zstd: 19,
+                    ..DEFAULT_LEVELS
+                },
+            ),
+        ] {
+            let small = recompress(&source, codec, high, 4 << 20).expect("high level");
+            let large = recompress(&source, codec, low, 4 << 20).expect("low level");
+            assert!(
+                small.len() <= large.len(),
+                "{codec:?}: {} > {}",
+                small.len(),
+                large.len()
+            );
+            if codec != Compression::Lz4 {
+                assert!(small.len() < large.len(), "{codec:?}: the level made no difference");
+            }
+            for b in [small, large] {
+                assert_eq!(batch_codec(&b), Some(codec));
+                let set = RecordBatchDecoder::decode(&mut b.clone()).expect("decodes");
+                assert_eq!(set.records[0].value.as_deref(), Some(text.as_bytes()));
+            }
+        }
+    }
+
     /// A compressed batch claiming 2^31-1 records may not reserve memory for them.
     #[test]
     fn a_huge_record_count_is_an_error_not_an_allocation() {
@@ -214,7 +356,7 @@ pub(crate) mod tests {
         b[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
         let crc = crate::log::record_batch::compute_crc(&b);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(recompress(&b, Compression::Zstd, 64 << 20).is_err());
+        assert!(recompress(&b, Compression::Zstd, DEFAULT_LEVELS, 64 << 20).is_err());
     }
 
     #[test]
@@ -223,10 +365,10 @@ pub(crate) mod tests {
         let gzip = batch(zeros, Compression::Gzip);
         assert!(gzip.len() < 16 << 10, "a megabyte of zeros compresses well");
         assert!(
-            recompress(&gzip, Compression::Zstd, 64 << 10).is_err(),
+            recompress(&gzip, Compression::Zstd, DEFAULT_LEVELS, 64 << 10).is_err(),
             "expands past the limit"
         );
-        let zstd = recompress(&gzip, Compression::Zstd, 2 << 20).expect("recompressed");
+        let zstd = recompress(&gzip, Compression::Zstd, DEFAULT_LEVELS, 2 << 20).expect("recompressed");
         assert!(matches!(batch_codec(&zstd), Some(Compression::Zstd)));
         let mut again = zstd.clone();
         let set = RecordBatchDecoder::decode(&mut again).expect("decodes");

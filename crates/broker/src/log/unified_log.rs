@@ -54,7 +54,8 @@ fn validate_for_leader(
     let (recompressed, batches) = match super::compression::target_codec(&config.compression_type) {
         Some(target) if super::compression::batch_codec(records) != Some(target) => {
             let expanded_max = super::compression::expanded_bytes_max(rules.max_message_bytes);
-            let recompressed = super::compression::recompress(records, target, expanded_max)?;
+            let levels = super::compression::CompressionLevels::of(config);
+            let recompressed = super::compression::recompress(records, target, levels, expanded_max)?;
             let batches = record_batch::validate_produce_records(&recompressed, &rules)?;
             (Some(recompressed), batches)
         }
