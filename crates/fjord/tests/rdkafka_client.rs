@@ -326,3 +326,104 @@ fn topic_compression_type_recompresses_batches() {
         );
     }
 }
+
+/// Fetch bounded as Kafka bounds it. A partition whose first batch does not fit in the
+/// bytes left gets no records, not a fragment of one (a fragment is all a client would
+/// get of that partition, and Java consumers fail on it: "no complete records").
+/// `max_bytes` is capped by `fetch.max.bytes`, and `min_bytes` by that cap, so a fetch
+/// asking for more than it may get does not wait out its `max_wait_ms`.
+#[test]
+fn fetch_never_answers_with_a_fragment_and_caps_its_sizes() {
+    use common::RawClient;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+    use kafka_protocol::messages::fetch_response::FetchResponse;
+    use kafka_protocol::messages::{ApiKey, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let b = BrokerProcess::start(&["fetch.max.bytes=409600"]);
+    create_topic(&b.bootstrap, "big", 2);
+    let sent = common::produce_tracked(&b.bootstrap, "big", &[0, 1], "big", 1, 300_000);
+    assert_eq!(sent.failed_count(), 0);
+    let mut raw = RawClient::connect(&b.bootstrap);
+    raw.stream
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .expect("timeout");
+    let mut fetch = |max_bytes: i32, min_bytes: i32, max_wait_ms: i32| {
+        let partitions = (0..2)
+            .map(|p| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_partition_max_bytes(1 << 20)
+            })
+            .collect();
+        let req = FetchRequest::default()
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(min_bytes)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("big")))
+                .with_partitions(partitions)]);
+        let started = Instant::now();
+        let resp: FetchResponse = raw.request(ApiKey::Fetch, 12, &req);
+        let sizes: Vec<usize> = resp.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+            .collect();
+        (sizes, started.elapsed())
+    };
+    // 400,000 bytes: partition 0's whole batch, and nothing of partition 1's.
+    let (sizes, _) = fetch(400_000, 1, 0);
+    assert!(sizes[0] > 300_000, "{sizes:?}");
+    assert_eq!(sizes[1], 0, "no fragment of partition 1's batch");
+    // A request for 2 GiB gets fetch.max.bytes' worth: the same.
+    let (sizes, _) = fetch(i32::MAX, 1, 0);
+    assert_eq!((sizes[0] > 300_000, sizes[1]), (true, 0), "{sizes:?}");
+    // min_bytes far above what may be returned: answered at once, not after 20 s.
+    let (sizes, took) = fetch(200_000, i32::MAX, 20_000);
+    assert!(sizes[0] > 300_000, "{sizes:?}");
+    assert!(took < Duration::from_secs(10), "waited {took:?}");
+}
+
+/// DeleteRecords moves the log start offset and no further: every record from it on
+/// still reads back, across many segments of old timestamps (the segments above it
+/// were all deleted once). A topic without the delete policy refuses it with
+/// POLICY_VIOLATION, as Kafka's `Partition.deleteRecordsOnLeader`.
+#[test]
+fn delete_records_keeps_every_record_from_the_new_start() {
+    use common::RawClient;
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::delete_records_response::DeleteRecordsResponse;
+    use kafka_protocol::messages::{ApiKey, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    const POLICY_VIOLATION: i16 = 44;
+    let b = BrokerProcess::start(&[]);
+    common::create_topic_with_configs(&b.bootstrap, "trimmed", &["segment.bytes=4096"]);
+    common::create_topic_with_configs(&b.bootstrap, "compacted", &["cleanup.policy=compact"]);
+    for i in 0..50 {
+        // One batch each, so the small segments roll often.
+        let sent = common::produce_tracked(&b.bootstrap, "trimmed", &[0], &format!("r{i:02}"), 1, 200);
+        assert_eq!(sent.failed_count(), 0);
+    }
+    let mut raw = RawClient::connect(&b.bootstrap);
+    let mut delete = |topic: &str, offset: i64| {
+        let req =
+            DeleteRecordsRequest::default()
+                .with_timeout_ms(5_000)
+                .with_topics(vec![DeleteRecordsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(offset)])]);
+        let r: DeleteRecordsResponse = raw.request(ApiKey::DeleteRecords, 2, &req);
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.low_watermark)
+    };
+    assert_eq!(delete("trimmed", 5), (0, 5));
+    let read = common::read_partition(&b.bootstrap, "trimmed", 0, 45);
+    assert_eq!(read.len(), 45, "every record from offset 5 on");
+    assert_eq!(read[0].0, 5);
+    assert!(read[0].1.starts_with("r05-"), "{:?}", read[0]);
+    assert_eq!(delete("compacted", 0).0, POLICY_VIOLATION);
+}

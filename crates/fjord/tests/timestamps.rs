@@ -68,20 +68,7 @@ fn max_timestamp_answers_the_first_of_equal_timestamps() {
 #[test]
 fn a_retried_batch_is_answered_with_its_append_time() {
     let b = BrokerProcess::start(&[]);
-    let (ok, _, err) = common::fjord(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &b.bootstrap,
-            "--create",
-            "--topic",
-            "appended",
-            "--config",
-            "message.timestamp.type=LogAppendTime",
-        ],
-        None,
-    );
-    assert!(ok, "{err}");
+    common::create_topic_with_configs(&b.bootstrap, "appended", &["message.timestamp.type=LogAppendTime"]);
     let mut c = RawClient::connect(&b.bootstrap);
     let first = batch(1_000, common::init_producer_id(&mut c), 0);
     let p = common::produce_raw(&mut c, "appended", first.clone());

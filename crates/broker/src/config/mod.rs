@@ -41,6 +41,9 @@ pub struct BrokerConfig {
     pub auto_create_topics_enable: bool,
     pub delete_topic_enable: bool,
     pub socket_request_max_bytes: usize,
+    /// `fetch.max.bytes`: the most one Fetch response carries, whatever the request
+    /// asks (Kafka's default 55 MiB). Also keeps a response's size within an i32.
+    pub fetch_max_bytes: usize,
     pub max_connections: usize,
     /// `connections.max.idle.ms`: a connection that sends no request for this long is
     /// closed (Kafka's default, 10 minutes), so clients that vanished without a FIN do
@@ -171,6 +174,7 @@ impl BrokerConfig {
             auto_create_topics_enable: parse_bool_opt(props, "auto.create.topics.enable", true)?,
             delete_topic_enable: parse_bool_opt(props, "delete.topic.enable", true)?,
             socket_request_max_bytes: parse_opt(props, "socket.request.max.bytes", 104_857_600, 1024, i32::MAX as i64)?,
+            fetch_max_bytes: parse_opt(props, "fetch.max.bytes", 57_671_680, 1024, i32::MAX as i64 / 2)?,
             max_connections: parse_opt(props, "max.connections", 10_000, 1, 1_000_000)?,
             connections_max_idle_ms: parse_opt(props, "connections.max.idle.ms", 600_000, 1, i64::MAX)?,
             num_network_threads: parse_opt(
@@ -312,6 +316,7 @@ fn is_known_key(key: &str) -> bool {
         "auto.create.topics.enable",
         "delete.topic.enable",
         "socket.request.max.bytes",
+        "fetch.max.bytes",
         "max.connections",
         "connections.max.idle.ms",
         "num.network.threads",

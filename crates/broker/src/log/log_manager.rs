@@ -666,6 +666,48 @@ mod tests {
     use bytes::Bytes;
 
     /// A log manager on a new temp dir, with one log `t-0` of `config`.
+    /// Forty batches of ten keyed records each (timestamp 1,000: long past any
+    /// retention), committed.
+    fn append_forty_batches(log: &UnifiedLog) {
+        for b in 0..40u64 {
+            let entries: Vec<(Bytes, Option<Bytes>)> = (0..10)
+                .map(|i| (Bytes::from(format!("k{b}-{i}")), Some(Bytes::from(vec![b as u8; 64]))))
+                .collect();
+            let batch = crate::log::record_batch::encode_keyed_batch(&entries, 1_000).expect("encode");
+            let info = log.append_as_leader(&batch, 0, 1_000).expect("append");
+            log.update_high_watermark(info.last_offset + 1);
+        }
+    }
+
+    /// DeleteRecords moves the log start offset and removes only the segments wholly
+    /// below it, whatever their timestamps. It used to run retention with a "now" of
+    /// i64::MIN, which wrapped in release builds and deleted every rolled segment.
+    #[test]
+    fn delete_records_removes_only_what_lies_below_the_new_start() {
+        let (dir, _manager, log) = manager_with_log(
+            "delete-records",
+            TopicConfig {
+                segment_bytes: 4096,
+                ..TopicConfig::default()
+            },
+        );
+        append_forty_batches(&log);
+        let segments = log.segment_count();
+        assert!(segments >= 10, "{segments} segments");
+        assert_eq!(log.delete_records_before(15).expect("delete records"), 15);
+        assert_eq!(log.log_start_offset(), 15);
+        let left = log.segment_count();
+        assert!(
+            left >= segments - 2,
+            "{segments} segments, {left} left: only those below offset 15 may go"
+        );
+        let read = log
+            .read(15, 1 << 20, FetchIsolation::HighWatermark, true)
+            .expect("read from the new start");
+        assert!(!read.records.read_to_bytes().expect("bytes").is_empty());
+        let _ = fs::remove_dir_all(dir);
+    }
+
     fn manager_with_log(name: &str, config: TopicConfig) -> (PathBuf, LogManager, Arc<UnifiedLog>) {
         let dir = std::env::temp_dir().join(format!("fjord-log-manager-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -696,14 +738,7 @@ mod tests {
                 ..TopicConfig::default()
             },
         );
-        for b in 0..40u64 {
-            let entries: Vec<(Bytes, Option<Bytes>)> = (0..10)
-                .map(|i| (Bytes::from(format!("k{b}-{i}")), Some(Bytes::from(vec![b as u8; 64]))))
-                .collect();
-            let batch = crate::log::record_batch::encode_keyed_batch(&entries, 1_000).expect("encode");
-            let info = log.append_as_leader(&batch, 0, 1_000).expect("append");
-            log.update_high_watermark(info.last_offset + 1);
-        }
+        append_forty_batches(&log);
         let held = log
             .read(0, 1 << 20, FetchIsolation::HighWatermark, true)
             .expect("read")

@@ -447,6 +447,12 @@ impl UnifiedLog {
                     end = pos;
                 }
             }
+            // The first batch does not fit, and this read need not return one: nothing,
+            // as Kafka answers (`firstEntryIncomplete`: empty records). A fragment of a
+            // batch would be all the partition's records, and Java consumers fail on it.
+            if !min_one_batch && max_bytes < first.size_bytes() {
+                return Ok((info, false));
+            }
             let want = if min_one_batch {
                 max_bytes.max(first.size_bytes())
             } else {
@@ -663,12 +669,18 @@ impl UnifiedLog {
     /// Deletes segments past retention (time, size) or wholly below `log_start_offset`.
     /// Returns the number of segments deleted.
     pub fn delete_old_segments(&self, now_ms: i64) -> Result<usize, LogError> {
+        self.delete_segments(Some(now_ms))
+    }
+
+    /// Deletes the segments wholly below `log_start_offset` only (DeleteRecords), with
+    /// `now_ms`: also those past the time and size retention.
+    fn delete_segments(&self, now_ms: Option<i64>) -> Result<usize, LogError> {
         self.guard(|| {
             let config = self.config();
             let mut inner = self.lock();
             let mut deletable = Vec::new();
             let total: u64 = inner.segments.values().map(|s| s.size()).sum();
-            let mut excess = if config.retention_bytes >= 0 {
+            let mut excess = if config.retention_bytes >= 0 && now_ms.is_some() {
                 total.saturating_sub(config.retention_bytes as u64)
             } else {
                 0
@@ -680,10 +692,12 @@ impl UnifiedLog {
                 };
                 let seg = &inner.segments[base];
                 let below_start = *next_base <= inner.log_start_offset;
-                let expired = config.cleanup_policy_delete
-                    && config.retention_ms >= 0
-                    && seg.max_timestamp() >= 0
-                    && now_ms - seg.max_timestamp() > config.retention_ms;
+                let expired = now_ms.is_some_and(|now| {
+                    config.cleanup_policy_delete
+                        && config.retention_ms >= 0
+                        && seg.max_timestamp() >= 0
+                        && now.saturating_sub(seg.max_timestamp()) > config.retention_ms
+                });
                 let too_big = config.cleanup_policy_delete && excess >= seg.size() && excess > 0;
                 if !(below_start || expired || too_big) || *next_base > inner.high_watermark {
                     break;
@@ -729,7 +743,9 @@ impl UnifiedLog {
             inner.log_start_offset = inner.log_start_offset.max(offset);
             let lso = inner.log_start_offset;
             drop(inner);
-            let _ = self.delete_old_segments(i64::MIN);
+            // Only what lies below the new start: retention is the retention task's
+            // (an i64::MIN "now" here once made every rolled segment look expired).
+            let _ = self.delete_segments(None);
             Ok(lso)
         })
     }

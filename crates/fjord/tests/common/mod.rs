@@ -341,6 +341,16 @@ pub fn fjord(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     )
 }
 
+/// `fjord topics --create` of one partition with `configs` (KEY=VALUE); panics on failure.
+pub fn create_topic_with_configs(bootstrap: &str, topic: &str, configs: &[&str]) {
+    let mut args = vec!["topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic];
+    for c in configs {
+        args.extend(["--config", c]);
+    }
+    let (ok, _, err) = fjord(&args, None);
+    assert!(ok, "creating {topic}: {err}");
+}
+
 /// `fjord topics --create` with `partitions` partitions; panics on failure.
 pub fn create_topic_cli(bootstrap: &str, topic: &str, partitions: &str) {
     let args = [

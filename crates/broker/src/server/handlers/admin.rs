@@ -338,6 +338,11 @@ pub fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecor
                         .with_low_watermark(-1);
                     match topics::partition_log(broker, t.name.as_str(), p.partition_index) {
                         Err(code) => r.error_code = code,
+                        // Kafka's `Partition.deleteRecordsOnLeader`: records of a topic
+                        // without the delete policy are only ever removed by compaction.
+                        Ok(log) if !log.config().cleanup_policy_delete => {
+                            r.error_code = errors::code(ResponseError::PolicyViolation);
+                        }
                         Ok(log) => {
                             // -1 means "up to the high watermark", as in Kafka.
                             let offset = if p.offset == -1 { log.high_watermark() } else { p.offset };

@@ -46,7 +46,9 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     let mut registered = None;
     loop {
         let (resp, bytes, errored) = read_all(broker, &req, version, isolation, registered);
-        if bytes >= req.min_bytes.max(0) as u64
+        // As Kafka's `KafkaApis`: min_bytes at most the response's limit, so a request
+        // asking more than it may get does not wait out max_wait every time.
+        if bytes >= (req.min_bytes.max(0) as u64).min(max_bytes(broker, &req))
             || errored
             || tokio::time::Instant::now() >= deadline
             || broker.is_shutting_down()
@@ -64,6 +66,12 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     }
 }
 
+/// What one response may carry: the request's `max_bytes`, at most `fetch.max.bytes`
+/// (Kafka's `KafkaApis`). Unbounded, a response past 2 GiB would wrap its i32 length.
+fn max_bytes(broker: &Broker, req: &FetchRequest) -> u64 {
+    (req.max_bytes.max(0) as u64).min(broker.config.fetch_max_bytes as u64)
+}
+
 /// One pass over the requested partitions. Returns the response, bytes it will carry,
 /// and whether any partition failed (which answers at once, as Kafka does).
 fn read_all(
@@ -73,7 +81,7 @@ fn read_all(
     isolation: FetchIsolation,
     waiter: Option<&Arc<Notify>>,
 ) -> (FetchResponseData, u64, bool) {
-    let mut budget = req.max_bytes.max(0) as u64;
+    let mut budget = max_bytes(broker, req);
     let mut total = 0u64;
     let mut errored = false;
     let mut topics_out = Vec::with_capacity(req.topics.len());
