@@ -152,3 +152,23 @@ fn hundred_thousand_updates_compact_to_the_latest_values() {
     );
     assert!(b.log_text().contains("cleaned log"));
 }
+
+/// A compacted topic refuses records without a key, as Kafka's `LogValidator` does
+/// (INVALID_RECORD): compaction could never remove them. Keyed records are stored.
+#[test]
+fn a_compacted_topic_refuses_records_without_a_key() {
+    let b = BrokerProcess::start(&[]);
+    common::create_topic_with_configs(&b.bootstrap, "keyed-only", &["cleanup.policy=compact"]);
+    let keyless = common::produce_tracked(&b.bootstrap, "keyed-only", &[0], "nokey", 3, 10);
+    assert_eq!(keyless.failed_count(), 3, "every record without a key is refused");
+    assert!(keyless.acked_in(0).is_empty());
+    let p: BaseProducer = rdkafka_config(&b.bootstrap)
+        .set("compression.type", "lz4")
+        .create()
+        .expect("producer");
+    p.send(BaseRecord::to("keyed-only").key("k").payload("v").partition(0))
+        .expect("send");
+    p.flush(Duration::from_secs(10)).expect("a keyed record is stored");
+    let read = common::read_partition(&b.bootstrap, "keyed-only", 0, 1);
+    assert_eq!(read, [(0, "v".to_string())]);
+}

@@ -164,3 +164,32 @@ fn retried_batches_of_an_idempotent_librdkafka_producer_are_stored_once() {
         .expect("watermarks");
     assert_eq!(high, n as i64, "the log holds each message exactly once");
 }
+
+/// InitProducerId as Kafka answers it without a transactional id: a producer naming
+/// its id and epoch (an idempotent producer bumping its epoch, KIP-360) gets a new id
+/// at epoch 0, so no client can fence another by naming its id; an id without an
+/// epoch, or the reverse, is INVALID_REQUEST.
+#[test]
+fn init_producer_id_always_hands_out_a_new_id() {
+    use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+    use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+    use kafka_protocol::messages::ApiKey;
+    const INVALID_REQUEST: i16 = 42;
+    let b = common::BrokerProcess::start(&[]);
+    let mut c = common::RawClient::connect(&b.bootstrap);
+    let first = common::init_producer_id(&mut c);
+    let mut init = |id: i64, epoch: i16| -> (i16, i64, i16) {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(id.into())
+            .with_producer_epoch(epoch);
+        let r: InitProducerIdResponse = c.request(ApiKey::InitProducerId, 4, &req);
+        (r.error_code, r.producer_id.0, r.producer_epoch)
+    };
+    let (code, id, epoch) = init(first, 0);
+    assert_eq!((code, epoch), (0, 0));
+    assert_ne!(id, first, "a new id, not the one named");
+    assert_eq!(init(first, -1).0, INVALID_REQUEST);
+    assert_eq!(init(-1, 3).0, INVALID_REQUEST);
+}

@@ -22,7 +22,7 @@ use super::deletion::DeletedFile;
 use super::local_log::{list_segment_files, LocalLog};
 use super::log_dir_failure::LogDirFailureChannel;
 use super::producer_state::{ProducerCheck, ProducerStateManager};
-use super::record_batch::{self, BatchHeader, BatchIter, ValidatedBatch, ValidationRules};
+use super::record_batch::{self, BatchError, BatchHeader, BatchIter, ValidatedBatch, ValidationRules};
 use super::segment::{self, LogSegment};
 use super::{LogError, TopicPartition};
 use crate::config::TopicConfig;
@@ -62,7 +62,24 @@ fn validate_for_leader(
         _ => (None, batches),
     };
     assert_eq!(batches.len(), 1, "validation passes exactly one batch per partition");
+    if config.cleanup_policy_compact {
+        require_keys(recompressed.as_deref().unwrap_or(records), rules.max_message_bytes)?;
+    }
     Ok((recompressed, batches[0]))
+}
+
+/// Kafka's `LogValidator`: a compacted topic takes only records with keys (compaction
+/// keeps each key's latest record; a record without one could never be compacted).
+/// The batch is decoded, its expansion bounded as for recompression.
+fn require_keys(batch: &[u8], max_message_bytes: usize) -> Result<(), LogError> {
+    let expanded_max = super::compression::expanded_bytes_max(max_message_bytes);
+    let mut bytes = Bytes::copy_from_slice(batch);
+    let set = super::compression::decode_bounded(&mut bytes, expanded_max)
+        .map_err(|e| BatchError::Invalid(format!("decoding for the key check: {e}")))?;
+    if set.records.iter().any(|r| r.key.is_none()) {
+        return Err(BatchError::Invalid("Compacted topic cannot accept message without key".into()).into());
+    }
+    Ok(())
 }
 
 /// What an append did.

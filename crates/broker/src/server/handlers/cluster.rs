@@ -108,11 +108,13 @@ pub fn init_producer_id(broker: &Broker, req: InitProducerIdRequest) -> InitProd
         // Transactions need a transaction coordinator, which Fjord does not have yet.
         return resp.with_error_code(errors::code(ResponseError::InvalidRequest));
     }
-    // An idempotent producer bumping its epoch (KIP-360) keeps its id.
-    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX {
-        return resp
-            .with_producer_id(req.producer_id)
-            .with_producer_epoch(req.producer_epoch + 1);
+    // As Kafka's `KafkaApis` and `TransactionCoordinator`: an id without an epoch (or
+    // the reverse) is INVALID_REQUEST; otherwise a producer without a transactional id
+    // always gets a new id at epoch 0, even one bumping its epoch (KIP-360). Handing
+    // back the id it named with the epoch raised let any client fence another
+    // producer by naming its id.
+    if (req.producer_id.0 < 0) != (req.producer_epoch < 0) {
+        return resp.with_error_code(errors::code(ResponseError::InvalidRequest));
     }
     match broker.topics.next_producer_id() {
         Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
