@@ -8,30 +8,41 @@ use bytes::{Bytes, BytesMut};
 use common::{BrokerProcess, RawClient};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
-/// One record at `offset` (the broker assigns the real one) with `timestamp`, of
-/// producer `pid` at `sequence` (`-1`: none).
+/// One record with `timestamp`, of producer `pid` at `sequence` (`-1`: none).
 fn batch(timestamp: i64, pid: i64, sequence: i32) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: 0,
-        producer_id: pid,
-        producer_epoch: if pid >= 0 { 0 } else { -1 },
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence,
-        timestamp,
-        key: None,
-        value: Some(Bytes::from_static(b"v")),
-        headers: Default::default(),
-        delete_horizon: false,
-    };
+    batch_of(&[timestamp], pid, sequence, Compression::None)
+}
+
+/// One batch of a record per timestamp (offsets from 0; the broker assigns the real
+/// ones), of producer `pid` from `sequence` (`-1`: none), compressed with `compression`.
+fn batch_of(timestamps: &[i64], pid: i64, sequence: i32, compression: Compression) -> Bytes {
+    let records: Vec<Record> = timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, timestamp)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: pid,
+            producer_epoch: if pid >= 0 { 0 } else { -1 },
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // Offset minus sequence constant, or the encoder splits the batch; without a
+            // producer id the batch's base sequence stays -1.
+            sequence: sequence + i as i32,
+            timestamp: *timestamp,
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
-        compression: Compression::None,
+        compression,
     };
-    RecordBatchEncoder::encode(&mut buf, &[record], &options).expect("encode");
+    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
     buf.freeze()
 }
 
@@ -79,5 +90,34 @@ fn a_retried_batch_is_answered_with_its_append_time() {
     assert_eq!(
         (retried.error_code, retried.base_offset, retried.log_append_time_ms),
         (0, 0, p.log_append_time_ms)
+    );
+}
+
+/// On a LogAppendTime topic every record's timestamp is the batch's append time, as
+/// Kafka reads a batch: ListOffsets by time and MAX_TIMESTAMP find the batch's first
+/// record with that time. They used to read the records' create times: a lookup by
+/// time landed inside the batch, and MAX_TIMESTAMP answered its last offset.
+#[test]
+fn lookups_on_a_log_append_time_topic_see_the_append_time() {
+    let b = BrokerProcess::start(&[]);
+    common::create_topic_with_configs(&b.bootstrap, "appended-at", &["message.timestamp.type=LogAppendTime"]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    let p = common::produce_raw(
+        &mut c,
+        "appended-at",
+        batch_of(&[1_000, 2_000, 3_000], -1, -1, Compression::Lz4),
+    );
+    assert_eq!(p.error_code, 0, "{:?}", p.error_message);
+    let appended = p.log_append_time_ms;
+    assert!(appended > 1_000_000_000_000, "the append time: {appended}");
+    assert_eq!(
+        common::list_offsets(&mut c, "appended-at", 1_500),
+        (0, 0, appended),
+        "by time"
+    );
+    assert_eq!(
+        common::list_offsets(&mut c, "appended-at", -3),
+        (0, 0, appended),
+        "MAX_TIMESTAMP"
     );
 }

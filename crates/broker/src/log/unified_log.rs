@@ -1082,7 +1082,8 @@ pub(crate) fn for_each_batch_from(
     Ok(())
 }
 
-/// Decodes one batch to find the first record matching `pred(timestamp, offset)`.
+/// Decodes one batch to find the first record matching `pred(timestamp, offset)`:
+/// its offset and timestamp.
 fn exact_record(
     seg: &LogSegment,
     h: &BatchHeader,
@@ -1102,9 +1103,20 @@ fn exact_record(
             return Ok(None);
         }
     };
+    // In a LogAppendTime batch every record's timestamp is the batch's (the append
+    // time), as Kafka's `DefaultRecordBatch` reads it; the records keep the producer's
+    // create time, which no lookup may see.
+    let log_append_time = h.attributes & record_batch::ATTR_LOG_APPEND_TIME != 0;
+    let timestamp_of = |r: &kafka_protocol::records::Record| {
+        if log_append_time {
+            h.max_timestamp
+        } else {
+            r.timestamp
+        }
+    };
     Ok(set
         .records
         .iter()
-        .find(|r| pred(r.timestamp, r.offset))
-        .map(|r| (r.offset, r.timestamp)))
+        .find(|r| pred(timestamp_of(r), r.offset))
+        .map(|r| (r.offset, timestamp_of(r))))
 }
