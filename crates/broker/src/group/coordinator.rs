@@ -177,17 +177,19 @@ impl GroupCoordinator {
     /// heartbeat of the group holds too: no member can join between the write and the
     /// removal, and the tombstones reach the log before any record of the classic group.
     fn retire_empty_consumer_group(&self, group_id: &str, write: RecordWriter) -> Result<(), i16> {
-        let empty = |c: &HashMap<String, ConsumerGroup>| {
-            c.get(group_id).filter(|g| g.members.is_empty()).map(|g| g.tombstones())
-        };
+        let empty = |c: &HashMap<String, ConsumerGroup>| c.get(group_id).is_some_and(|g| g.members.is_empty());
         // Most joins find no consumer group: they take no commit lock (a slow write of
         // another group on the same stripe would hold them up).
-        if empty(&lock(&self.consumer_groups)).is_none() {
+        if !empty(&lock(&self.consumer_groups)) {
             return Ok(());
         }
         let _ordered = self.commit_lock(group_id);
-        let Some(tombstones) = empty(&lock(&self.consumer_groups)) else {
-            return Ok(());
+        let tombstones = {
+            let consumer = lock(&self.consumer_groups);
+            match consumer.get(group_id) {
+                Some(g) if g.members.is_empty() => g.tombstones(),
+                _ => return Ok(()),
+            }
         };
         write(group_id, &tombstones)?;
         let mut consumer = lock(&self.consumer_groups);
