@@ -278,6 +278,25 @@ fn check_uncompressed_records(header: &BatchHeader, batch: &[u8]) -> Result<(), 
     Ok(())
 }
 
+/// For an uncompressed, validated batch: whether every record has a key, read from
+/// each record's key length without decoding it (a compacted topic's produce path, and
+/// every write to `__consumer_offsets`, take this). `None` if a record is cut off.
+pub fn uncompressed_records_have_keys(batch: &[u8]) -> Option<bool> {
+    let mut pos = BATCH_HEADER_BYTES;
+    while pos < batch.len() {
+        let len = usize::try_from(read_varint(batch, &mut pos)?).ok()?;
+        let end = pos.checked_add(len).filter(|end| *end <= batch.len())?;
+        let mut at = pos + 1; // attributes
+        read_varint(batch, &mut at)?; // timestamp delta
+        read_varint(batch, &mut at)?; // offset delta
+        if read_varint(batch, &mut at)? < 0 {
+            return Some(false);
+        }
+        pos = end;
+    }
+    Some(true)
+}
+
 /// What the append path needs to know of one validated batch in a produce request.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ValidatedBatch {
@@ -448,6 +467,18 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(crc32c(&long), !crc);
+    }
+
+    /// Key lengths read in place: keyed records pass, one without a key does not, and
+    /// a cut-off record is no answer.
+    #[test]
+    fn keys_are_read_in_place() {
+        let keyed: Vec<(bytes::Bytes, Option<bytes::Bytes>)> =
+            (0..5).map(|i| (bytes::Bytes::from(format!("k{i}")), None)).collect();
+        let batch = encode_keyed_batch(&keyed, 1_000).expect("encode");
+        assert_eq!(uncompressed_records_have_keys(&batch), Some(true));
+        assert_eq!(uncompressed_records_have_keys(&make_batch(3, 10, 1_000)), Some(false));
+        assert_eq!(uncompressed_records_have_keys(&batch[..batch.len() - 3]), None);
     }
 
     /// Builds an uncompressed v2 batch with `n` records of `value_len` bytes.

@@ -70,14 +70,24 @@ fn validate_for_leader(
 
 /// Kafka's `LogValidator`: a compacted topic takes only records with keys (compaction
 /// keeps each key's latest record; a record without one could never be compacted).
-/// The batch is decoded, its expansion bounded as for recompression.
+/// A compressed batch is decoded, its expansion bounded as for recompression.
 fn require_keys(batch: &[u8], max_message_bytes: usize) -> Result<(), LogError> {
+    let refused = || BatchError::Invalid("Compacted topic cannot accept message without key".into()).into();
+    // Uncompressed (the broker's own writes to `__consumer_offsets` among them): the
+    // key lengths are read in place, nothing decoded or copied.
+    if super::compression::batch_codec(batch) == Some(kafka_protocol::records::Compression::None) {
+        return match record_batch::uncompressed_records_have_keys(batch) {
+            Some(true) => Ok(()),
+            Some(false) => Err(refused()),
+            None => Err(BatchError::Invalid("a record is cut off".into()).into()),
+        };
+    }
     let expanded_max = super::compression::expanded_bytes_max(max_message_bytes);
     let mut bytes = Bytes::copy_from_slice(batch);
     let set = super::compression::decode_bounded(&mut bytes, expanded_max)
         .map_err(|e| BatchError::Invalid(format!("decoding for the key check: {e}")))?;
     if set.records.iter().any(|r| r.key.is_none()) {
-        return Err(BatchError::Invalid("Compacted topic cannot accept message without key".into()).into());
+        return Err(refused());
     }
     Ok(())
 }
