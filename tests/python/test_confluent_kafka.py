@@ -396,3 +396,36 @@ def test_message_larger_than_topic_max_message_bytes_is_rejected(broker):
     assert ck.watermarks(broker.bootstrap, topic, 0) == (0, 1)
     [rec] = ck.consume(broker.bootstrap, topic, [0], 1)
     assert (rec.key, rec.value, rec.offset) == (b"small", b"y" * 1000, 0)
+
+
+def test_a_position_past_the_epochs_end_is_validated_to_it(broker):
+    """librdkafka checks a position that carries a leader epoch with OffsetForLeaderEpoch
+    (KIP-320) before fetching from it. A position past the end of its epoch is log
+    truncation, and the consumer moves to the epoch's end rather than resetting by
+    auto.offset.reset, which without the check would send it back to the beginning."""
+    adm = ck.admin(broker)
+    topic = unique_topic("ck-epoch")
+    ck.create_topic(adm, topic, partitions=1)
+    ck.produce(broker.bootstrap, topic, make_messages(20, tag="a"), partition=0)
+    # Offset 5 of epoch 0 is valid: read from there.
+    c = ck.new_consumer(broker.bootstrap, **{"auto.offset.reset": "earliest"})
+    try:
+        c.assign([TopicPartition(topic, 0, 5, leader_epoch=0)])
+        first = c.consume(num_messages=1, timeout=30)
+        assert [(m.offset(), m.leader_epoch()) for m in first if not m.error()] == [(5, 0)]
+    finally:
+        c.close()
+    # Offset 30 of epoch 0, which ends at 20 here: validated to 20, so the next record
+    # read is the next one written.
+    c = ck.new_consumer(broker.bootstrap, **{"auto.offset.reset": "earliest"})
+    try:
+        c.assign([TopicPartition(topic, 0, 30, leader_epoch=0)])
+        assert [m.offset() for m in c.consume(num_messages=100, timeout=3) if not m.error()] == []
+        ck.produce(broker.bootstrap, topic, make_messages(10, tag="b"), partition=0)
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 10 and time.monotonic() < deadline:
+            got += [m.offset() for m in c.consume(num_messages=100, timeout=0.5) if not m.error()]
+        assert got == list(range(20, 30))
+    finally:
+        c.close()

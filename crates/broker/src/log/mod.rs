@@ -8,8 +8,10 @@
 //! - `file_records`: `FileRecords`, a slice of a segment that a fetch sends.
 //! - `producer_state`: `ProducerStateManager` for idempotent producers.
 //! - `checkpoint`: Kafka's checkpoint and metadata text files.
+//! - `leader_epoch_cache`: Kafka's `LeaderEpochFileCache` lookups (end offset of an epoch).
 //! - `local_log`: `LocalLog`, a partition log's state under its lock (segments, offsets).
 //! - `unified_log`: `UnifiedLog`, one partition's log.
+//! - `offset_lookup`: `UnifiedLog`'s lookups by time and by leader epoch.
 //! - `cleaner`: `LogCleaner`, compaction of `cleanup.policy=compact` logs.
 //! - `deletion`: deleted segments and partitions freed gradually, after their readers.
 //! - `log_dir_failure`: `LogDirFailureChannel`, log dirs taken offline after I/O failures.
@@ -22,9 +24,11 @@ pub mod deletion;
 pub mod direct_io;
 pub mod file_records;
 pub mod index;
+pub mod leader_epoch_cache;
 mod local_log;
 pub mod log_dir_failure;
 pub mod log_manager;
+pub mod offset_lookup;
 pub mod producer_state;
 pub mod record_batch;
 pub mod segment;
@@ -32,6 +36,7 @@ pub mod unified_log;
 
 pub use file_records::FileRecords;
 pub use log_manager::LogManager;
+pub use offset_lookup::TimestampAndOffset;
 pub use unified_log::{AppendInfo, FetchDataInfo, FetchIsolation, UnifiedLog};
 
 use std::fmt;
@@ -88,6 +93,13 @@ pub enum LogError {
         log_start_offset: i64,
         log_end_offset: i64,
     },
+    /// The request's leader epoch is older than the partition's (Kafka's
+    /// `checkCurrentLeaderEpoch`): the client's metadata is stale.
+    #[error("leader epoch {requested} is older than the current leader epoch {current}")]
+    FencedLeaderEpoch { requested: i32, current: i32 },
+    /// The request's leader epoch is newer than the partition's: this broker is behind.
+    #[error("leader epoch {requested} is newer than the current leader epoch {current}")]
+    UnknownLeaderEpoch { requested: i32, current: i32 },
     #[error("corrupt log: {0}")]
     Corrupt(String),
     #[error("the log was deleted")]

@@ -224,7 +224,7 @@ impl UnifiedLog {
         Ok(log)
     }
 
-    fn lock(&self) -> MutexGuard<'_, LocalLog> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, LocalLog> {
         crate::sync::lock(&self.inner)
     }
 
@@ -372,7 +372,7 @@ impl UnifiedLog {
     /// Runs an operation on the log, as Kafka's `maybeHandleIOException`: refused
     /// while the log's dir is offline, and an I/O error (but a full disk's) takes the
     /// dir offline.
-    fn guard<T>(&self, operation: impl FnOnce() -> Result<T, LogError>) -> Result<T, LogError> {
+    pub(super) fn guard<T>(&self, operation: impl FnOnce() -> Result<T, LogError>) -> Result<T, LogError> {
         let Some((channel, index)) = self.failure.get() else {
             return operation();
         };
@@ -632,64 +632,6 @@ impl UnifiedLog {
             drop(inner.segments.insert(base_offset, seg));
             inner.keep_deleted_files(vec![DeletedFile::new(deleted, Some(handle))])?;
             Ok(())
-        })
-    }
-
-    /// First offset whose record timestamp is at least `timestamp`, with that timestamp.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
-        self.guard(|| {
-            let inner = self.lock();
-            for seg in inner.segments.values() {
-                if seg.max_timestamp() < timestamp {
-                    continue;
-                }
-                let start = seg.time_index().lookup(timestamp).max(inner.log_start_offset);
-                let mut found = None;
-                for_each_batch_from(seg, start, &mut |h| {
-                    if h.base_offset >= inner.high_watermark {
-                        return ControlFlow::Break(());
-                    }
-                    if h.max_timestamp >= timestamp && h.last_offset() >= start {
-                        found = Some(*h);
-                        return ControlFlow::Break(());
-                    }
-                    ControlFlow::Continue(())
-                })?;
-                if let Some(h) = found {
-                    return exact_record(seg, &h, |ts, off| ts >= timestamp && off >= start)
-                        .map(|r| r.or(Some((h.base_offset.max(start), h.max_timestamp))));
-                }
-            }
-            Ok(None)
-        })
-    }
-
-    /// The offset and timestamp of the record with the largest timestamp.
-    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
-        self.guard(|| {
-            let inner = self.lock();
-            // The first segment holding the largest timestamp, as Kafka's `maxBy`:
-            // `max_by_key` answers the last of equals, so it walks newest first.
-            let best = inner
-                .segments
-                .values()
-                .rev()
-                .filter(|s| !s.is_empty())
-                .max_by_key(|s| s.max_timestamp());
-            let Some(seg) = best else { return Ok(None) };
-            let (ts, last_offset) = (seg.max_timestamp(), seg.offset_of_max_timestamp());
-            let mut batch = None;
-            for_each_batch_from(seg, last_offset, &mut |h| {
-                if h.last_offset() >= last_offset {
-                    batch = Some(*h);
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            })?;
-            match batch {
-                Some(h) => exact_record(seg, &h, |t, _| t == ts).map(|r| r.or(Some((last_offset, ts)))),
-                None => Ok(Some((last_offset, ts))),
-            }
         })
     }
 
@@ -1090,43 +1032,4 @@ pub(crate) fn for_each_batch_from(
         pos += consumed as u64;
     }
     Ok(())
-}
-
-/// Decodes one batch to find the first record matching `pred(timestamp, offset)`:
-/// its offset and timestamp.
-fn exact_record(
-    seg: &LogSegment,
-    h: &BatchHeader,
-    pred: impl Fn(i64, i64) -> bool,
-) -> Result<Option<(i64, i64)>, LogError> {
-    let Some((pos, _)) = seg.position_of(h.base_offset, seg.size())? else {
-        return Ok(None);
-    };
-    let bytes = segment::read_exact_at(seg.file(), pos, h.size_bytes())?;
-    let mut buf = Bytes::from(bytes);
-    let set = match super::compression::decode_bounded(&mut buf, super::compression::expanded_bytes_max(h.size_bytes()))
-    {
-        Ok(set) => set,
-        // Past the limit (or not decodable), the batch's own offsets and timestamp answer.
-        Err(e) => {
-            tracing::warn!(segment = %seg.path(".log").display(), offset = h.base_offset, error = %e, "a batch not decoded for a timestamp lookup");
-            return Ok(None);
-        }
-    };
-    // In a LogAppendTime batch every record's timestamp is the batch's (the append
-    // time), as Kafka's `DefaultRecordBatch` reads it; the records keep the producer's
-    // create time, which no lookup may see.
-    let log_append_time = h.attributes & record_batch::ATTR_LOG_APPEND_TIME != 0;
-    let timestamp_of = |r: &kafka_protocol::records::Record| {
-        if log_append_time {
-            h.max_timestamp
-        } else {
-            r.timestamp
-        }
-    };
-    Ok(set
-        .records
-        .iter()
-        .find(|r| pred(timestamp_of(r), r.offset))
-        .map(|r| (r.offset, timestamp_of(r))))
 }

@@ -19,6 +19,8 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Producer(ProducerError::OutOfOrderSequence { .. }) => code(ResponseError::OutOfOrderSequenceNumber),
         LogError::OffsetOutOfRange { .. } => code(ResponseError::OffsetOutOfRange),
         LogError::Deleted => code(ResponseError::UnknownTopicOrPartition),
+        LogError::FencedLeaderEpoch { .. } => code(ResponseError::FencedLeaderEpoch),
+        LogError::UnknownLeaderEpoch { .. } => code(ResponseError::UnknownLeaderEpoch),
         LogError::Io(_) | LogError::NoLogDir | LogError::LogDirOffline => code(ResponseError::KafkaStorageError),
         LogError::Corrupt(_) => code(ResponseError::CorruptMessage),
     }

@@ -9,7 +9,8 @@
 //!   partitions[]: partition_index i32, error_code i16, high_watermark i64,
 //!     last_stable_offset i64, log_start_offset i64 (v5+),
 //!     aborted_transactions[]? (producer_id i64, first_offset i64),
-//!     preferred_read_replica i32 (v11+), records bytes?, tagged fields (v12+)
+//!     preferred_read_replica i32 (v11+), records bytes?,
+//!     tagged fields (v12+): 0 = diverging_epoch (epoch i32, end_offset i64, tags)
 //!   tagged fields (v12+)
 //! tagged fields (v12+)
 //! ```
@@ -34,6 +35,9 @@ pub struct FetchPartitionData {
     pub log_start_offset: i64,
     /// `Some(empty)` for read_committed fetches (no transactions to abort yet).
     pub aborted_transactions: Option<Vec<(i64, i64)>>,
+    /// `(epoch, end_offset)` where the fetcher's log diverges from this one (v12+):
+    /// the fetcher truncates to it (Kafka's `divergingEpoch`).
+    pub diverging_epoch: Option<(i32, i64)>,
     pub records: FileRecords,
 }
 
@@ -91,6 +95,21 @@ impl Writer {
         if self.flexible {
             self.uvarint(0);
         }
+    }
+    /// A partition's tagged fields: only `diverging_epoch` (tag 0) is ever sent.
+    fn partition_tags(&mut self, p: &FetchPartitionData) {
+        if !self.flexible {
+            return;
+        }
+        let Some((epoch, end_offset)) = p.diverging_epoch else {
+            return self.uvarint(0);
+        };
+        self.uvarint(1); // one tagged field
+        self.uvarint(0); // its tag
+        self.uvarint(4 + 8 + 1); // its size: epoch, end_offset, no tags of its own
+        self.buf.put_i32(epoch);
+        self.buf.put_i64(end_offset);
+        self.uvarint(0);
     }
     fn file(&mut self, records: &FileRecords) {
         if records.is_empty() {
@@ -150,7 +169,7 @@ pub fn encode(version: i16, correlation_id: i32, data: &FetchResponseData) -> (V
             }
             w.len(p.records.len() as usize);
             w.file(&p.records);
-            w.tags();
+            w.partition_tags(p);
         }
         w.tags();
     }
@@ -178,7 +197,9 @@ pub fn encode(version: i16, correlation_id: i32, data: &FetchResponseData) -> (V
 mod tests {
     use super::*;
     use crate::log::FileRecords;
-    use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::fetch_response::{
+        EpochEndOffset, FetchResponse, FetchableTopicResponse, PartitionData,
+    };
     use kafka_protocol::messages::{ApiKey, ResponseKind, TopicName};
     use kafka_protocol::protocol::StrBytes;
     use std::io::Write;
@@ -209,6 +230,7 @@ mod tests {
                                 last_stable_offset: 42,
                                 log_start_offset: 7,
                                 aborted_transactions: aborted.clone(),
+                                diverging_epoch: None,
                                 records,
                             },
                             FetchPartitionData {
@@ -218,6 +240,7 @@ mod tests {
                                 last_stable_offset: 5,
                                 log_start_offset: 0,
                                 aborted_transactions: aborted.clone(),
+                                diverging_epoch: (version >= 12).then_some((3, 17)),
                                 records: FileRecords::empty(),
                             },
                         ],
@@ -243,8 +266,12 @@ mod tests {
                     p.aborted_transactions = aborted.clone().map(|_| Vec::new());
                     p
                 };
+                let mut diverged = part(1, 1, 5, 0, b"");
+                if version >= 12 {
+                    diverged.diverging_epoch = EpochEndOffset::default().with_epoch(3).with_end_offset(17);
+                }
                 let mut topic = FetchableTopicResponse::default()
-                    .with_partitions(vec![part(0, 0, 42, 7, &payload[3..13]), part(1, 1, 5, 0, b"")]);
+                    .with_partitions(vec![part(0, 0, 42, 7, &payload[3..13]), diverged]);
                 if version >= 13 {
                     topic.topic_id = id;
                 } else {

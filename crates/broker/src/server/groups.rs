@@ -95,7 +95,7 @@ pub fn write_records(broker: &Broker, group_id: &str, entries: &[(Bytes, Option<
     let now = broker.time.now_ms();
     let buf = crate::log::record_batch::encode_keyed_batch(entries, now)
         .map_err(|_| errors::code(ResponseError::UnknownServerError))?;
-    match log.append_as_leader(&buf, 0, now) {
+    match log.append_as_leader(&buf, crate::server::topics::LEADER_EPOCH, now) {
         Ok(info) => {
             log.update_high_watermark(info.last_offset + 1);
             Ok(())

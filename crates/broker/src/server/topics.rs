@@ -301,6 +301,36 @@ pub fn refresh_all_configs(broker: &Broker) -> Result<(), ConfigError> {
 /// The log of a partition this broker leads, or Kafka's error code for why not: a
 /// partition whose log dir is offline is KAFKA_STORAGE_ERROR, as Kafka answers for an
 /// offline replica.
+/// The leader epoch of every partition on this single node: 0, the epoch Kafka gives a
+/// new partition's first leader. Metadata reports it, appends stamp it on each batch
+/// (so it is the log's only entry in `leader-epoch-checkpoint`), and requests naming
+/// another get FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH.
+pub const LEADER_EPOCH: i32 = 0;
+
+/// The partition's log for a request made under `current_leader_epoch` (`None`: the
+/// request names none), as Kafka's `Partition.getLocalLog` checks it: an older epoch is
+/// fenced (the client's metadata is stale), a newer one unknown (this broker's is).
+pub fn leader_log(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: Option<i32>,
+) -> Result<Arc<UnifiedLog>, i16> {
+    use crate::protocol::errors::log_error_code;
+    let log = partition_log(broker, topic, partition)?;
+    match current_leader_epoch {
+        Some(requested) if requested < LEADER_EPOCH => Err(log_error_code(&LogError::FencedLeaderEpoch {
+            requested,
+            current: LEADER_EPOCH,
+        })),
+        Some(requested) if requested > LEADER_EPOCH => Err(log_error_code(&LogError::UnknownLeaderEpoch {
+            requested,
+            current: LEADER_EPOCH,
+        })),
+        _ => Ok(log),
+    }
+}
+
 pub fn partition_log(broker: &Broker, topic: &str, partition: i32) -> Result<Arc<UnifiedLog>, i16> {
     use crate::protocol::errors::log_error_code;
     let tp = TopicPartition::new(topic, partition);

@@ -6,7 +6,7 @@
 //! whose session cache is full; a request naming a session gets FETCH_SESSION_ID_NOT_FOUND
 //! and the client falls back to full fetches.
 
-use crate::log::{FetchIsolation, FileRecords, UnifiedLog};
+use crate::log::{FetchIsolation, FileRecords, LogError, UnifiedLog};
 use crate::protocol::errors;
 use crate::protocol::fetch_response::{FetchPartitionData, FetchResponseData, FetchTopicData};
 use crate::server::topics;
@@ -73,7 +73,7 @@ fn max_bytes(broker: &Broker, req: &FetchRequest) -> u64 {
 }
 
 /// One pass over the requested partitions. Returns the response, bytes it will carry,
-/// and whether any partition failed (which answers at once, as Kafka does).
+/// and whether any partition failed or diverged (which answers at once, as Kafka does).
 fn read_all(
     broker: &Broker,
     req: &FetchRequest,
@@ -100,18 +100,27 @@ fn read_all(
                 last_stable_offset: -1,
                 log_start_offset: -1,
                 aborted_transactions: (req.isolation_level == 1).then(Vec::new),
+                diverging_epoch: None,
                 records: FileRecords::empty(),
             };
             let log = match &meta {
                 None if version >= 13 => Err(errors::code(ResponseError::UnknownTopicId)),
                 None => Err(errors::code(ResponseError::UnknownTopicOrPartition)),
-                Some(meta) => topics::partition_log(broker, &meta.name, p.partition),
+                // -1 (any negative) names no epoch, as Kafka's `FetchRequest.optionalEpoch`.
+                Some(meta) => topics::leader_log(
+                    broker,
+                    &meta.name,
+                    p.partition,
+                    (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch),
+                ),
             };
             let read = log.and_then(|log| fill_partition(&mut pd, &log, p, budget, isolation, total == 0, waiter));
             match read {
                 Ok(bytes) => {
                     total += bytes;
                     budget = budget.saturating_sub(bytes);
+                    // A diverging epoch is answered at once, as an error is.
+                    errored |= pd.diverging_epoch.is_some();
                 }
                 Err(code) => {
                     pd.error_code = code;
@@ -138,7 +147,8 @@ fn read_all(
 }
 
 /// One partition's records and offsets into `pd`, within `budget` bytes (at least one
-/// batch when `first`). Returns the bytes it carries, or the error code to answer with.
+/// batch when `first`). Returns the bytes it carries, or the error code to answer with;
+/// a partition with an error reports no offsets (-1), as Kafka's `createLogReadResult`.
 fn fill_partition(
     pd: &mut FetchPartitionData,
     log: &UnifiedLog,
@@ -148,7 +158,17 @@ fn fill_partition(
     first: bool,
     waiter: Option<&Arc<Notify>>,
 ) -> Result<u64, i16> {
-    match read_partition(
+    let code = |e: LogError| errors::log_error_code(&e);
+    if let Some(diverging) = diverging_epoch(log, p).map_err(code)? {
+        // No records: the fetcher truncates to the diverging epoch's end first.
+        let (log_start_offset, high_watermark, _) = log.offsets();
+        pd.high_watermark = high_watermark;
+        pd.last_stable_offset = high_watermark;
+        pd.log_start_offset = log_start_offset;
+        pd.diverging_epoch = Some(diverging);
+        return Ok(0);
+    }
+    let info = read_partition(
         log,
         p.fetch_offset,
         p.partition_max_bytes,
@@ -156,23 +176,40 @@ fn fill_partition(
         isolation,
         first,
         waiter,
-    ) {
-        Ok(info) => {
-            let bytes = info.records.len();
-            pd.high_watermark = info.high_watermark;
-            pd.last_stable_offset = info.high_watermark;
-            pd.log_start_offset = info.log_start_offset;
-            pd.records = info.records;
-            Ok(bytes)
-        }
-        Err(e) => {
-            let (lso, hw, _) = log.offsets();
-            pd.high_watermark = hw;
-            pd.last_stable_offset = hw;
-            pd.log_start_offset = lso;
-            Err(errors::log_error_code(&e))
-        }
+    )
+    .map_err(code)?;
+    let bytes = info.records.len();
+    pd.high_watermark = info.high_watermark;
+    pd.last_stable_offset = info.high_watermark;
+    pd.log_start_offset = info.log_start_offset;
+    pd.records = info.records;
+    Ok(bytes)
+}
+
+/// Kafka's divergence check (`Partition.readRecords`) for a fetch naming the epoch of
+/// the last batch it holds (`last_fetched_epoch`, v12+; replicas name it, consumers
+/// send -1): `Some((epoch, end_offset))` if the fetcher's log has diverged from this
+/// one, which is when this log's end of that epoch is below the fetch offset, or that
+/// epoch is unknown here and an older one answers.
+fn diverging_epoch(log: &UnifiedLog, p: &FetchPartition) -> Result<Option<(i32, i64)>, LogError> {
+    if p.last_fetched_epoch < 0 {
+        return Ok(None);
     }
+    let (log_start_offset, _, log_end_offset) = log.offsets();
+    let out_of_range = LogError::OffsetOutOfRange {
+        offset: p.fetch_offset,
+        log_start_offset,
+        log_end_offset,
+    };
+    let Some((epoch, end_offset)) = log.end_offset_for_epoch(p.last_fetched_epoch) else {
+        return Err(out_of_range);
+    };
+    // Below the log start the fetcher must reset, whether or not the epochs diverge.
+    if p.fetch_offset < log_start_offset {
+        return Err(out_of_range);
+    }
+    let diverged = epoch < p.last_fetched_epoch || end_offset < p.fetch_offset;
+    Ok(diverged.then_some((epoch, end_offset)))
 }
 
 /// Reads one partition, registering `waiter` (if any) first so a later append wakes it.

@@ -13,6 +13,7 @@ mod fetch;
 mod group;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 pub mod produce;
 
 use super::Broker;
@@ -145,6 +146,10 @@ pub async fn dispatch(
         ApiKey::InitProducerId => {
             ResponseKind::InitProducerId(cluster::init_producer_id(broker, protocol::decode_body(&mut raw)?))
         }
+        ApiKey::OffsetForLeaderEpoch => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(
+            broker,
+            protocol::decode_body(&mut raw)?,
+        )),
         other => {
             return Err(DecodeError::UnsupportedVersion {
                 api: other,

@@ -13,9 +13,6 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
 
-/// The leader epoch of every partition on a single node.
-pub const LEADER_EPOCH: i32 = 0;
-
 pub fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Result<Option<ProduceResponse>, HandlerError> {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -97,7 +94,7 @@ fn append_partition(
     if acks == -1 && log.config().min_insync_replicas > 1 {
         return errors::code(ResponseError::NotEnoughReplicas);
     }
-    match log.append_as_leader(records, LEADER_EPOCH, broker.time.now_ms()) {
+    match log.append_as_leader(records, topics::LEADER_EPOCH, broker.time.now_ms()) {
         Ok(info) => {
             if info.records > 0 {
                 // Also wakes the fetches waiting on this partition.
