@@ -85,6 +85,10 @@ fn unknown_api_key_closes_and_unsupported_api_versions_gets_v0_error() {
 }
 
 fn batch(n: usize, producer: Option<(i64, i16, i32)>) -> BytesMut {
+    encoded_batch(n, producer, Compression::None)
+}
+
+fn encoded_batch(n: usize, producer: Option<(i64, i16, i32)>, compression: Compression) -> BytesMut {
     let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
@@ -107,7 +111,7 @@ fn batch(n: usize, producer: Option<(i64, i16, i32)>) -> BytesMut {
     let mut buf = BytesMut::new();
     let opts = RecordEncodeOptions {
         version: 2,
-        compression: Compression::None,
+        compression,
     };
     RecordBatchEncoder::encode(&mut buf, &records, &opts).unwrap();
     buf
@@ -156,8 +160,8 @@ fn bad_batches_get_kafkas_error_codes_and_the_connection_stays_up() {
     truncated.truncate(good.len() - 5);
     assert_eq!(
         produce(&mut c, "bad-batches", truncated.freeze()).0,
-        2,
-        "CORRUPT_MESSAGE for a cut batch"
+        87,
+        "INVALID_RECORD for a cut batch: Kafka's input stream finds no batch in it"
     );
 
     // records_count says 4 but 3 records follow; CRC recomputed so only the count is wrong.
@@ -370,16 +374,35 @@ fn produce_v2_is_advertised_like_kafka_but_refused() {
     assert_serving(&broker);
 }
 
-/// A valid zstd batch (header and CRC right, one record claimed) whose records section
-/// is `expanded_bytes` of zeros in a few kilobytes.
-fn zstd_bomb(expanded_bytes: usize, timestamp: i64) -> Vec<u8> {
+/// A valid zstd batch of one record whose value is `value_bytes` of zeros, in a few
+/// kilobytes: its records expand to that.
+fn zstd_bomb(value_bytes: usize, timestamp: i64) -> Vec<u8> {
     use broker::log::record_batch::{compute_crc, BATCH_HEADER_BYTES, LOG_OVERHEAD};
     use std::io::Write;
+    let varint = |out: &mut Vec<u8>, v: i64| {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    };
+    // attributes, timestamp delta, offset delta, no key, the value's length
+    let mut head = vec![0u8, 0, 0, 1];
+    varint(&mut head, value_bytes as i64);
+    let mut record = Vec::new();
+    varint(&mut record, (head.len() + value_bytes + 1) as i64);
+    record.extend(head);
     let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("zstd");
+    encoder.write_all(&record).expect("compress");
     let zeros = vec![0u8; 1 << 20];
-    for _ in 0..expanded_bytes.div_ceil(zeros.len()) {
+    for _ in 0..value_bytes / zeros.len() {
         encoder.write_all(&zeros).expect("compress");
     }
+    encoder
+        .write_all(&zeros[..value_bytes % zeros.len()])
+        .expect("compress");
+    encoder.write_all(&[0]).expect("compress"); // no headers
     let compressed = encoder.finish().expect("zstd");
     let mut b = BytesMut::zeroed(BATCH_HEADER_BYTES);
     b[8..12].copy_from_slice(&((BATCH_HEADER_BYTES - LOG_OVERHEAD + compressed.len()) as i32).to_be_bytes());
@@ -396,13 +419,15 @@ fn zstd_bomb(expanded_bytes: usize, timestamp: i64) -> Vec<u8> {
     b.to_vec()
 }
 
-/// A producer's zstd batch of a few kilobytes that expands to 1 GiB is stored as it
-/// came (Kafka does not decompress it either). A ListOffsets by timestamp looks into the
-/// batch for the exact record, and decodes it only up to a limit: the answer is the
-/// batch's own offset and timestamp, and the broker's memory stays small (it decoded
-/// the whole gigabyte before; a larger bomb ended the process).
+/// Compressed bombs: a producer's zstd batch of a few kilobytes whose one record
+/// expands to 1 GiB is refused (INVALID_RECORD: past the 256 MiB a produced batch may
+/// expand to while it is validated); one of 200 MiB is validated as it streams and
+/// stored. A ListOffsets by timestamp looks into that batch for the exact record, and
+/// decodes it only up to a limit: the answer is the batch's own offset and timestamp.
+/// Through all of it the broker's memory stays small (a lookup decoded the whole batch
+/// once; a larger bomb ended the process).
 #[test]
-fn a_compressed_bomb_is_not_expanded_by_a_timestamp_lookup() {
+fn a_compressed_bomb_is_not_expanded() {
     let broker = BrokerProcess::start(&[]);
     let mut c = RawClient::connect(&broker.bootstrap);
     common::ensure_topic(&mut c, "bomb");
@@ -410,7 +435,8 @@ fn a_compressed_bomb_is_not_expanded_by_a_timestamp_lookup() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis() as i64;
-    assert_eq!(produce(&mut c, "bomb", Bytes::from(zstd_bomb(1 << 30, now))), (0, 0));
+    assert_eq!(produce(&mut c, "bomb", Bytes::from(zstd_bomb(1 << 30, now))).0, 87);
+    assert_eq!(produce(&mut c, "bomb", Bytes::from(zstd_bomb(200 << 20, now))), (0, 0));
     // By a timestamp, and Kafka's MAX_TIMESTAMP (-3).
     for timestamp in [0, -3] {
         assert_eq!(
@@ -427,4 +453,147 @@ fn a_compressed_bomb_is_not_expanded_by_a_timestamp_lookup() {
         .expect("VmHWM");
     assert!(peak_kib < 100 << 10, "the broker's peak RSS: {peak_kib} KiB");
     assert_serving(&broker);
+}
+
+/// Produce v`version` (acks=all) of `records` to partition 0 of `topic`, in a request
+/// with `transactional_id`: the partition's error code.
+fn produce_with(c: &mut RawClient, version: i16, transactional_id: Option<&str>, topic: &str, records: Bytes) -> i16 {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
+    use kafka_protocol::messages::produce_response::ProduceResponse;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_transactional_id(transactional_id.map(|t| StrBytes::from_string(t.into()).into()))
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let r: ProduceResponse = c.request(ApiKey::Produce, version, &req);
+    r.responses[0].partition_responses[0].error_code
+}
+
+fn compressed_batch(n: usize, compression: Compression) -> BytesMut {
+    encoded_batch(n, None, compression)
+}
+
+fn resign(b: &mut [u8]) {
+    let crc = broker::log::record_batch::compute_crc(b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// What Kafka's `ProduceRequest.validateRecords`, `UnifiedLog.analyzeAndValidateRecords`
+/// and `LogValidator` refuse, with Kafka's codes: zstd below Produce v7, transactional
+/// records without a transactional id, a base offset other than 0, a producer's
+/// LogAppendTime on a LogAppendTime topic, records that do not decompress (with a good
+/// CRC), a record cut off inside a compressed batch. The partition takes good batches
+/// after each.
+#[test]
+fn produce_validation_is_kafkas() {
+    const CORRUPT_MESSAGE: i16 = 2;
+    const INVALID_TIMESTAMP: i16 = 32;
+    const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+    const INVALID_RECORD: i16 = 87;
+    let broker = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    common::ensure_topic(&mut c, "checked");
+    common::create_topic_with_configs(
+        &broker.bootstrap,
+        "append-time",
+        &["message.timestamp.type=LogAppendTime"],
+    );
+    let zstd = compressed_batch(5, Compression::Zstd).freeze();
+    assert_eq!(
+        produce_with(&mut c, 6, None, "checked", zstd.clone()),
+        UNSUPPORTED_COMPRESSION_TYPE
+    );
+    assert_eq!(
+        produce_with(&mut c, 7, None, "checked", zstd),
+        0,
+        "zstd from Produce v7"
+    );
+    let mut transactional = batch(2, Some((1000, 0, 0)));
+    transactional[22] |= 0x10;
+    resign(&mut transactional);
+    assert_eq!(
+        produce_with(&mut c, 9, None, "checked", transactional.freeze()),
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    );
+    let mut offset = batch(2, None);
+    offset[0..8].copy_from_slice(&7i64.to_be_bytes());
+    assert_eq!(
+        produce_with(&mut c, 9, None, "checked", offset.freeze()),
+        INVALID_RECORD
+    );
+    let mut append_time = batch(2, None);
+    append_time[22] |= 0x08;
+    resign(&mut append_time);
+    let append_time = append_time.freeze();
+    assert_eq!(
+        produce_with(&mut c, 9, None, "append-time", append_time.clone()),
+        INVALID_TIMESTAMP
+    );
+    assert_eq!(
+        produce_with(&mut c, 9, None, "checked", append_time),
+        0,
+        "a CreateTime topic takes it, as Kafka, stamped CreateTime"
+    );
+    for compression in [
+        Compression::Gzip,
+        Compression::Lz4,
+        Compression::Zstd,
+        Compression::Snappy,
+    ] {
+        let good = compressed_batch(50, compression);
+        // Garbage in the compressed payload, signed anew: it does not decompress.
+        let mut garbage = good.clone();
+        for b in garbage[70..90].iter_mut() {
+            *b ^= 0x5a;
+        }
+        resign(&mut garbage);
+        let code = produce_with(&mut c, 9, None, "checked", garbage.freeze());
+        assert!(
+            code == CORRUPT_MESSAGE || code == INVALID_RECORD,
+            "{compression:?}: garbage answered {code}"
+        );
+        // One record fewer than the count claims: cut off inside the stream.
+        let mut miscount = good.clone();
+        miscount[57..61].copy_from_slice(&51i32.to_be_bytes());
+        miscount[23..27].copy_from_slice(&50i32.to_be_bytes());
+        resign(&mut miscount);
+        assert_eq!(
+            produce_with(&mut c, 9, None, "checked", miscount.freeze()),
+            INVALID_RECORD,
+            "{compression:?}: count past the records"
+        );
+        assert_eq!(
+            produce_with(&mut c, 9, None, "checked", good.freeze()),
+            0,
+            "{compression:?}"
+        );
+    }
+    assert_eq!(produce(&mut c, "checked", batch(3, None).freeze()).0, 0);
+    assert_serving(&broker);
+}
+
+/// The stored batch's max timestamp is its records' largest, whatever the producer's
+/// header claimed (Kafka's `setMaxTimestamp`): ListOffsets MAX_TIMESTAMP answers the
+/// record that has it.
+#[test]
+fn the_max_timestamp_stored_is_the_records() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    common::ensure_topic(&mut c, "stamped");
+    let mut lying = batch(3, None);
+    // The header claims a max timestamp below every record's (1_700_000_000_000).
+    lying[35..43].copy_from_slice(&1_600_000_000_000i64.to_be_bytes());
+    resign(&mut lying);
+    assert_eq!(produce(&mut c, "stamped", lying.freeze()).0, 0);
+    let (code, offset, timestamp) = common::list_offsets(&mut c, "stamped", -3);
+    assert_eq!((code, offset, timestamp), (0, 0, 1_700_000_000_000));
+    let (code, offset, _) = common::list_offsets(&mut c, "stamped", 1_650_000_000_000);
+    assert_eq!((code, offset), (0, 0), "found by its records' time");
 }

@@ -7,7 +7,8 @@
 //! (a small compressed batch must not become gigabytes in memory). Snappy's block
 //! lengths are read from its headers before anything is allocated.
 
-use super::record_batch::BatchError;
+use super::log_validator::{self, RecordsSummary};
+use super::record_batch::{self, BatchError, BatchHeader};
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet};
 use std::io::Read;
@@ -45,8 +46,9 @@ pub fn batch_codec(batch: &[u8]) -> Option<Compression> {
 
 /// Limit: how many times its own size a stored batch may expand to when the broker
 /// decodes it (recompression, compaction, a timestamp lookup); at least
-/// `EXPANDED_BYTES_MIN`. Producers' batches are not decompressed when stored, so a
-/// small batch may hold gigabytes of zeros: decoding must stop, not allocate them.
+/// `EXPANDED_BYTES_MIN`. Producers' batches are walked, not held, when validated (up to
+/// `PRODUCE_EXPANDED_BYTES_MAX`), so a stored batch may expand to far more than this:
+/// decoding it whole must stop, not allocate that.
 pub const EXPANSION_MAX: usize = 64;
 const EXPANDED_BYTES_MIN: usize = 1 << 20;
 
@@ -150,6 +152,44 @@ fn compress_at(
         other => anyhow::bail!("no level for {other:?}"),
     }
     Ok(())
+}
+
+/// Limit: how many bytes a produced batch's records may decompress to while they are
+/// validated (`walk_compressed_records`). Kafka decompresses every produced batch with
+/// no limit; this one bounds the CPU a single batch may take on a network thread (about
+/// 0.1-0.5 s, by codec) and refuses only data no real producer sends (a 1 MiB batch
+/// expanding 256 times). Memory is not the reason: the walk holds only the decoder's
+/// window.
+pub const PRODUCE_EXPANDED_BYTES_MAX: u64 = 256 << 20;
+
+/// Walks the records of the compressed batch `batch` (validated up to its records,
+/// `header` its header) as they are decompressed, as Kafka's `LogValidator` decompresses
+/// every produced batch: a stream that does not decompress is CORRUPT_MESSAGE, one that
+/// expands past `PRODUCE_EXPANDED_BYTES_MAX` INVALID_RECORD. Snappy, whose expansion is
+/// at most about 21 times, is decompressed whole within `expanded_bytes_max`.
+pub fn walk_compressed_records(batch: &[u8], header: &BatchHeader) -> Result<RecordsSummary, BatchError> {
+    let data = &batch[record_batch::BATCH_HEADER_BYTES..];
+    let corrupt = |e: std::io::Error| BatchError::Corrupt(format!("decompressing: {e}"));
+    let stream: Box<dyn Read + '_> = match batch_codec(batch) {
+        Some(Compression::Gzip) => Box::new(flate2::read::GzDecoder::new(data)),
+        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::new(data).map_err(corrupt)?),
+        Some(Compression::Lz4) => Box::new(lz4::Decoder::new(data).map_err(corrupt)?),
+        Some(Compression::Snappy) => {
+            let records = snappy_bounded(data, expanded_bytes_max(batch.len()))
+                .map_err(|e| BatchError::Corrupt(format!("decompressing: {e}")))?;
+            return log_validator::walk_records(header, &records[..]);
+        }
+        Some(Compression::None) => return log_validator::walk_records(header, data),
+        None => return Err(BatchError::Invalid("unknown compression codec".into())),
+    };
+    let mut reader = std::io::BufReader::new(stream.take(PRODUCE_EXPANDED_BYTES_MAX));
+    let walked = log_validator::walk_records(header, &mut reader);
+    if walked.is_err() && reader.get_ref().limit() == 0 {
+        return Err(BatchError::Invalid(format!(
+            "the batch's records expand past {PRODUCE_EXPANDED_BYTES_MAX} bytes"
+        )));
+    }
+    walked
 }
 
 fn decompress_bounded(compressed: &mut Bytes, codec: Compression, max: usize) -> anyhow::Result<Bytes> {

@@ -1,6 +1,7 @@
 //! Storage in Kafka's on-disk format.
 //!
 //! - `record_batch`: record batch v2 as raw bytes (validate, patch offsets, walk).
+//! - `log_validator`: Kafka's `LogValidator` for produced batches, on raw bytes.
 //! - `compression`: recompression to a topic's `compression.type`, bounded.
 //! - `index`: `OffsetIndex` and `TimeIndex`.
 //! - `direct_io`: `DirectWriter`, O_DIRECT appends to the active segment.
@@ -28,6 +29,7 @@ pub mod leader_epoch_cache;
 mod local_log;
 pub mod log_dir_failure;
 pub mod log_manager;
+pub mod log_validator;
 pub mod offset_lookup;
 pub mod producer_state;
 pub mod record_batch;

@@ -9,7 +9,8 @@
 //! 53 base_sequence i32        57 records_count i32            61 records ...
 //! ```
 //! `batch_length` counts the bytes after itself, so a batch takes `12 + batch_length`.
-//! The produce and fetch paths never decode records: they patch the fields above.
+//! The produce and fetch paths never decode records: they patch the fields above (and
+//! `log_validator` walks the records' lengths, timestamps and keys in place).
 
 use thiserror::Error;
 
@@ -37,6 +38,12 @@ pub enum BatchError {
     CrcMismatch { stored: u32, computed: u32 },
     #[error("invalid record batch: {0}")]
     Invalid(String),
+    /// What Kafka answers CORRUPT_MESSAGE for: a length or magic no batch can have, a
+    /// batch shorter than its header, records that do not decompress.
+    #[error("corrupt record batch: {0}")]
+    Corrupt(String),
+    #[error("a producer may not set the LogAppendTime timestamp type")]
+    LogAppendTimeFromProducer,
     #[error("record batch of {size} bytes exceeds the limit of {max} bytes")]
     TooLarge { size: usize, max: usize },
     #[error("timestamp {timestamp} is out of range (now {now})")]
@@ -230,181 +237,17 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[12..16].copy_from_slice(&epoch.to_be_bytes());
 }
 
-/// Marks the batch LogAppendTime with `now` as its max timestamp and re-signs it,
-/// as Kafka's `setMaxTimestamp(LOG_APPEND_TIME, now)` does.
-pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let attributes = be_i16(batch, 21) | ATTR_LOG_APPEND_TIME;
+/// Sets the batch's timestamp type (LogAppendTime or CreateTime) and max timestamp and
+/// re-signs it, as Kafka's `setMaxTimestamp(timestampType, maxTimestamp)` does.
+pub fn set_max_timestamp(batch: &mut [u8], log_append_time: bool, max_timestamp: i64) {
+    let mut attributes = be_i16(batch, 21) & !ATTR_LOG_APPEND_TIME;
+    if log_append_time {
+        attributes |= ATTR_LOG_APPEND_TIME;
+    }
     batch[21..23].copy_from_slice(&attributes.to_be_bytes());
-    batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    batch[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
     let crc = compute_crc(batch);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
-}
-
-/// Reads a zig-zag varint; `None` when the bytes end first or it is over-long.
-fn read_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        value |= ((byte & 0x7f) as u64) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
-}
-
-/// For an uncompressed batch, walks the records' length prefixes (without decoding them)
-/// and checks that exactly `records_count` records fill the batch.
-fn check_uncompressed_records(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> {
-    let mut pos = BATCH_HEADER_BYTES;
-    for i in 0..header.records_count {
-        let len =
-            read_varint(batch, &mut pos).ok_or_else(|| BatchError::Invalid(format!("record {i} length is cut off")))?;
-        if len < 0 || (len as usize) > batch.len() - pos {
-            return Err(BatchError::Invalid(format!(
-                "record {i} length {len} overruns the batch"
-            )));
-        }
-        pos += len as usize;
-    }
-    if pos != batch.len() {
-        return Err(BatchError::Invalid(format!(
-            "{} bytes follow the last of {} records",
-            batch.len() - pos,
-            header.records_count
-        )));
-    }
-    Ok(())
-}
-
-/// For an uncompressed, validated batch: whether every record has a key, read from
-/// each record's key length without decoding it (a compacted topic's produce path, and
-/// every write to `__consumer_offsets`, take this). `None` if a record is cut off.
-pub fn uncompressed_records_have_keys(batch: &[u8]) -> Option<bool> {
-    let mut pos = BATCH_HEADER_BYTES;
-    while pos < batch.len() {
-        let len = usize::try_from(read_varint(batch, &mut pos)?).ok()?;
-        let end = pos.checked_add(len).filter(|end| *end <= batch.len())?;
-        let mut at = pos + 1; // attributes
-        read_varint(batch, &mut at)?; // timestamp delta
-        read_varint(batch, &mut at)?; // offset delta
-        if read_varint(batch, &mut at)? < 0 {
-            return Some(false);
-        }
-        pos = end;
-    }
-    Some(true)
-}
-
-/// What the append path needs to know of one validated batch in a produce request.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ValidatedBatch {
-    pub position: usize,
-    pub header: BatchHeader,
-}
-
-/// Limits and clock a produce request's batches are validated against.
-#[derive(Debug, Clone, Copy)]
-pub struct ValidationRules {
-    pub max_message_bytes: usize,
-    pub now_ms: i64,
-    pub timestamp_before_max_ms: i64,
-    pub timestamp_after_max_ms: i64,
-    pub log_append_time: bool,
-}
-
-/// Validates every batch of a produce request's `records` field, as Kafka's LogValidator:
-/// v2 only, whole batches, CRC, offsets and counts consistent, size and timestamps in range.
-pub fn validate_produce_records(records: &[u8], rules: &ValidationRules) -> Result<Vec<ValidatedBatch>, BatchError> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos < records.len() {
-        if !out.is_empty() {
-            // Kafka: produce v3+ carries exactly one batch per partition.
-            return Err(BatchError::Invalid(
-                "a produce request may carry exactly one record batch per partition".into(),
-            ));
-        }
-        let rest = &records[pos..];
-        let header = BatchHeader::parse(rest)?;
-        if header.batch_length < (BATCH_HEADER_BYTES - LOG_OVERHEAD) as i32 {
-            return Err(BatchError::Invalid(format!(
-                "batch length {} is below the header size",
-                header.batch_length
-            )));
-        }
-        let size = header.size_bytes();
-        if size > rest.len() {
-            return Err(BatchError::Truncated(format!(
-                "batch of {size} bytes, {} present",
-                rest.len()
-            )));
-        }
-        if size > rules.max_message_bytes {
-            return Err(BatchError::TooLarge {
-                size,
-                max: rules.max_message_bytes,
-            });
-        }
-        let batch = &rest[..size];
-        verify_crc(&header, batch)?;
-        if header.records_count <= 0 || header.last_offset_delta != header.records_count - 1 {
-            return Err(BatchError::Invalid(format!(
-                "records_count {} and last_offset_delta {} disagree",
-                header.records_count, header.last_offset_delta
-            )));
-        }
-        if header.compression() > 4 {
-            return Err(BatchError::Invalid(format!(
-                "unknown compression codec {}",
-                header.compression()
-            )));
-        }
-        if header.compression() == 0 {
-            check_uncompressed_records(&header, batch)?;
-        }
-        check_client_batch(&header)?;
-        if !rules.log_append_time {
-            check_timestamp(header.max_timestamp, rules)?;
-        }
-        out.push(ValidatedBatch { position: pos, header });
-        pos += size;
-    }
-    if out.is_empty() {
-        return Err(BatchError::Invalid("no record batch in produce request".into()));
-    }
-    Ok(out)
-}
-
-/// What Kafka's `LogValidator.validateBatch` refuses from a client: control batches
-/// (markers are the broker's to write) and a producer id without a sequence, which would
-/// reset that producer's sequence state, so that its next batch is out of order.
-fn check_client_batch(header: &BatchHeader) -> Result<(), BatchError> {
-    if header.is_control() {
-        return Err(BatchError::Invalid(
-            "clients are not allowed to write control records".into(),
-        ));
-    }
-    if header.has_producer_id() && header.base_sequence < 0 {
-        return Err(BatchError::Invalid(format!(
-            "invalid sequence number {} in record batch with producer id {}",
-            header.base_sequence, header.producer_id
-        )));
-    }
-    Ok(())
-}
-
-fn check_timestamp(ts: i64, rules: &ValidationRules) -> Result<(), BatchError> {
-    let too_old = rules.now_ms.saturating_sub(ts) > rules.timestamp_before_max_ms;
-    let too_new = ts.saturating_sub(rules.now_ms) > rules.timestamp_after_max_ms;
-    if ts >= 0 && (too_old || too_new) {
-        return Err(BatchError::InvalidTimestamp {
-            timestamp: ts,
-            now: rules.now_ms,
-        });
-    }
-    Ok(())
 }
 
 /// Walks whole batches in a buffer read from a log, yielding `(position, header)`.
@@ -469,18 +312,6 @@ pub(crate) mod tests {
         assert_eq!(crc32c(&long), !crc);
     }
 
-    /// Key lengths read in place: keyed records pass, one without a key does not, and
-    /// a cut-off record is no answer.
-    #[test]
-    fn keys_are_read_in_place() {
-        let keyed: Vec<(bytes::Bytes, Option<bytes::Bytes>)> =
-            (0..5).map(|i| (bytes::Bytes::from(format!("k{i}")), None)).collect();
-        let batch = encode_keyed_batch(&keyed, 1_000).expect("encode");
-        assert_eq!(uncompressed_records_have_keys(&batch), Some(true));
-        assert_eq!(uncompressed_records_have_keys(&make_batch(3, 10, 1_000)), Some(false));
-        assert_eq!(uncompressed_records_have_keys(&batch[..batch.len() - 3]), None);
-    }
-
     /// Builds an uncompressed v2 batch with `n` records of `value_len` bytes.
     pub fn make_batch(n: i32, value_len: usize, timestamp: i64) -> Vec<u8> {
         let mut records = Vec::new();
@@ -522,90 +353,19 @@ pub(crate) mod tests {
         b
     }
 
-    fn rules() -> ValidationRules {
-        ValidationRules {
-            max_message_bytes: 1 << 20,
-            now_ms: 1000,
-            timestamp_before_max_ms: i64::MAX,
-            timestamp_after_max_ms: 3_600_000,
-            log_append_time: false,
-        }
-    }
-
     #[test]
-    fn valid_batch_passes_and_corrupt_crc_fails() {
-        let mut b = make_batch(3, 10, 1000);
-        assert_eq!(validate_produce_records(&b, &rules()).unwrap().len(), 1);
-        let last = b.len() - 1;
-        b[last] ^= 1;
-        assert!(matches!(
-            validate_produce_records(&b, &rules()),
-            Err(BatchError::CrcMismatch { .. })
-        ));
-    }
-
-    #[test]
-    fn wrong_count_is_invalid() {
-        let mut b = make_batch(3, 10, 1000);
-        b[57..61].copy_from_slice(&2i32.to_be_bytes());
-        b[23..27].copy_from_slice(&1i32.to_be_bytes());
-        let crc = compute_crc(&b);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(
-            validate_produce_records(&b, &rules()),
-            Err(BatchError::Invalid(_))
-        ));
-    }
-
-    #[test]
-    fn log_append_time_resigns() {
+    fn timestamp_type_and_max_are_set_and_resigned() {
         let mut b = make_batch(1, 5, 1000);
-        set_log_append_time(&mut b, 5000);
+        set_max_timestamp(&mut b, true, 5000);
         let h = BatchHeader::parse(&b).unwrap();
-        assert_eq!(h.max_timestamp, 5000);
-        verify_crc(&h, &b).unwrap();
-    }
-
-    /// Kafka's `LogValidator`: a client's control batch, and a producer id with no
-    /// sequence, are INVALID_RECORD; a producer id with a sequence is fine.
-    #[test]
-    fn control_batches_and_producer_ids_without_sequence_are_invalid() {
-        let resign = |b: &mut Vec<u8>| {
-            let crc = compute_crc(b);
-            b[17..21].copy_from_slice(&crc.to_be_bytes());
-        };
-        let mut control = make_batch(1, 5, 1000);
-        control[22] |= ATTR_CONTROL as u8;
-        resign(&mut control);
-        let refused = validate_produce_records(&control, &rules());
-        assert!(
-            matches!(&refused, Err(BatchError::Invalid(m)) if m.contains("control")),
-            "{refused:?}"
-        );
-        let mut idempotent = make_batch(1, 5, 1000);
-        idempotent[43..51].copy_from_slice(&1000i64.to_be_bytes());
-        idempotent[51..53].copy_from_slice(&0i16.to_be_bytes());
-        idempotent[53..57].copy_from_slice(&5i32.to_be_bytes());
-        resign(&mut idempotent);
         assert_eq!(
-            validate_produce_records(&idempotent, &rules()).map(|v| v.len()).ok(),
-            Some(1)
+            (h.max_timestamp, h.attributes & ATTR_LOG_APPEND_TIME),
+            (5000, ATTR_LOG_APPEND_TIME)
         );
-        idempotent[53..57].copy_from_slice(&(-1i32).to_be_bytes());
-        resign(&mut idempotent);
-        let refused = validate_produce_records(&idempotent, &rules());
-        assert!(
-            matches!(&refused, Err(BatchError::Invalid(m)) if m.contains("sequence")),
-            "{refused:?}"
-        );
-    }
-
-    #[test]
-    fn future_timestamp_is_refused() {
-        let b = make_batch(1, 5, 1000 + 3_600_001);
-        assert!(matches!(
-            validate_produce_records(&b, &rules()),
-            Err(BatchError::InvalidTimestamp { .. })
-        ));
+        verify_crc(&h, &b).unwrap();
+        set_max_timestamp(&mut b, false, 700);
+        let h = BatchHeader::parse(&b).unwrap();
+        assert_eq!((h.max_timestamp, h.attributes & ATTR_LOG_APPEND_TIME), (700, 0));
+        verify_crc(&h, &b).unwrap();
     }
 }

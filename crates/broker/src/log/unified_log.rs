@@ -21,8 +21,9 @@ use super::checkpoint;
 use super::deletion::DeletedFile;
 use super::local_log::{list_segment_files, LocalLog};
 use super::log_dir_failure::LogDirFailureChannel;
+use super::log_validator::{self, ValidatedBatch, ValidationRules};
 use super::producer_state::{ProducerCheck, ProducerStateManager};
-use super::record_batch::{self, BatchError, BatchHeader, BatchIter, ValidatedBatch, ValidationRules};
+use super::record_batch::{self, BatchError, BatchHeader, BatchIter};
 use super::segment::{self, LogSegment};
 use super::{LogError, TopicPartition};
 use crate::config::TopicConfig;
@@ -33,11 +34,10 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-/// Validates a produce request's records as Kafka's LogValidator does, after
-/// recompressing them to the topic's `compression.type` if that names another codec
-/// (expansion bounded). Returns the recompressed bytes, if it did, and the batch to
-/// append: produce v3+ carries exactly one per partition, and validation refuses any
-/// other count.
+/// Validates a produce request's records as Kafka's `LogValidator` does
+/// (`log_validator`), then recompresses them to the topic's `compression.type` if that
+/// names another codec (expansion bounded). Returns the recompressed bytes, if it did,
+/// and the batch to append: produce v3+ carries exactly one per partition.
 fn validate_for_leader(
     records: &[u8],
     config: &TopicConfig,
@@ -49,47 +49,36 @@ fn validate_for_leader(
         timestamp_before_max_ms: config.message_timestamp_before_max_ms,
         timestamp_after_max_ms: config.message_timestamp_after_max_ms,
         log_append_time: config.message_timestamp_log_append_time,
+        compacted: config.cleanup_policy_compact,
     };
-    let batches = record_batch::validate_produce_records(records, &rules)?;
-    let (recompressed, batches) = match super::compression::target_codec(&config.compression_type) {
+    let batch = log_validator::validate_produce_records(records, &rules)?;
+    match super::compression::target_codec(&config.compression_type) {
         Some(target) if super::compression::batch_codec(records) != Some(target) => {
             let expanded_max = super::compression::expanded_bytes_max(rules.max_message_bytes);
             let levels = super::compression::CompressionLevels::of(config);
             let recompressed = super::compression::recompress(records, target, levels, expanded_max)?;
-            let batches = record_batch::validate_produce_records(&recompressed, &rules)?;
-            (Some(recompressed), batches)
+            // The same records, so the same findings; only the header is new.
+            let header = BatchHeader::parse(&recompressed)?;
+            if header.size_bytes() != recompressed.len() {
+                return Err(BatchError::Invalid("recompression made more than one batch".into()).into());
+            }
+            // As Kafka's `UnifiedLog.append` when validation changed the size.
+            if recompressed.len() > rules.max_message_bytes {
+                return Err(BatchError::TooLarge {
+                    size: recompressed.len(),
+                    max: rules.max_message_bytes,
+                }
+                .into());
+            }
+            let recompressed_batch = ValidatedBatch {
+                position: 0,
+                header,
+                records: batch.records,
+            };
+            Ok((Some(recompressed), recompressed_batch))
         }
-        _ => (None, batches),
-    };
-    assert_eq!(batches.len(), 1, "validation passes exactly one batch per partition");
-    if config.cleanup_policy_compact {
-        require_keys(recompressed.as_deref().unwrap_or(records), rules.max_message_bytes)?;
+        _ => Ok((None, batch)),
     }
-    Ok((recompressed, batches[0]))
-}
-
-/// Kafka's `LogValidator`: a compacted topic takes only records with keys (compaction
-/// keeps each key's latest record; a record without one could never be compacted).
-/// A compressed batch is decoded, its expansion bounded as for recompression.
-fn require_keys(batch: &[u8], max_message_bytes: usize) -> Result<(), LogError> {
-    let refused = || BatchError::Invalid("Compacted topic cannot accept message without key".into()).into();
-    // Uncompressed (the broker's own writes to `__consumer_offsets` among them): the
-    // key lengths are read in place, nothing decoded or copied.
-    if super::compression::batch_codec(batch) == Some(kafka_protocol::records::Compression::None) {
-        return match record_batch::uncompressed_records_have_keys(batch) {
-            Some(true) => Ok(()),
-            Some(false) => Err(refused()),
-            None => Err(BatchError::Invalid("a record is cut off".into()).into()),
-        };
-    }
-    let expanded_max = super::compression::expanded_bytes_max(max_message_bytes);
-    let mut bytes = Bytes::copy_from_slice(batch);
-    let set = super::compression::decode_bounded(&mut bytes, expanded_max)
-        .map_err(|e| BatchError::Invalid(format!("decoding for the key check: {e}")))?;
-    if set.records.iter().any(|r| r.key.is_none()) {
-        return Err(refused());
-    }
-    Ok(())
 }
 
 /// What an append did.
@@ -290,23 +279,29 @@ impl UnifiedLog {
                 });
             }
         }
-        let append_time = if config.message_timestamp_log_append_time {
+        let log_append_time = config.message_timestamp_log_append_time;
+        let append_time = if log_append_time { now_ms } else { -1 };
+        // Kafka's `setMaxTimestamp`: the append time on a LogAppendTime topic, else the
+        // records' own largest timestamp, whatever the producer's header claimed.
+        let max_timestamp = if log_append_time {
             now_ms
         } else {
-            -1
+            b.records.max_timestamp
         };
         let base_offset = inner.log_end_offset;
         let mut header = b.header;
         header.base_offset = base_offset;
         header.partition_leader_epoch = leader_epoch;
         let original = &records[b.position..b.position + b.header.size_bytes()];
-        if append_time >= 0 {
-            // LogAppendTime changes CRC-covered fields: patch and re-sign a copy.
-            header.max_timestamp = append_time;
+        let stamped = header.attributes & record_batch::ATTR_LOG_APPEND_TIME != 0;
+        if stamped != log_append_time || header.max_timestamp != max_timestamp {
+            // CRC-covered fields change: patch and re-sign a copy.
+            header.max_timestamp = max_timestamp;
+            header.attributes ^= record_batch::ATTR_LOG_APPEND_TIME * i16::from(stamped != log_append_time);
             let mut copy = original.to_vec();
             record_batch::set_base_offset(&mut copy, base_offset);
             record_batch::set_partition_leader_epoch(&mut copy, leader_epoch);
-            record_batch::set_log_append_time(&mut copy, append_time);
+            record_batch::set_max_timestamp(&mut copy, log_append_time, max_timestamp);
             let appended = inner.append_batches(
                 &self.dir,
                 &config,

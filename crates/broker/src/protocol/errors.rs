@@ -46,11 +46,15 @@ pub fn coordinator_append_error_code(append_code: i16) -> i16 {
 
 pub fn batch_error_code(e: &BatchError) -> i16 {
     match e {
-        BatchError::CrcMismatch { .. } | BatchError::Truncated(_) => code(ResponseError::CorruptMessage),
+        BatchError::CrcMismatch { .. } | BatchError::Truncated(_) | BatchError::Corrupt(_) => {
+            code(ResponseError::CorruptMessage)
+        }
         // Kafka's ProduceRequest.validateRecords: magic < 2 and batch counts are InvalidRecord.
         BatchError::UnsupportedMagic(_) | BatchError::Invalid(_) => code(ResponseError::InvalidRecord),
         BatchError::TooLarge { .. } => code(ResponseError::MessageTooLarge),
-        BatchError::InvalidTimestamp { .. } => code(ResponseError::InvalidTimestamp),
+        BatchError::InvalidTimestamp { .. } | BatchError::LogAppendTimeFromProducer => {
+            code(ResponseError::InvalidTimestamp)
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! decoded record by record), then answer with base offsets. acks=0 gets no response.
 
 use super::{s, HandlerError};
+use crate::log::compression;
 use crate::log::direct_io::DIRECT_IO_BLOCK_BYTES;
+use crate::log::record_batch::{self, BatchHeader};
 use crate::log::TopicPartition;
 use crate::protocol::errors;
 use crate::protocol::frame::Placement;
@@ -12,9 +14,13 @@ use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+use kafka_protocol::records::Compression;
 
-pub fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Result<Option<ProduceResponse>, HandlerError> {
+pub fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Result<Option<ProduceResponse>, HandlerError> {
     let acks = req.acks;
+    // Kafka's `KafkaApis.handleProduceRequest`: transactional records need a
+    // transactional id, and without one the whole request is refused.
+    let unauthorized_transactional = req.transactional_id.is_none() && has_transactional_records(&req);
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let mut first_error = None;
     for topic in req.topic_data {
@@ -26,20 +32,22 @@ pub fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Result<Opt
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let code = if req.transactional_id.is_some() {
+            let records = p.records.as_deref().unwrap_or(&[]);
+            let code = if unauthorized_transactional {
+                errors::code(ResponseError::TransactionalIdAuthorizationFailed)
+            } else if req.transactional_id.is_some() {
                 resp.error_message = Some(s("transactions are not supported by this broker yet"));
                 errors::code(ResponseError::InvalidRequest)
             } else if !(-1..=1).contains(&acks) {
                 errors::code(ResponseError::InvalidRequiredAcks)
+            } else if version < 7 && is_zstd(records) {
+                // Kafka's `ProduceRequest.validateRecords`: zstd needs Produce v7 (KIP-110).
+                resp.error_message = Some(s(format!(
+                    "Produce requests with version {version} are not allowed to use ZStandard compression"
+                )));
+                errors::code(ResponseError::UnsupportedCompressionType)
             } else {
-                append_partition(
-                    broker,
-                    &name,
-                    p.index,
-                    p.records.as_deref().unwrap_or(&[]),
-                    acks,
-                    &mut resp,
-                )
+                append_partition(broker, &name, p.index, records, acks, &mut resp)
             };
             resp.error_code = code;
             if code != errors::NONE && first_error.is_none() {
@@ -61,6 +69,25 @@ pub fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Result<Opt
         };
     }
     Ok(Some(ProduceResponse::default().with_responses(responses)))
+}
+
+/// Whether any partition's batch has the transactional attribute, read in place.
+fn has_transactional_records(req: &ProduceRequest) -> bool {
+    req.topic_data.iter().flat_map(|t| &t.partition_data).any(|p| {
+        let records = p.records.as_deref().unwrap_or(&[]);
+        is_v2_batch(records) && BatchHeader::parse(records).is_ok_and(|h| h.is_transactional())
+    })
+}
+
+/// Whether the batch at the front of `records` is a v2 batch compressed with zstd.
+fn is_zstd(records: &[u8]) -> bool {
+    is_v2_batch(records) && compression::batch_codec(records) == Some(Compression::Zstd)
+}
+
+fn is_v2_batch(records: &[u8]) -> bool {
+    records
+        .get(16)
+        .is_some_and(|magic| *magic as i8 == record_batch::MAGIC_V2)
 }
 
 /// Where to place a large Produce request in memory (`frame::Placement`): so that its

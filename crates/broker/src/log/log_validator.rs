@@ -1,0 +1,533 @@
+//! Kafka's `LogValidator` (with the checks `ProduceRequest.validateRecords` and
+//! `UnifiedLog.analyzeAndValidateRecords` make before it), on a produce request's raw
+//! records: the batch is never decoded into records; its header is read in place and
+//! its records walked (each one's length, timestamp delta and key length; the rest
+//! skipped), decompressed as they are read when the batch is compressed.
+//!
+//! The checks run in Kafka's order, so a batch wrong in two ways gets Kafka's code:
+//! 1. Framing (Kafka's `ByteBufferLogInputStream`): a length below 14 or a magic outside
+//!    0-2 is CORRUPT_MESSAGE; no whole batch is INVALID_RECORD, and so is a second whole
+//!    one; a partial batch after the first is ignored, as Kafka trims it.
+//! 2. Magic 2 only, a base offset of 0 (INVALID_RECORD); at most `max.message.bytes`
+//!    (MESSAGE_TOO_LARGE); a whole header and a good CRC (CORRUPT_MESSAGE).
+//! 3. Offsets and count agree, no control batch, no producer id without a sequence
+//!    (INVALID_RECORD).
+//! 4. Records: each whole, none left over (INVALID_RECORD); timestamps in range and no
+//!    LogAppendTime from a producer (INVALID_TIMESTAMP); keys on a compacted topic
+//!    (INVALID_RECORD).
+
+use super::compression;
+use super::record_batch::{self, BatchError, BatchHeader, ATTR_LOG_APPEND_TIME, BATCH_HEADER_BYTES, LOG_OVERHEAD};
+use std::io::BufRead;
+
+/// Kafka's RecordBatch.NO_TIMESTAMP.
+pub const NO_TIMESTAMP: i64 = -1;
+
+/// Kafka's `LegacyRecord.RECORD_OVERHEAD_V0`: the smallest length any batch may claim.
+const RECORD_OVERHEAD_V0: i32 = 14;
+
+/// Bytes up to and including the magic byte.
+const HEADER_BYTES_UP_TO_MAGIC: usize = 17;
+
+/// Limits and clock a produce request's batch is validated against (the topic's
+/// configs, and the broker's time).
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationRules {
+    pub max_message_bytes: usize,
+    pub now_ms: i64,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    pub log_append_time: bool,
+    pub compacted: bool,
+}
+
+/// What a walk of a batch's records found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordsSummary {
+    /// The largest record timestamp (NO_TIMESTAMP if none is larger): what Kafka
+    /// stamps as the batch's `max_timestamp` on a CreateTime topic.
+    pub max_timestamp: i64,
+    /// The smallest record timestamp other than NO_TIMESTAMP, if any.
+    pub min_timestamp: Option<i64>,
+    /// Whether every record has a key.
+    pub all_keyed: bool,
+}
+
+/// The one batch of a validated produce request, where it sits, and its records.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidatedBatch {
+    pub position: usize,
+    pub header: BatchHeader,
+    pub records: RecordsSummary,
+}
+
+/// Validates a produce request's `records` field for one partition (steps 1-4 above).
+pub fn validate_produce_records(records: &[u8], rules: &ValidationRules) -> Result<ValidatedBatch, BatchError> {
+    let Some(size) = next_batch_size(records)? else {
+        return Err(BatchError::Invalid(
+            "a produce request needs one whole record batch per partition".into(),
+        ));
+    };
+    if next_batch_size(&records[size..])?.is_some() {
+        return Err(BatchError::Invalid(
+            "a produce request may carry exactly one record batch per partition".into(),
+        ));
+    }
+    let batch = &records[..size];
+    if batch[16] as i8 != record_batch::MAGIC_V2 {
+        return Err(BatchError::UnsupportedMagic(batch[16] as i8));
+    }
+    let header = check_header(batch, rules)?;
+    let summary = if header.compression() == 0 {
+        walk_records(&header, &batch[BATCH_HEADER_BYTES..])?
+    } else {
+        compression::walk_compressed_records(batch, &header)?
+    };
+    check_records(&header, &summary, rules)?;
+    Ok(ValidatedBatch {
+        position: 0,
+        header,
+        records: summary,
+    })
+}
+
+/// The size of the batch at the front of `buf`, as Kafka's `ByteBufferLogInputStream`
+/// reads it: `None` if no whole batch is there.
+fn next_batch_size(buf: &[u8]) -> Result<Option<usize>, BatchError> {
+    let Some((_, size)) = record_batch::peek_length(buf) else {
+        return Ok(None);
+    };
+    let length = size.saturating_sub(LOG_OVERHEAD);
+    if size == usize::MAX || length < RECORD_OVERHEAD_V0 as usize {
+        return Err(BatchError::Corrupt(format!(
+            "record size is less than the minimum record overhead ({RECORD_OVERHEAD_V0})"
+        )));
+    }
+    if buf.len() < HEADER_BYTES_UP_TO_MAGIC {
+        return Ok(None);
+    }
+    let magic = buf[16] as i8;
+    if !(0..=2).contains(&magic) {
+        return Err(BatchError::Corrupt(format!("invalid magic found in record: {magic}")));
+    }
+    Ok((buf.len() >= size).then_some(size))
+}
+
+/// Step 2 and 3: the header of the whole batch `batch`.
+fn check_header(batch: &[u8], rules: &ValidationRules) -> Result<BatchHeader, BatchError> {
+    let base_offset = i64::from_be_bytes(
+        batch[0..8]
+            .try_into()
+            .map_err(|_| BatchError::Corrupt("short".into()))?,
+    );
+    if base_offset != 0 {
+        return Err(BatchError::Invalid(format!(
+            "the base offset of the record batch should be 0, but it is {base_offset}"
+        )));
+    }
+    if batch.len() > rules.max_message_bytes {
+        return Err(BatchError::TooLarge {
+            size: batch.len(),
+            max: rules.max_message_bytes,
+        });
+    }
+    if batch.len() < BATCH_HEADER_BYTES {
+        return Err(BatchError::Corrupt(format!(
+            "record batch of {} bytes is smaller than the minimum allowed overhead {BATCH_HEADER_BYTES}",
+            batch.len()
+        )));
+    }
+    let header = BatchHeader::parse(batch)?;
+    record_batch::verify_crc(&header, batch)?;
+    if header.records_count <= 0 || header.last_offset_delta != header.records_count - 1 {
+        return Err(BatchError::Invalid(format!(
+            "records_count {} and last_offset_delta {} disagree",
+            header.records_count, header.last_offset_delta
+        )));
+    }
+    if header.compression() > 4 {
+        return Err(BatchError::Invalid(format!(
+            "unknown compression codec {}",
+            header.compression()
+        )));
+    }
+    check_client_batch(&header)?;
+    Ok(header)
+}
+
+/// What Kafka's `LogValidator.validateBatch` refuses from a client: control batches
+/// (markers are the broker's to write) and a producer id without a sequence, which would
+/// reset that producer's sequence state, so that its next batch is out of order.
+fn check_client_batch(header: &BatchHeader) -> Result<(), BatchError> {
+    if header.is_control() {
+        return Err(BatchError::Invalid(
+            "clients are not allowed to write control records".into(),
+        ));
+    }
+    if header.has_producer_id() && header.base_sequence < 0 {
+        return Err(BatchError::Invalid(format!(
+            "invalid sequence number {} in record batch with producer id {}",
+            header.base_sequence, header.producer_id
+        )));
+    }
+    Ok(())
+}
+
+/// Step 4 on a walk's findings, as Kafka's `validateTimestamp` and `validateKey`: on a
+/// CreateTime topic every timestamp but NO_TIMESTAMP within the configured bounds; a
+/// producer's LogAppendTime batch only on a CreateTime topic, with a timestamp.
+pub fn check_records(
+    header: &BatchHeader,
+    records: &RecordsSummary,
+    rules: &ValidationRules,
+) -> Result<(), BatchError> {
+    let producer_append_time = header.attributes & ATTR_LOG_APPEND_TIME != 0;
+    if producer_append_time && (rules.log_append_time || header.max_timestamp == NO_TIMESTAMP) {
+        return Err(BatchError::LogAppendTimeFromProducer);
+    }
+    if !rules.log_append_time {
+        for ts in [records.min_timestamp, Some(records.max_timestamp)]
+            .into_iter()
+            .flatten()
+        {
+            check_timestamp(ts, rules)?;
+        }
+    }
+    if rules.compacted && !records.all_keyed {
+        return Err(BatchError::Invalid(
+            "Compacted topic cannot accept message without key".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_timestamp(ts: i64, rules: &ValidationRules) -> Result<(), BatchError> {
+    let diff = rules.now_ms.saturating_sub(ts);
+    if ts != NO_TIMESTAMP
+        && (diff > rules.timestamp_before_max_ms || diff.saturating_neg() > rules.timestamp_after_max_ms)
+    {
+        return Err(BatchError::InvalidTimestamp {
+            timestamp: ts,
+            now: rules.now_ms,
+        });
+    }
+    Ok(())
+}
+
+/// Walks the `records_count` records of a batch whose header is `header`, from `r`
+/// (the bytes after the header, decompressed): reads each record's length, timestamp
+/// delta, offset delta and key length, and skips the rest. A record cut off, fields
+/// past a record's length, or bytes after the last record are INVALID_RECORD, as
+/// Kafka's record iterator finds them.
+pub fn walk_records(header: &BatchHeader, mut r: impl BufRead) -> Result<RecordsSummary, BatchError> {
+    let log_append_time = header.attributes & ATTR_LOG_APPEND_TIME != 0;
+    let mut summary = RecordsSummary {
+        max_timestamp: NO_TIMESTAMP,
+        min_timestamp: None,
+        all_keyed: true,
+    };
+    let count = header.records_count;
+    let cut = |i: i32| BatchError::Invalid(format!("record {i} of {count} is cut off"));
+    for i in 0..count {
+        let mut unused = 0;
+        let len = varint(&mut r, &mut unused)?.ok_or_else(|| cut(i))?;
+        let len = usize::try_from(len).map_err(|_| BatchError::Invalid(format!("record {i} has length {len}")))?;
+        let mut used = 1;
+        next_byte(&mut r)?.ok_or_else(|| cut(i))?; // attributes
+        let timestamp_delta = varint(&mut r, &mut used)?.ok_or_else(|| cut(i))?;
+        varint(&mut r, &mut used)?.ok_or_else(|| cut(i))?; // offset delta
+        let key_len = varint(&mut r, &mut used)?.ok_or_else(|| cut(i))?;
+        let rest = len
+            .checked_sub(used)
+            .ok_or_else(|| BatchError::Invalid(format!("record {i}'s fields overrun its length {len}")))?;
+        if !skip(&mut r, rest)? {
+            return Err(cut(i));
+        }
+        // As Kafka's `DefaultRecordBatch`: in a LogAppendTime batch every record's
+        // timestamp is the batch's.
+        let ts = if log_append_time {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.wrapping_add(timestamp_delta)
+        };
+        summary.max_timestamp = summary.max_timestamp.max(ts);
+        if ts != NO_TIMESTAMP {
+            summary.min_timestamp = Some(summary.min_timestamp.map_or(ts, |m| m.min(ts)));
+        }
+        summary.all_keyed &= key_len >= 0;
+    }
+    if next_byte(&mut r)?.is_some() {
+        return Err(BatchError::Invalid(format!(
+            "incorrect declared batch size: bytes remain after the last of {count} records"
+        )));
+    }
+    Ok(summary)
+}
+
+fn read_failed(e: std::io::Error) -> BatchError {
+    BatchError::Corrupt(format!("reading records: {e}"))
+}
+
+/// The next byte; `None` at the end.
+fn next_byte(r: &mut impl BufRead) -> Result<Option<u8>, BatchError> {
+    let Some(&byte) = r.fill_buf().map_err(read_failed)?.first() else {
+        return Ok(None);
+    };
+    r.consume(1);
+    Ok(Some(byte))
+}
+
+/// A zig-zag varint (at most 10 bytes), counting its bytes into `used`; `None` at the end.
+fn varint(r: &mut impl BufRead, used: &mut usize) -> Result<Option<i64>, BatchError> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let Some(byte) = next_byte(r)? else {
+            return Ok(None);
+        };
+        *used += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(Some(((value >> 1) as i64) ^ -((value & 1) as i64)));
+        }
+    }
+    Err(BatchError::Invalid("a varint is longer than 10 bytes".into()))
+}
+
+/// Skips `n` bytes; false if the records end first.
+fn skip(r: &mut impl BufRead, mut n: usize) -> Result<bool, BatchError> {
+    while n > 0 {
+        let available = r.fill_buf().map_err(read_failed)?.len();
+        if available == 0 {
+            return Ok(false);
+        }
+        let k = available.min(n);
+        r.consume(k);
+        n -= k;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::record_batch::tests::make_batch;
+    use crate::log::record_batch::{compute_crc, encode_keyed_batch, ATTR_CONTROL};
+
+    fn rules() -> ValidationRules {
+        ValidationRules {
+            max_message_bytes: 1 << 20,
+            now_ms: 1000,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+            log_append_time: false,
+            compacted: false,
+        }
+    }
+
+    fn resign(b: &mut [u8]) {
+        let crc = compute_crc(b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    #[test]
+    fn valid_batch_passes_and_corrupt_crc_fails() {
+        let mut b = make_batch(3, 10, 1000);
+        let v = validate_produce_records(&b, &rules()).expect("valid");
+        assert_eq!(v.records.max_timestamp, 1000);
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        assert!(matches!(
+            validate_produce_records(&b, &rules()),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn wrong_count_is_invalid() {
+        let mut b = make_batch(3, 10, 1000);
+        b[57..61].copy_from_slice(&2i32.to_be_bytes());
+        b[23..27].copy_from_slice(&1i32.to_be_bytes());
+        resign(&mut b);
+        assert!(matches!(
+            validate_produce_records(&b, &rules()),
+            Err(BatchError::Invalid(_))
+        ));
+    }
+
+    /// Kafka's framing: what is corrupt, what is no batch at all, and what is ignored.
+    #[test]
+    fn framing_is_kafkas() {
+        let b = make_batch(3, 10, 1000);
+        let check = |bytes: &[u8]| validate_produce_records(bytes, &rules());
+        assert!(matches!(check(&b[..b.len() - 1]), Err(BatchError::Invalid(_))), "cut");
+        assert!(matches!(check(&b[..10]), Err(BatchError::Invalid(_))), "no length");
+        let mut short = b.clone();
+        short[8..12].copy_from_slice(&13i32.to_be_bytes());
+        assert!(matches!(check(&short), Err(BatchError::Corrupt(_))), "length 13");
+        let mut magic = b.clone();
+        magic[16] = 3;
+        assert!(matches!(check(&magic), Err(BatchError::Corrupt(_))), "magic 3");
+        magic[16] = 1;
+        assert!(matches!(check(&magic), Err(BatchError::UnsupportedMagic(1))));
+        let mut header_only = b[..40].to_vec();
+        header_only[8..12].copy_from_slice(&28i32.to_be_bytes());
+        assert!(
+            matches!(check(&header_only), Err(BatchError::Corrupt(_))),
+            "below the header"
+        );
+        let mut trailing = b.clone();
+        trailing.extend_from_slice(&b[..30]);
+        assert!(check(&trailing).is_ok(), "a partial batch after the first is ignored");
+        let mut offset = b.clone();
+        offset[0..8].copy_from_slice(&5i64.to_be_bytes());
+        assert!(matches!(check(&offset), Err(BatchError::Invalid(m)) if m.contains("base offset")));
+    }
+
+    /// Kafka's `LogValidator`: a client's control batch, and a producer id with no
+    /// sequence, are INVALID_RECORD; a producer id with a sequence is fine.
+    #[test]
+    fn control_batches_and_producer_ids_without_sequence_are_invalid() {
+        let mut control = make_batch(1, 5, 1000);
+        control[22] |= ATTR_CONTROL as u8;
+        resign(&mut control);
+        let refused = validate_produce_records(&control, &rules());
+        assert!(
+            matches!(&refused, Err(BatchError::Invalid(m)) if m.contains("control")),
+            "{refused:?}"
+        );
+        let mut idempotent = make_batch(1, 5, 1000);
+        idempotent[43..51].copy_from_slice(&1000i64.to_be_bytes());
+        idempotent[51..53].copy_from_slice(&0i16.to_be_bytes());
+        idempotent[53..57].copy_from_slice(&5i32.to_be_bytes());
+        resign(&mut idempotent);
+        assert!(validate_produce_records(&idempotent, &rules()).is_ok());
+        idempotent[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        resign(&mut idempotent);
+        let refused = validate_produce_records(&idempotent, &rules());
+        assert!(
+            matches!(&refused, Err(BatchError::Invalid(m)) if m.contains("sequence")),
+            "{refused:?}"
+        );
+    }
+
+    fn put_varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    /// An uncompressed batch of keyless, empty records at `base_timestamp` plus each of
+    /// `deltas`, whose header claims `claimed_max` as its max timestamp.
+    fn batch_with_deltas(base_timestamp: i64, deltas: &[i64], claimed_max: i64) -> Vec<u8> {
+        let mut b = make_batch(1, 0, base_timestamp)[..BATCH_HEADER_BYTES].to_vec();
+        for (i, delta) in deltas.iter().enumerate() {
+            let mut body = vec![0u8]; // attributes
+            put_varint(&mut body, *delta);
+            put_varint(&mut body, i as i64); // offset delta
+            body.extend([1, 1, 0]); // no key, no value, no headers
+            put_varint(&mut b, body.len() as i64);
+            b.extend(body);
+        }
+        let n = deltas.len() as i32;
+        let batch_length = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&batch_length.to_be_bytes());
+        b[23..27].copy_from_slice(&(n - 1).to_be_bytes());
+        b[35..43].copy_from_slice(&claimed_max.to_be_bytes());
+        b[57..61].copy_from_slice(&n.to_be_bytes());
+        resign(&mut b);
+        b
+    }
+
+    /// Every record's timestamp is checked, not the header's claim: a batch whose
+    /// header says 1000 but whose second record is an hour and a bit ahead is refused,
+    /// and the walk reports the records' true extremes.
+    #[test]
+    fn record_timestamps_are_read_from_the_records() {
+        let future = make_batch(1, 5, 1000 + 3_600_001);
+        assert!(matches!(
+            validate_produce_records(&future, &rules()),
+            Err(BatchError::InvalidTimestamp { .. })
+        ));
+        let lying = batch_with_deltas(1000, &[0, 3_600_001, -400], 1000);
+        let refused = validate_produce_records(&lying, &rules());
+        assert!(
+            matches!(
+                refused,
+                Err(BatchError::InvalidTimestamp {
+                    timestamp: 3_601_001,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        let lenient = ValidationRules {
+            timestamp_after_max_ms: i64::MAX,
+            ..rules()
+        };
+        let v = validate_produce_records(&lying, &lenient).expect("within bounds");
+        assert_eq!(v.header.max_timestamp, 1000);
+        assert_eq!(
+            (v.records.min_timestamp, v.records.max_timestamp),
+            (Some(600), 3_601_001)
+        );
+        // The oldest record is checked too.
+        let old = ValidationRules {
+            timestamp_before_max_ms: 300,
+            ..lenient
+        };
+        assert!(matches!(
+            validate_produce_records(&lying, &old),
+            Err(BatchError::InvalidTimestamp { timestamp: 600, .. })
+        ));
+    }
+
+    /// A producer's LogAppendTime batch: refused on a LogAppendTime topic, and on a
+    /// CreateTime topic without a timestamp, as Kafka's `validateTimestamp`.
+    #[test]
+    fn log_append_time_from_a_producer() {
+        let mut b = make_batch(1, 5, 1000);
+        b[22] |= ATTR_LOG_APPEND_TIME as u8;
+        resign(&mut b);
+        assert!(validate_produce_records(&b, &rules()).is_ok());
+        let topic_append_time = ValidationRules {
+            log_append_time: true,
+            ..rules()
+        };
+        assert_eq!(
+            validate_produce_records(&b, &topic_append_time),
+            Err(BatchError::LogAppendTimeFromProducer)
+        );
+        b[35..43].copy_from_slice(&NO_TIMESTAMP.to_be_bytes());
+        resign(&mut b);
+        assert_eq!(
+            validate_produce_records(&b, &rules()),
+            Err(BatchError::LogAppendTimeFromProducer)
+        );
+    }
+
+    /// Keys read in place: keyed records pass a compacted topic, one without a key does
+    /// not, and bytes after the last record are refused.
+    #[test]
+    fn keys_and_leftover_bytes() {
+        let keyed: Vec<(bytes::Bytes, Option<bytes::Bytes>)> =
+            (0..5).map(|i| (bytes::Bytes::from(format!("k{i}")), None)).collect();
+        let batch = encode_keyed_batch(&keyed, 1_000).expect("encode");
+        let compacted = ValidationRules {
+            compacted: true,
+            ..rules()
+        };
+        assert!(validate_produce_records(&batch, &compacted).is_ok());
+        let refused = validate_produce_records(&make_batch(3, 10, 1_000), &compacted);
+        assert!(matches!(refused, Err(BatchError::Invalid(m)) if m.contains("key")));
+        let header = BatchHeader::parse(&batch).expect("header");
+        let mut records = batch[BATCH_HEADER_BYTES..].to_vec();
+        records.push(0);
+        let refused = walk_records(&header, &records[..]);
+        assert!(matches!(refused, Err(BatchError::Invalid(m)) if m.contains("remain")));
+        let refused = walk_records(&header, &records[..records.len() - 3]);
+        assert!(matches!(refused, Err(BatchError::Invalid(m)) if m.contains("cut off")));
+    }
+}
