@@ -85,10 +85,10 @@ fn unknown_api_key_closes_and_unsupported_api_versions_gets_v0_error() {
 }
 
 fn batch(n: usize, producer: Option<(i64, i16, i32)>) -> BytesMut {
-    encoded_batch(n, producer, Compression::None)
+    encoded_batch(n, producer, Compression::None, 1_700_000_000_000)
 }
 
-fn encoded_batch(n: usize, producer: Option<(i64, i16, i32)>, compression: Compression) -> BytesMut {
+fn encoded_batch(n: usize, producer: Option<(i64, i16, i32)>, compression: Compression, timestamp: i64) -> BytesMut {
     let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
@@ -101,7 +101,7 @@ fn encoded_batch(n: usize, producer: Option<(i64, i16, i32)>, compression: Compr
             offset: i as i64,
             // The encoder starts a new batch when offset - sequence changes.
             sequence: if seq >= 0 { seq + i as i32 } else { i as i32 - 1 },
-            timestamp: 1_700_000_000_000,
+            timestamp,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(format!("v{i}"))),
             headers: Default::default(),
@@ -476,7 +476,7 @@ fn produce_with(c: &mut RawClient, version: i16, transactional_id: Option<&str>,
 }
 
 fn compressed_batch(n: usize, compression: Compression) -> BytesMut {
-    encoded_batch(n, None, compression)
+    encoded_batch(n, None, compression, 1_700_000_000_000)
 }
 
 fn resign(b: &mut [u8]) {
@@ -596,4 +596,35 @@ fn the_max_timestamp_stored_is_the_records() {
     assert_eq!((code, offset, timestamp), (0, 0, 1_700_000_000_000));
     let (code, offset, _) = common::list_offsets(&mut c, "stamped", 1_650_000_000_000);
     assert_eq!((code, offset), (0, 0), "found by its records' time");
+}
+
+/// Kafka's `producer.id.expiration.ms`: a producer whose last batch is older than it is
+/// forgotten at the next check, so its next batch starts afresh at any sequence; one
+/// seen recently is still held to its sequence.
+#[test]
+fn idle_producers_expire() {
+    let broker = BrokerProcess::start(&["producer.id.expiration.check.interval.ms=200"]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    common::ensure_topic(&mut c, "expiring");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let idle = common::init_producer_id(&mut c);
+    let recent = common::init_producer_id(&mut c);
+    let at = |pid: i64, seq: i32, timestamp: i64| {
+        encoded_batch(1, Some((pid, 0, seq)), Compression::None, timestamp).freeze()
+    };
+    // Last seen two days ago (by its batch's timestamp), and now.
+    let two_days_ago = now - 2 * 86_400_000;
+    assert_eq!(produce(&mut c, "expiring", at(idle, 0, two_days_ago)).0, 0);
+    assert_eq!(produce(&mut c, "expiring", at(recent, 0, now)).0, 0);
+    common::wait_for("the idle producer to expire", || {
+        produce(&mut c, "expiring", at(idle, 5, now)).0 == 0
+    });
+    assert_eq!(
+        produce(&mut c, "expiring", at(recent, 5, now)).0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
 }

@@ -72,6 +72,11 @@ pub struct BrokerConfig {
     /// Fjord's: active segments append with O_DIRECT (`fjord.log.direct.io`).
     pub log_direct_io: bool,
     pub offsets_retention_check_interval_ms: i64,
+    /// `producer.id.expiration.ms`: an idempotent producer idle this long is forgotten
+    /// (its state dropped from every partition), checked every
+    /// `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_ms: i64,
+    pub producer_id_expiration_check_interval_ms: i64,
     pub group_consumer_session_timeout_ms: i64,
     pub group_consumer_heartbeat_interval_ms: i64,
     pub group_consumer_max_size: usize,
@@ -226,6 +231,14 @@ impl BrokerConfig {
                 1,
                 i64::MAX,
             )?,
+            producer_id_expiration_ms: parse_opt(props, "producer.id.expiration.ms", 86_400_000, 1, i32::MAX as i64)?,
+            producer_id_expiration_check_interval_ms: parse_opt(
+                props,
+                "producer.id.expiration.check.interval.ms",
+                600_000,
+                1,
+                i32::MAX as i64,
+            )?,
             group_consumer_session_timeout_ms: parse_opt(
                 props,
                 "group.consumer.session.timeout.ms",
@@ -332,6 +345,8 @@ fn is_known_key(key: &str) -> bool {
         "offset.metadata.max.bytes",
         "offsets.retention.minutes",
         "offsets.retention.check.interval.ms",
+        "producer.id.expiration.ms",
+        "producer.id.expiration.check.interval.ms",
         "group.consumer.session.timeout.ms",
         "group.consumer.heartbeat.interval.ms",
         "group.consumer.max.size",

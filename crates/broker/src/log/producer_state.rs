@@ -9,14 +9,16 @@
 //! timestamp i64, coordinator_epoch i32, current_txn_first_offset i64`.
 
 use super::record_batch::{crc32c, BatchHeader};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// Kafka keeps the metadata of the last five batches per producer (max.in.flight = 5).
 pub const BATCHES_PER_PRODUCER_MAX: usize = 5;
-/// Limit: producers remembered per partition; the least recently seen is evicted.
+/// Limit: producers remembered per partition; the one whose last batch is oldest in the
+/// log is evicted (Kafka has no such limit, only `producer.id.expiration.ms`, which
+/// Fjord applies too: `remove_expired`).
 pub const PRODUCERS_MAX: usize = 50_000;
 const SNAPSHOT_ENTRY_BYTES: usize = 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8;
 
@@ -57,9 +59,20 @@ pub enum ProducerError {
     OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
 }
 
+/// Invariant (asserted): `by_last_offset` holds exactly one entry per producer, keyed
+/// by the last offset of its newest batch, so the producer to evict is its first.
 #[derive(Debug, Default)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerStateEntry>,
+    by_last_offset: BTreeMap<i64, i64>,
+}
+
+/// Each producer keyed by the last offset of its newest batch.
+fn order_of(producers: &HashMap<i64, ProducerStateEntry>) -> BTreeMap<i64, i64> {
+    producers
+        .iter()
+        .filter_map(|(id, e)| Some((e.batches.back()?.last_offset, *id)))
+        .collect()
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -124,6 +137,9 @@ impl ProducerStateManager {
             self.evict_oldest();
         }
         let entry = self.producers.entry(h.producer_id).or_default();
+        if let Some(last) = entry.batches.back() {
+            self.by_last_offset.remove(&last.last_offset);
+        }
         if h.producer_epoch != entry.producer_epoch {
             entry.batches.clear();
             entry.producer_epoch = h.producer_epoch;
@@ -138,17 +154,43 @@ impl ProducerStateManager {
             offset_delta: h.last_offset_delta,
             timestamp: h.max_timestamp,
         });
+        self.by_last_offset.insert(h.last_offset(), h.producer_id);
+        assert_eq!(
+            self.by_last_offset.len(),
+            self.producers.len(),
+            "one order entry per producer"
+        );
     }
 
+    /// Forgets the producer whose newest batch is oldest in the log: O(log n).
     fn evict_oldest(&mut self) {
-        let oldest = self
-            .producers
-            .iter()
-            .min_by_key(|(_, e)| e.batches.back().map(|b| b.timestamp).unwrap_or(i64::MIN))
-            .map(|(id, _)| *id);
-        if let Some(id) = oldest {
+        if let Some((_, id)) = self.by_last_offset.pop_first() {
             self.producers.remove(&id);
         }
+    }
+
+    /// Kafka's `removeExpiredProducers`: forgets producers whose newest batch's
+    /// timestamp is `expiration_ms` or more before `now_ms` (`producer.id.expiration.ms`).
+    /// A walk of every producer, as Kafka's, run once per check interval. Returns how
+    /// many were forgotten.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            e.batches
+                .back()
+                .is_some_and(|b| now_ms.saturating_sub(b.timestamp) < expiration_ms)
+        });
+        self.rebuild_order();
+        before - self.producers.len()
+    }
+
+    fn rebuild_order(&mut self) {
+        self.by_last_offset = order_of(&self.producers);
+        assert_eq!(
+            self.by_last_offset.len(),
+            self.producers.len(),
+            "one order entry per producer"
+        );
     }
 
     pub fn len(&self) -> usize {
@@ -161,6 +203,7 @@ impl ProducerStateManager {
 
     pub fn clear(&mut self) {
         self.producers.clear();
+        self.by_last_offset.clear();
     }
 
     /// Forgets batches at or past `offset` (log truncation).
@@ -169,6 +212,7 @@ impl ProducerStateManager {
             e.batches.retain(|b| b.last_offset < offset);
         }
         self.producers.retain(|_, e| !e.batches.is_empty());
+        self.rebuild_order();
     }
 
     pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
@@ -278,6 +322,12 @@ impl ProducerStateManager {
                 },
             );
         }
+        // A producer listed twice, or two at one offset: not a snapshot Fjord wrote, so
+        // the state is rebuilt from the log instead.
+        state.by_last_offset = order_of(&state.producers);
+        if state.producers.len() != count as usize || state.by_last_offset.len() != state.producers.len() {
+            return Ok(None);
+        }
         Ok(Some(state))
     }
 
@@ -347,5 +397,42 @@ mod tests {
             Ok(ProducerCheck::Duplicate(_))
         ));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Past the limit, the producer whose newest batch is oldest in the log goes, in
+    /// O(log n) (it was a scan of all 50,000); producers idle past the expiration go at
+    /// the check.
+    #[test]
+    fn eviction_takes_the_oldest_and_expiration_the_idle() {
+        let mut s = ProducerStateManager::default();
+        let mut offset = 0;
+        let mut batch = |pid: i64, timestamp: i64| {
+            let mut h = header(pid, 0, 0, 1, offset);
+            h.max_timestamp = timestamp;
+            offset += 1;
+            h
+        };
+        for pid in 0..PRODUCERS_MAX as i64 {
+            s.update(&batch(pid, 1_000));
+        }
+        // Producer 0 writes again, so producer 1 is now the oldest.
+        let mut again = batch(0, 1_000);
+        again.base_sequence = 1;
+        s.update(&again);
+        s.update(&batch(1_000_000, 5_000));
+        assert_eq!(s.len(), PRODUCERS_MAX);
+        assert_eq!(
+            s.check(&header(1, 0, 7, 1, 0)),
+            Ok(ProducerCheck::Append),
+            "1 forgotten: any sequence"
+        );
+        assert!(s.check(&header(0, 0, 7, 1, 0)).is_err(), "0 remembered");
+        assert!(s.check(&header(2, 0, 7, 1, 0)).is_err(), "2 remembered");
+        // At 4,000 with a 3,000 expiration, everyone but the producer seen at 5,000 is idle.
+        assert_eq!(s.remove_expired(4_000, 3_000), PRODUCERS_MAX - 1);
+        assert_eq!(s.len(), 1);
+        s.update(&batch(7, 4_000));
+        s.update(&batch(8, 4_000));
+        assert_eq!(s.len(), 3);
     }
 }

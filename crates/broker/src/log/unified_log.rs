@@ -546,6 +546,12 @@ impl UnifiedLog {
         hw
     }
 
+    /// Forgets idempotent producers idle for `expiration_ms` (Kafka's
+    /// `producer.id.expiration.ms`); returns how many.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.lock().producer_state.remove_expired(now_ms, expiration_ms)
+    }
+
     /// Registers a waiting fetch, woken at the next move of the high watermark.
     pub fn register_fetch_waiter(&self, waiter: &Arc<tokio::sync::Notify>) {
         let mut waiters = crate::sync::lock(&self.fetch_waiters);

@@ -360,6 +360,7 @@ async fn background_tasks(broker: Arc<Broker>) {
     let mut since_checkpoint = 0u64;
     let mut since_cleaning = 0u64;
     let mut since_offsets_expiry = 0u64;
+    let mut since_producer_expiry = 0u64;
     let mut interval = tokio::time::interval(std::time::Duration::from_millis(tick_ms));
     loop {
         interval.tick().await;
@@ -367,6 +368,17 @@ async fn background_tasks(broker: Arc<Broker>) {
         since_checkpoint += tick_ms;
         since_cleaning += tick_ms;
         since_offsets_expiry += tick_ms;
+        since_producer_expiry += tick_ms;
+        if since_producer_expiry >= broker.config.producer_id_expiration_check_interval_ms as u64 {
+            since_producer_expiry = 0;
+            let now = broker.time.now_ms();
+            for log in broker.logs.all() {
+                let expired = log.remove_expired_producers(now, broker.config.producer_id_expiration_ms);
+                if expired > 0 {
+                    tracing::debug!(partition = %log.topic_partition, expired, "expired idle producers");
+                }
+            }
+        }
         if since_offsets_expiry >= broker.config.offsets_retention_check_interval_ms as u64 {
             since_offsets_expiry = 0;
             groups::expire_offsets(&broker);

@@ -268,6 +268,13 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, Strin
             true,
             5,
         ),
+        (
+            "producer.id.expiration.ms".into(),
+            c.producer_id_expiration_ms.to_string(),
+            SOURCE_STATIC_BROKER,
+            true,
+            3,
+        ),
     ];
     let defaults = broker
         .topic_defaults()
