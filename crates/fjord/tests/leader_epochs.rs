@@ -124,7 +124,9 @@ fn offset_for_leader_epoch_answers_the_end_of_each_epoch() {
         answer(offset_for_leader_epoch(&mut c, "nope", -1, 0)),
         (UNKNOWN_TOPIC_OR_PARTITION, -1, -1)
     );
-    // An empty partition knows no epoch yet.
+    // An empty partition knows its leader's epoch, which starts at its end, as Kafka's
+    // `makeLeader` records it: a Java consumer positioned at 0 with epoch 0 (seekToEnd
+    // on it, then a commit) validates that position after a restart.
     let empty = {
         let r = OffsetForLeaderEpochRequest::default().with_topics(vec![OffsetForLeaderTopic::default()
             .with_topic(name("t"))
@@ -132,7 +134,7 @@ fn offset_for_leader_epoch_answers_the_end_of_each_epoch() {
         let mut r: OffsetForLeaderEpochResponse = c.request(ApiKey::OffsetForLeaderEpoch, 2, &r);
         r.topics.remove(0).partitions.remove(0)
     };
-    assert_eq!(answer(empty), (0, -1, -1));
+    assert_eq!(answer(empty), (0, 0, 0));
 }
 
 fn list_offsets(c: &mut RawClient, version: i16, partitions: &[(i32, i64, i32)]) -> Vec<ListOffsetsPartitionResponse> {
@@ -162,7 +164,7 @@ fn list_offsets_checks_versions_epochs_and_duplicates() {
     // Latest and earliest carry the leader epoch; the current epoch is checked.
     let r = list_offsets(&mut c, 9, &[(0, -1, 0), (1, -2, -1), (2, -1, 1)]);
     assert_eq!(answer(&r[0]), (0, 40, 0));
-    assert_eq!(answer(&r[1]), (0, 0, -1), "an empty partition has no epoch yet");
+    assert_eq!(answer(&r[1]), (0, 0, 0), "an empty partition has its leader's epoch");
     assert_eq!(answer(&r[2]).0, UNKNOWN_LEADER_EPOCH);
     let r = list_offsets(&mut c, 9, &[(0, -2, 0), (1, -1, 0)]);
     assert_eq!(answer(&r[0]), (0, 0, 0));

@@ -41,6 +41,25 @@ pub(super) struct LocalLog {
 const DELETED_SEGMENT_FILES_MAX: usize = 30_000;
 
 impl LocalLog {
+    /// Kafka's `LeaderEpochFileCache.assign`: `epoch` starts at `start_offset`, if it is
+    /// newer than every epoch in the cache. The checkpoint is written first and only
+    /// then the cache changed, so a failed write changes nothing.
+    pub(super) fn assign_epoch_start_offset(
+        &mut self,
+        dir: &Path,
+        epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), LogError> {
+        if self.leader_epoch_cache.last().is_some_and(|(e, _)| epoch <= *e) {
+            return Ok(());
+        }
+        let mut epochs = self.leader_epoch_cache.clone();
+        epochs.push((epoch, start_offset));
+        checkpoint::write_leader_epoch_checkpoint(&dir.join("leader-epoch-checkpoint"), &epochs)?;
+        self.leader_epoch_cache = epochs;
+        Ok(())
+    }
+
     pub(super) fn keep_deleted_files(&mut self, files: Vec<DeletedFile>) -> Result<(), LogError> {
         for file in files {
             if self.deleted_segment_files.len() < DELETED_SEGMENT_FILES_MAX {
@@ -83,12 +102,7 @@ impl LocalLog {
         // appended, and only then taken into memory. A checkpoint that cannot be
         // written (a full disk) so fails the append before the segment changed,
         // instead of after, which would leave the segment ahead of `log_end_offset`.
-        if self.leader_epoch_cache.last().is_none_or(|(e, _)| leader_epoch > *e) {
-            let mut epochs = self.leader_epoch_cache.clone();
-            epochs.push((leader_epoch, first.base_offset));
-            checkpoint::write_leader_epoch_checkpoint(&dir.join("leader-epoch-checkpoint"), &epochs)?;
-            self.leader_epoch_cache = epochs;
-        }
+        self.assign_epoch_start_offset(dir, leader_epoch, first.base_offset)?;
         self.maybe_roll(dir, config, bytes_len, first.base_offset, last.last_offset(), now_ms)?;
         self.active().append(parts, headers)?;
         for (_, h) in headers {

@@ -201,10 +201,12 @@ pub fn check_records(
     Ok(())
 }
 
+/// Kafka's `recordHasInvalidTimestamp`, in its (wrapping) long arithmetic, so a
+/// timestamp near i64::MIN is refused as Kafka refuses it.
 fn check_timestamp(ts: i64, rules: &ValidationRules) -> Result<(), BatchError> {
-    let diff = rules.now_ms.saturating_sub(ts);
+    let diff = rules.now_ms.wrapping_sub(ts);
     if ts != NO_TIMESTAMP
-        && (diff > rules.timestamp_before_max_ms || diff.saturating_neg() > rules.timestamp_after_max_ms)
+        && (diff > rules.timestamp_before_max_ms || diff.wrapping_neg() > rules.timestamp_after_max_ms)
     {
         return Err(BatchError::InvalidTimestamp {
             timestamp: ts,
@@ -215,10 +217,11 @@ fn check_timestamp(ts: i64, rules: &ValidationRules) -> Result<(), BatchError> {
 }
 
 /// Walks the `records_count` records of a batch whose header is `header`, from `r`
-/// (the bytes after the header, decompressed): reads each record's length, timestamp
-/// delta, offset delta and key length, and skips the rest. A record cut off, fields
-/// past a record's length, or bytes after the last record are INVALID_RECORD, as
-/// Kafka's record iterator finds them.
+/// (the bytes after the header, decompressed), checking each record's framing as
+/// Kafka's `DefaultRecord.readFrom` does: its length, timestamp and offset deltas, key,
+/// value and headers (lengths read, bytes skipped) exactly filling it. A record cut
+/// off or overrun, a negative header key length, or bytes after the last record are
+/// INVALID_RECORD, as Kafka's record iterator finds them.
 pub fn walk_records(header: &BatchHeader, mut r: impl BufRead) -> Result<RecordsSummary, BatchError> {
     let log_append_time = header.attributes & ATTR_LOG_APPEND_TIME != 0;
     let mut summary = RecordsSummary {
@@ -227,22 +230,12 @@ pub fn walk_records(header: &BatchHeader, mut r: impl BufRead) -> Result<Records
         all_keyed: true,
     };
     let count = header.records_count;
-    let cut = |i: i32| BatchError::Invalid(format!("record {i} of {count} is cut off"));
     for i in 0..count {
-        let mut unused = 0;
-        let len = varint(&mut r, &mut unused)?.ok_or_else(|| cut(i))?;
-        let len = usize::try_from(len).map_err(|_| BatchError::Invalid(format!("record {i} has length {len}")))?;
-        let mut used = 1;
-        next_byte(&mut r)?.ok_or_else(|| cut(i))?; // attributes
-        let timestamp_delta = varint(&mut r, &mut used)?.ok_or_else(|| cut(i))?;
-        varint(&mut r, &mut used)?.ok_or_else(|| cut(i))?; // offset delta
-        let key_len = varint(&mut r, &mut used)?.ok_or_else(|| cut(i))?;
-        let rest = len
-            .checked_sub(used)
-            .ok_or_else(|| BatchError::Invalid(format!("record {i}'s fields overrun its length {len}")))?;
-        if !skip(&mut r, rest)? {
-            return Err(cut(i));
-        }
+        let (timestamp_delta, has_key) = walk_record(&mut r).map_err(|e| match e {
+            RecordError::Read(e) => e,
+            RecordError::Cut => BatchError::Invalid(format!("record {i} of {count} is cut off")),
+            RecordError::Framing(what) => BatchError::Invalid(format!("record {i} of {count}: {what}")),
+        })?;
         // As Kafka's `DefaultRecordBatch`: in a LogAppendTime batch every record's
         // timestamp is the batch's.
         let ts = if log_append_time {
@@ -254,7 +247,7 @@ pub fn walk_records(header: &BatchHeader, mut r: impl BufRead) -> Result<Records
         if ts != NO_TIMESTAMP {
             summary.min_timestamp = Some(summary.min_timestamp.map_or(ts, |m| m.min(ts)));
         }
-        summary.all_keyed &= key_len >= 0;
+        summary.all_keyed &= has_key;
     }
     if next_byte(&mut r)?.is_some() {
         return Err(BatchError::Invalid(format!(
@@ -262,6 +255,96 @@ pub fn walk_records(header: &BatchHeader, mut r: impl BufRead) -> Result<Records
         )));
     }
     Ok(summary)
+}
+
+/// Why one record's walk stopped.
+enum RecordError {
+    Read(BatchError),
+    Cut,
+    Framing(String),
+}
+
+impl From<BatchError> for RecordError {
+    fn from(e: BatchError) -> Self {
+        RecordError::Read(e)
+    }
+}
+
+/// One record: `(timestamp_delta, has_key)`. Layout (varints zig-zag):
+/// `length varint | attributes i8 | timestamp_delta varlong | offset_delta varint |
+/// key_length varint, key | value_length varint, value | header_count varint,
+/// headers (key_length varint >= 0, key, value_length varint, value)`.
+fn walk_record(r: &mut impl BufRead) -> Result<(i64, bool), RecordError> {
+    let mut unused = 0;
+    let len = varint(r, &mut unused)?.ok_or(RecordError::Cut)?;
+    let len = usize::try_from(len).map_err(|_| RecordError::Framing(format!("length {len}")))?;
+    let mut rec = RecordReader { r, left: len };
+    rec.byte()?; // attributes
+    let timestamp_delta = rec.varint()?;
+    rec.varint()?; // offset delta
+    let key_len = rec.varint()?;
+    rec.skip_bytes_of(key_len)?;
+    let value_len = rec.varint()?;
+    rec.skip_bytes_of(value_len)?;
+    let headers = rec.varint()?;
+    if headers < 0 {
+        return Err(RecordError::Framing(format!("negative header count {headers}")));
+    }
+    for _ in 0..headers {
+        let key_len = rec.varint()?;
+        if key_len < 0 {
+            return Err(RecordError::Framing(format!("negative header key length {key_len}")));
+        }
+        rec.skip_bytes_of(key_len)?;
+        let value_len = rec.varint()?;
+        rec.skip_bytes_of(value_len)?;
+    }
+    if rec.left != 0 {
+        return Err(RecordError::Framing(format!(
+            "{} bytes after its fields, of {len}",
+            rec.left
+        )));
+    }
+    Ok((timestamp_delta, key_len >= 0))
+}
+
+/// Reads within one record of `left` more bytes: reading past it is a framing error.
+struct RecordReader<'a, R> {
+    r: &'a mut R,
+    left: usize,
+}
+
+impl<R: BufRead> RecordReader<'_, R> {
+    fn take(&mut self, n: usize) -> Result<(), RecordError> {
+        self.left = self
+            .left
+            .checked_sub(n)
+            .ok_or_else(|| RecordError::Framing("its fields overrun its length".into()))?;
+        Ok(())
+    }
+    fn byte(&mut self) -> Result<u8, RecordError> {
+        self.take(1)?;
+        next_byte(self.r)?.ok_or(RecordError::Cut)
+    }
+    fn varint(&mut self) -> Result<i64, RecordError> {
+        let mut used = 0;
+        let v = varint(self.r, &mut used)?.ok_or(RecordError::Cut)?;
+        self.take(used)?;
+        Ok(v)
+    }
+    /// Skips a key's or value's bytes: `len` of them, none if it is -1 (null).
+    fn skip_bytes_of(&mut self, len: i64) -> Result<(), RecordError> {
+        if len < 0 {
+            return Ok(());
+        }
+        let n = usize::try_from(len).map_err(|_| RecordError::Framing(format!("length {len}")))?;
+        self.take(n)?;
+        if skip(self.r, n)? {
+            Ok(())
+        } else {
+            Err(RecordError::Cut)
+        }
+    }
 }
 
 fn read_failed(e: std::io::Error) -> BatchError {
@@ -419,19 +502,15 @@ mod tests {
         out.push(z as u8);
     }
 
-    /// An uncompressed batch of keyless, empty records at `base_timestamp` plus each of
-    /// `deltas`, whose header claims `claimed_max` as its max timestamp.
-    fn batch_with_deltas(base_timestamp: i64, deltas: &[i64], claimed_max: i64) -> Vec<u8> {
+    /// An uncompressed batch of records whose bodies (what follows each length) are
+    /// `bodies`, at `base_timestamp`, whose header claims `claimed_max` as its max.
+    fn batch_of(base_timestamp: i64, bodies: &[Vec<u8>], claimed_max: i64) -> Vec<u8> {
         let mut b = make_batch(1, 0, base_timestamp)[..BATCH_HEADER_BYTES].to_vec();
-        for (i, delta) in deltas.iter().enumerate() {
-            let mut body = vec![0u8]; // attributes
-            put_varint(&mut body, *delta);
-            put_varint(&mut body, i as i64); // offset delta
-            body.extend([1, 1, 0]); // no key, no value, no headers
+        for body in bodies {
             put_varint(&mut b, body.len() as i64);
             b.extend(body);
         }
-        let n = deltas.len() as i32;
+        let n = bodies.len() as i32;
         let batch_length = (b.len() - LOG_OVERHEAD) as i32;
         b[8..12].copy_from_slice(&batch_length.to_be_bytes());
         b[23..27].copy_from_slice(&(n - 1).to_be_bytes());
@@ -439,6 +518,53 @@ mod tests {
         b[57..61].copy_from_slice(&n.to_be_bytes());
         resign(&mut b);
         b
+    }
+
+    /// A record's body: attributes, deltas, then `rest` (key, value, headers).
+    fn body(timestamp_delta: i64, offset_delta: i64, rest: &[u8]) -> Vec<u8> {
+        let mut body = vec![0u8]; // attributes
+        put_varint(&mut body, timestamp_delta);
+        put_varint(&mut body, offset_delta);
+        body.extend(rest);
+        body
+    }
+
+    /// Keyless, empty records at `base_timestamp` plus each of `deltas`.
+    fn batch_with_deltas(base_timestamp: i64, deltas: &[i64], claimed_max: i64) -> Vec<u8> {
+        let bodies: Vec<Vec<u8>> = deltas
+            .iter()
+            .enumerate()
+            .map(|(i, d)| body(*d, i as i64, &[1, 1, 0])) // no key, no value, no headers
+            .collect();
+        batch_of(base_timestamp, &bodies, claimed_max)
+    }
+
+    /// Each record's framing as Kafka's `DefaultRecord.readFrom` reads it: key, value
+    /// and headers exactly fill the record.
+    #[test]
+    fn record_framing_is_kafkas() {
+        let check = |rest: &[u8]| validate_produce_records(&batch_of(1000, &[body(0, 0, rest)], 1000), &rules());
+        // key "k", value "vv", one header "h" = "x"
+        assert!(check(&[2, b'k', 4, b'v', b'v', 2, 2, b'h', 2, b'x']).is_ok());
+        let invalid = |rest: &[u8], what: &str| {
+            let refused = check(rest);
+            assert!(matches!(&refused, Err(BatchError::Invalid(_))), "{what}: {refused:?}");
+        };
+        invalid(&[2, b'k', 8, b'v', b'v', 0], "a value longer than the record");
+        invalid(&[2, b'k', 4, b'v', b'v', 0, 9], "a byte after the headers");
+        invalid(&[2, b'k', 4, b'v', b'v', 2, 1, 2, b'x'], "a header without a key");
+        invalid(&[2, b'k', 4, b'v', b'v', 1], "a negative header count");
+        invalid(&[2, b'k'], "no value length");
+        // The oldest timestamp there is, refused as Kafka's wrapping arithmetic does.
+        let lenient = ValidationRules {
+            timestamp_before_max_ms: i64::MAX,
+            ..rules()
+        };
+        let oldest = batch_with_deltas(i64::MIN, &[0], i64::MIN);
+        assert!(matches!(
+            validate_produce_records(&oldest, &lenient),
+            Err(BatchError::InvalidTimestamp { .. })
+        ));
     }
 
     /// Every record's timestamp is checked, not the header's claim: a batch whose

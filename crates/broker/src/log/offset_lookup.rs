@@ -196,4 +196,16 @@ impl UnifiedLog {
         let (epoch, start) = *inner.leader_epoch_cache.first()?;
         (start <= inner.log_start_offset).then_some(epoch)
     }
+
+    /// Kafka's `Partition.makeLeader` (`maybeAssignEpochStartOffset`): the leader's
+    /// epoch starts at the log end, if it is new to this log, so even an empty
+    /// partition answers for its current epoch (OffsetForLeaderEpoch, a consumer's
+    /// position validation) before its first append.
+    pub fn assign_epoch_start_offset(&self, leader_epoch: i32) -> Result<(), LogError> {
+        self.guard(|| {
+            let mut inner = self.lock();
+            let log_end_offset = inner.log_end_offset;
+            inner.assign_epoch_start_offset(&self.dir, leader_epoch, log_end_offset)
+        })
+    }
 }

@@ -47,6 +47,7 @@ pub fn load_all(broker: &Broker) -> Result<usize, BrokerError> {
         // This broker is the partition's only replica, so the whole ISR has everything
         // in its log: the high watermark is the log end, as Kafka's leader computes it.
         log.update_high_watermark(log.log_end_offset());
+        become_leader(&log);
         count += 1;
     }
     for topic in broker.topics.list() {
@@ -82,7 +83,10 @@ fn ensure_logs(
             .logs
             .get_or_create(&tp, topic.topic_id, config.clone(), is_new, now_ms)
         {
-            Ok(_) => created += 1,
+            Ok(log) => {
+                become_leader(&log);
+                created += 1
+            }
             Err(LogError::LogDirOffline) if !is_new => {
                 tracing::warn!(partition = %tp, "not created while a log dir is offline; the partition is offline")
             }
@@ -90,6 +94,15 @@ fn ensure_logs(
         }
     }
     Ok(created)
+}
+
+/// What this broker does on leading a partition's log, as Kafka's `Partition.makeLeader`:
+/// its leader epoch starts at the log end. A checkpoint that cannot be written only
+/// warns: the first append writes it again, and refuses to append without it.
+fn become_leader(log: &UnifiedLog) {
+    if let Err(e) = log.assign_epoch_start_offset(LEADER_EPOCH) {
+        tracing::warn!(partition = %log.topic_partition, error = %e, "recording the leader epoch failed");
+    }
 }
 
 /// A request to create one topic, as CreateTopics or auto-creation asks it.
@@ -298,9 +311,6 @@ pub fn refresh_all_configs(broker: &Broker) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The log of a partition this broker leads, or Kafka's error code for why not: a
-/// partition whose log dir is offline is KAFKA_STORAGE_ERROR, as Kafka answers for an
-/// offline replica.
 /// The leader epoch of every partition on this single node: 0, the epoch Kafka gives a
 /// new partition's first leader. Metadata reports it, appends stamp it on each batch
 /// (so it is the log's only entry in `leader-epoch-checkpoint`), and requests naming
@@ -331,6 +341,9 @@ pub fn leader_log(
     }
 }
 
+/// The log of a partition this broker leads, or Kafka's error code for why not: a
+/// partition whose log dir is offline is KAFKA_STORAGE_ERROR, as Kafka answers for an
+/// offline replica.
 pub fn partition_log(broker: &Broker, topic: &str, partition: i32) -> Result<Arc<UnifiedLog>, i16> {
     use crate::protocol::errors::log_error_code;
     let tp = TopicPartition::new(topic, partition);
