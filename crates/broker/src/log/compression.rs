@@ -183,7 +183,7 @@ pub fn walk_compressed_records(batch: &[u8], header: &BatchHeader) -> Result<Rec
         None => return Err(BatchError::Invalid("unknown compression codec".into())),
     };
     let mut reader = std::io::BufReader::new(stream.take(PRODUCE_EXPANDED_BYTES_MAX));
-    let walked = log_validator::walk_records(header, &mut reader);
+    let walked = log_validator::walk_record_stream(header, &mut reader);
     if walked.is_err() && reader.get_ref().limit() == 0 {
         return Err(BatchError::Invalid(format!(
             "the batch's records expand past {PRODUCE_EXPANDED_BYTES_MAX} bytes"
