@@ -18,34 +18,44 @@ const LOAD_CHUNK_BYTES: usize = 8 << 20;
 
 /// The `__consumer_offsets` partition that holds `group_id`, created if needed.
 pub fn offsets_log(broker: &Broker, group_id: &str) -> Result<Arc<UnifiedLog>, i16> {
+    ensure_offsets_topic(broker).map_err(|_| errors::code(ResponseError::CoordinatorNotAvailable))?;
     let partitions = broker.groups.config.offsets_topic_num_partitions;
+    let n = broker.topics.partition_count(OFFSETS_TOPIC).unwrap_or(partitions);
+    topics::partition_log(broker, OFFSETS_TOPIC, partition_for(group_id, n))
+}
+
+/// Creates `__consumer_offsets` as the group coordinator needs it, if it does not exist:
+/// `offsets.topic.num.partitions` partitions, compacted, as Kafka's
+/// `groupMetadataTopicConfigs`. Every creator goes through here (the coordinator, and a
+/// Metadata request that auto-creates it, as Kafka's `AutoTopicCreationManager` does),
+/// so the topic is never made as a plain one.
+pub fn ensure_offsets_topic(broker: &Broker) -> Result<(), crate::metadata::MetadataError> {
     // The topic is visible in metadata before its logs exist: creators and readers
     // serialize on this lock so nobody sees it half made.
     let _creating = crate::sync::lock(&broker.offsets_topic_creation);
-    if broker.topics.partition_count(OFFSETS_TOPIC).is_none() {
-        let mut configs = BTreeMap::new();
-        configs.insert("cleanup.policy".to_string(), "compact".to_string());
-        configs.insert("segment.bytes".to_string(), "104857600".to_string());
-        let req = NewTopic {
-            name: OFFSETS_TOPIC.into(),
-            partitions,
-            replication_factor: 1,
-            configs,
-        };
-        match topics::create_topic(broker, req, false) {
-            Ok(_) | Err(crate::metadata::MetadataError::TopicExists(_)) => {}
-            Err(e) => {
-                // Every FindCoordinator asks again (a full disk fails each): logged at
-                // most once per interval.
-                if super::due_to_log(&broker.offsets_topic_error_logged_ms, broker.time.now_ms()) {
-                    tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC} (repeats are logged every 10 s)");
-                }
-                return Err(errors::code(ResponseError::CoordinatorNotAvailable));
+    if broker.topics.partition_count(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let mut configs = BTreeMap::new();
+    configs.insert("cleanup.policy".to_string(), "compact".to_string());
+    configs.insert("segment.bytes".to_string(), "104857600".to_string());
+    let req = NewTopic {
+        name: OFFSETS_TOPIC.into(),
+        partitions: broker.groups.config.offsets_topic_num_partitions,
+        replication_factor: 1,
+        configs,
+    };
+    match topics::create_topic(broker, req, false) {
+        Ok(_) | Err(crate::metadata::MetadataError::TopicExists(_)) => Ok(()),
+        Err(e) => {
+            // Every FindCoordinator asks again (a full disk fails each): logged at
+            // most once per interval.
+            if super::due_to_log(&broker.offsets_topic_error_logged_ms, broker.time.now_ms()) {
+                tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC} (repeats are logged every 10 s)");
             }
+            Err(e)
         }
     }
-    let n = broker.topics.partition_count(OFFSETS_TOPIC).unwrap_or(partitions);
-    topics::partition_log(broker, OFFSETS_TOPIC, partition_for(group_id, n))
 }
 
 /// Whether `group_id`'s `__consumer_offsets` partition exists but this broker cannot

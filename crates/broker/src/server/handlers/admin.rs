@@ -19,7 +19,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use kafka_protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The partitions a CreateTopics asks for, as Kafka's
 /// `ReplicationControlManager.validateTotalNumberOfPartitions` counts them.
@@ -250,40 +250,126 @@ fn topic_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<C
         .collect()
 }
 
-pub fn delete_topics(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
-    // v0-5 name topics in `topic_names`; v6 in `topics`, by name or id.
-    let mut wanted: Vec<(Option<String>, uuid::Uuid)> = req
-        .topic_names
-        .iter()
-        .map(|n| (Some(n.to_string()), uuid::Uuid::nil()))
-        .collect();
-    wanted.extend(
-        req.topics
-            .iter()
-            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id)),
-    );
-    let mut out = Vec::with_capacity(wanted.len());
-    for (name, id) in wanted {
-        let name = name.or_else(|| broker.topics.by_id(id).map(|t| t.name));
-        let mut r = DeletableTopicResult::default()
+/// DeleteTopics, with Kafka's checks of what the request names (`ControllerApis
+/// .deleteTopics`): deletion disabled refuses every topic (INVALID_REQUEST before v3);
+/// an entry with neither or both of name and id, and a name or id given twice, are
+/// INVALID_REQUEST and delete nothing.
+pub fn delete_topics(broker: &Broker, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    let result = |name: Option<String>, id: uuid::Uuid, code: ResponseError, message: Option<&str>| {
+        DeletableTopicResult::default()
+            .with_name(name.map(topic_name))
             .with_topic_id(id)
-            .with_name(name.clone().map(topic_name));
-        match name {
-            None => r.error_code = errors::code(ResponseError::UnknownTopicId),
-            Some(_) if !broker.config.delete_topic_enable => {
-                r.error_code = errors::code(ResponseError::TopicDeletionDisabled)
+            .with_error_code(errors::code(code))
+            .with_error_message(message.map(s))
+    };
+    let deleted = |name: &String| {
+        let mut r = DeletableTopicResult::default().with_name(Some(topic_name(name.clone())));
+        match topics::delete_topic(broker, name) {
+            Ok(t) => r.topic_id = t.topic_id,
+            Err(e) => {
+                r.error_code = errors::metadata_error_code(&e);
+                r.error_message = Some(s(e.to_string()));
             }
-            Some(n) => match topics::delete_topic(broker, &n) {
-                Ok(t) => r.topic_id = t.topic_id,
-                Err(e) => {
-                    r.error_code = errors::metadata_error_code(&e);
-                    r.error_message = Some(s(e.to_string()));
-                }
-            },
         }
-        out.push(r);
+        r
+    };
+    // v0-5 name topics in `topic_names`; v6 in `topics`, by name or id.
+    let mut names: Vec<String> = req.topic_names.iter().map(|n| n.to_string()).collect();
+    let mut ids = Vec::new();
+    let mut out = Vec::new();
+    for t in &req.topics {
+        match (&t.name, t.topic_id.is_nil()) {
+            (None, true) => out.push(result(
+                None,
+                t.topic_id,
+                ResponseError::InvalidRequest,
+                Some("Neither topic name nor id were specified."),
+            )),
+            (None, false) => ids.push(t.topic_id),
+            (Some(n), true) => names.push(n.to_string()),
+            (Some(n), false) => out.push(result(
+                Some(n.to_string()),
+                t.topic_id,
+                ResponseError::InvalidRequest,
+                Some("You may not specify both topic name and topic id."),
+            )),
+        }
     }
+    if !broker.config.delete_topic_enable {
+        let code = if version < 3 {
+            ResponseError::InvalidRequest
+        } else {
+            ResponseError::TopicDeletionDisabled
+        };
+        out.extend(
+            names
+                .into_iter()
+                .map(|n| result(Some(n), uuid::Uuid::nil(), code, None)),
+        );
+        out.extend(ids.into_iter().map(|id| result(None, id, code, None)));
+        return DeleteTopicsResponse::default().with_responses(out);
+    }
+    let (names, duplicate_names) = split_duplicates(names);
+    let (ids, duplicate_ids) = split_duplicates(ids);
+    for n in duplicate_names {
+        out.push(result(
+            Some(n),
+            uuid::Uuid::nil(),
+            ResponseError::InvalidRequest,
+            Some("Duplicate topic name."),
+        ));
+    }
+    for id in duplicate_ids {
+        out.push(result(
+            None,
+            id,
+            ResponseError::InvalidRequest,
+            Some("Duplicate topic id."),
+        ));
+    }
+    let mut by_id = Vec::with_capacity(ids.len());
+    for id in ids {
+        match broker.topics.by_id(id) {
+            None => out.push(result(None, id, ResponseError::UnknownTopicId, None)),
+            Some(t) => by_id.push(t.name),
+        }
+    }
+    for name in &names {
+        if by_id.contains(name) {
+            // Named and given by id too: neither is deleted, as Kafka answers.
+            let message = "The provided topic name maps to an ID that was already supplied.";
+            out.push(result(
+                Some(name.clone()),
+                uuid::Uuid::nil(),
+                ResponseError::InvalidRequest,
+                Some(message),
+            ));
+        }
+    }
+    let named_twice = |n: &String| names.contains(n) && by_id.contains(n);
+    out.extend(names.iter().chain(&by_id).filter(|n| !named_twice(n)).map(deleted));
     DeleteTopicsResponse::default().with_responses(out)
+}
+
+/// `(each value given once, each value given more than once)`, in request order.
+fn split_duplicates<T: Eq + std::hash::Hash + Clone>(values: Vec<T>) -> (Vec<T>, Vec<T>) {
+    let mut counts: HashMap<T, usize> = HashMap::new();
+    for v in &values {
+        *counts.entry(v.clone()).or_default() += 1;
+    }
+    let mut once = Vec::new();
+    let mut twice = Vec::new();
+    for v in values {
+        match counts.get(&v) {
+            Some(1) => once.push(v),
+            Some(n) if *n > 1 => {
+                twice.push(v.clone());
+                counts.insert(v, 0); // reported once
+            }
+            _ => {}
+        }
+    }
+    (once, twice)
 }
 
 pub fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
@@ -336,7 +422,14 @@ pub fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecor
                     let mut r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    match topics::partition_log(broker, t.name.as_str(), p.partition_index) {
+                    // Kafka's `ReplicaManager.deleteRecordsOnLocalLog`: never an internal
+                    // topic's (its records are the broker's own).
+                    let log = if crate::metadata::is_internal_topic(t.name.as_str()) {
+                        Err(errors::code(ResponseError::InvalidTopicException))
+                    } else {
+                        topics::partition_log(broker, t.name.as_str(), p.partition_index)
+                    };
+                    match log {
                         Err(code) => r.error_code = code,
                         // Kafka's `Partition.deleteRecordsOnLeader`: records of a topic
                         // without the delete policy are only ever removed by compaction.

@@ -5,6 +5,7 @@ use crate::log::TopicPartition;
 use crate::protocol::errors;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
 use kafka_protocol::messages::describe_log_dirs_request::DescribeLogDirsRequest;
 use kafka_protocol::messages::describe_log_dirs_response::{
@@ -17,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Lists this broker at the address advertised for `listener` (none if it is not
 /// advertised, as Kafka lists only brokers reachable through the request's listener).
-pub fn describe_cluster(broker: &Broker, listener: &str) -> DescribeClusterResponse {
+pub fn describe_cluster(broker: &Broker, req: DescribeClusterRequest, listener: &str) -> DescribeClusterResponse {
     let brokers = broker
         .advertised(listener)
         .into_iter()
@@ -28,10 +29,14 @@ pub fn describe_cluster(broker: &Broker, listener: &str) -> DescribeClusterRespo
                 .with_port(port)
         })
         .collect();
-    DescribeClusterResponse::default()
+    let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(s(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.node_id()))
-        .with_brokers(brokers)
+        .with_brokers(brokers);
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = super::CLUSTER_AUTHORIZED_OPERATIONS;
+    }
+    resp
 }
 
 pub fn describe_log_dirs(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
@@ -74,7 +79,9 @@ pub fn describe_log_dirs(broker: &Broker, req: DescribeLogDirsRequest) -> Descri
                 DescribeLogDirsPartition::default()
                     .with_partition_index(tp.partition)
                     .with_partition_size(log.size_bytes() as i64)
-                    .with_offset_lag((leo - hw).max(0)),
+                    // Kafka's `getLogEndOffsetLag` for a current log: how far its end is
+                    // behind the high watermark, which a leader's never is.
+                    .with_offset_lag((hw - leo).max(0)),
             );
         }
         let topics = by_topic

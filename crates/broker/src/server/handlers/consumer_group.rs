@@ -113,7 +113,11 @@ pub fn describe(broker: &Broker, req: ConsumerGroupDescribeRequest) -> ConsumerG
                 .with_group_epoch(d.group_epoch)
                 .with_assignment_epoch(d.assignment_epoch)
                 .with_assignor_name(s(d.assignor_name))
-                .with_authorized_operations(i32::MIN)
+                .with_authorized_operations(if req.include_authorized_operations {
+                    super::GROUP_AUTHORIZED_OPERATIONS
+                } else {
+                    i32::MIN
+                })
                 .with_members(
                     d.members
                         .iter()

@@ -466,7 +466,7 @@ pub fn list_groups(broker: &Broker, req: ListGroupsRequest, version: i16) -> Lis
 }
 
 pub fn describe_groups(broker: &Broker, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
-    let groups = req
+    let mut groups: Vec<DescribedGroup> = req
         .groups
         .iter()
         .map(|id| match broker.groups.describe(id.as_str()) {
@@ -494,6 +494,11 @@ pub fn describe_groups(broker: &Broker, req: DescribeGroupsRequest) -> DescribeG
                 ),
         })
         .collect();
+    if req.include_authorized_operations {
+        for g in &mut groups {
+            g.authorized_operations = super::GROUP_AUTHORIZED_OPERATIONS;
+        }
+    }
     DescribeGroupsResponse::default().with_groups(groups)
 }
 

@@ -54,6 +54,11 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16, listener: &st
             })
             .collect()
     };
+    if req.include_topic_authorized_operations {
+        for t in &mut topics {
+            t.topic_authorized_operations = super::TOPIC_AUTHORIZED_OPERATIONS;
+        }
+    }
     if advertised.is_none() {
         // Kafka's `KafkaApis`: LISTENER_NOT_FOUND from v6, LEADER_NOT_AVAILABLE before
         // it, and no leader either way (`KRaftMetadataCache`).
@@ -69,11 +74,16 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16, listener: &st
             }
         }
     }
-    MetadataResponse::default()
+    let mut resp = MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(s(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(node))
-        .with_topics(topics)
+        .with_topics(topics);
+    // A field of v8-v10 only; the codec refuses it elsewhere.
+    if req.include_cluster_authorized_operations && (8..=10).contains(&version) {
+        resp.cluster_authorized_operations = super::CLUSTER_AUTHORIZED_OPERATIONS;
+    }
+    resp
 }
 
 fn requested_topic(
@@ -104,6 +114,24 @@ fn requested_topic(
     }
     if !(allow_create && broker.config.auto_create_topics_enable) {
         return error(errors::code(ResponseError::UnknownTopicOrPartition));
+    }
+    // Internal topics are made as their owners need them, never as plain topics (Kafka's
+    // `AutoTopicCreationManager.creatableTopic`): `__consumer_offsets` by the group
+    // coordinator's rules. The others have no owner in Fjord yet (no transactions, no
+    // share groups), and `__cluster_metadata` is Kafka's own: none is auto-created.
+    if crate::metadata::is_internal_topic(&name) || name == crate::metadata::CLUSTER_METADATA_TOPIC {
+        if name != crate::group::OFFSETS_TOPIC {
+            return error(errors::code(ResponseError::UnknownTopicOrPartition));
+        }
+        *budget -= i64::from(broker.groups.config.offsets_topic_num_partitions);
+        if *budget < 0 {
+            return error(errors::code(ResponseError::LeaderNotAvailable));
+        }
+        return match crate::server::groups::ensure_offsets_topic(broker).map(|()| broker.topics.get(&name)) {
+            Ok(Some(t)) => topic_entry(broker, &t),
+            Ok(None) => error(errors::code(ResponseError::LeaderNotAvailable)),
+            Err(e) => error(errors::metadata_error_code(&e)),
+        };
     }
     // Past the request's budget: LEADER_NOT_AVAILABLE, Kafka's answer while a topic
     // is being made, and made by a later request.

@@ -72,7 +72,7 @@ pub async fn dispatch(
             ResponseKind::CreateTopics(admin::create_topics(broker, protocol::decode_body(&mut raw)?, version))
         }
         ApiKey::DeleteTopics => {
-            ResponseKind::DeleteTopics(admin::delete_topics(broker, protocol::decode_body(&mut raw)?))
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, protocol::decode_body(&mut raw)?, version))
         }
         ApiKey::CreatePartitions => {
             ResponseKind::CreatePartitions(admin::create_partitions(broker, protocol::decode_body(&mut raw)?))
@@ -87,7 +87,11 @@ pub async fn dispatch(
         ApiKey::IncrementalAlterConfigs => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, protocol::decode_body(&mut raw)?))
         }
-        ApiKey::DescribeCluster => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, &client.listener)),
+        ApiKey::DescribeCluster => ResponseKind::DescribeCluster(cluster::describe_cluster(
+            broker,
+            protocol::decode_body(&mut raw)?,
+            &client.listener,
+        )),
         ApiKey::DescribeLogDirs => {
             ResponseKind::DescribeLogDirs(cluster::describe_log_dirs(broker, protocol::decode_body(&mut raw)?))
         }
@@ -161,6 +165,25 @@ pub async fn dispatch(
     };
     let bytes = protocol::encode_response(key, version, correlation_id, &response)?;
     Ok(Some(vec![ResponseChunk::Bytes(bytes.freeze())]))
+}
+
+/// Kafka's `AuthHelper.authorizedOperations` with no authorizer: every operation
+/// `AclEntry.supportedOperations` lists for the resource type, as a bit field of
+/// `AclOperation` codes (READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
+/// CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12). Fjord
+/// has no ACLs, so every client may do all of them; answered only when a request asks.
+pub(crate) const TOPIC_AUTHORIZED_OPERATIONS: i32 = operations(&[3, 4, 5, 6, 7, 8, 10, 11]);
+pub(crate) const GROUP_AUTHORIZED_OPERATIONS: i32 = operations(&[3, 6, 8, 10, 11]);
+pub(crate) const CLUSTER_AUTHORIZED_OPERATIONS: i32 = operations(&[5, 7, 8, 9, 10, 11, 12]);
+
+const fn operations(codes: &[u32]) -> i32 {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < codes.len() {
+        bits |= 1 << codes[i];
+        i += 1;
+    }
+    bits
 }
 
 pub(crate) fn s(x: impl Into<String>) -> StrBytes {
