@@ -160,3 +160,110 @@ fn delete_topics_checks_what_it_names() {
     };
     assert!(exists("twice") && exists("both"), "refused entries delete nothing");
 }
+
+/// CreateTopics v5+ reports where each config of the new topic comes from as
+/// DescribeConfigs does: a cluster-wide dynamic broker default is
+/// DYNAMIC_DEFAULT_BROKER_CONFIG (3), not a static one.
+#[test]
+fn create_topics_reports_dynamic_config_sources() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+    use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
+    };
+    use kafka_protocol::messages::incremental_alter_configs_response::IncrementalAlterConfigsResponse;
+    let b = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(StrBytes::from_static_str(""))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("log.retention.ms"))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_static_str("1234567")))])]);
+    let r: IncrementalAlterConfigsResponse = c.request(ApiKey::IncrementalAlterConfigs, 1, &req);
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name("sources"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+    let r: CreateTopicsResponse = c.request(ApiKey::CreateTopics, 7, &req);
+    let configs = r.topics[0].configs.as_ref().expect("configs from v5");
+    let source_of = |key: &str| {
+        configs
+            .iter()
+            .find(|c| c.name.as_str() == key)
+            .map(|c| (c.value.as_ref().map(|v| v.to_string()), c.config_source))
+    };
+    assert_eq!(source_of("retention.ms"), Some((Some("1234567".into()), 3)));
+    assert_eq!(source_of("cleanup.policy"), Some((Some("delete".into()), 5)));
+}
+
+/// CreatePartitions checks its assignments as Kafka's controller: one per new
+/// partition, each on registered brokers of the topic's replication factor; and says
+/// why a count is not an increase in Kafka's words.
+#[test]
+fn create_partitions_checks_its_assignments() {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsRequest, CreatePartitionsTopic,
+    };
+    use kafka_protocol::messages::create_partitions_response::CreatePartitionsResponse;
+    use kafka_protocol::messages::BrokerId;
+    const INVALID_PARTITIONS: i16 = 37;
+    const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    let b = BrokerProcess::start(&["node.id=1"]);
+    common::create_topic_cli(&b.bootstrap, "grow", "1");
+    let mut c = RawClient::connect(&b.bootstrap);
+    let mut grow = |count: i32, assignments: Option<Vec<Vec<i32>>>| {
+        let assignments = assignments.map(|a| {
+            a.into_iter()
+                .map(|ids| {
+                    CreatePartitionsAssignment::default().with_broker_ids(ids.into_iter().map(BrokerId).collect())
+                })
+                .collect()
+        });
+        let req = CreatePartitionsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(name("grow"))
+                .with_count(count)
+                .with_assignments(assignments)]);
+        let r: CreatePartitionsResponse = c.request(ApiKey::CreatePartitions, 3, &req);
+        let r = &r.results[0];
+        (
+            r.error_code,
+            r.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+        )
+    };
+    let (code, message) = grow(3, Some(vec![vec![1]]));
+    assert_eq!(code, INVALID_REPLICA_ASSIGNMENT);
+    assert!(
+        message.contains("Attempted to add 2 additional partition(s), but only 1 assignment(s)"),
+        "{message}"
+    );
+    assert_eq!(
+        grow(3, Some(vec![vec![1], vec![7]])).0,
+        INVALID_REPLICA_ASSIGNMENT,
+        "an unknown broker"
+    );
+    assert_eq!(
+        grow(3, Some(vec![vec![1], vec![1, 1]])).0,
+        INVALID_REPLICA_ASSIGNMENT,
+        "a broker twice"
+    );
+    assert_eq!(grow(3, Some(vec![vec![1], vec![1]])).0, 0);
+    let (code, message) = grow(3, None);
+    assert_eq!(
+        (code, message.contains("already has 3 partition(s)")),
+        (INVALID_PARTITIONS, true),
+        "{message}"
+    );
+    let (code, message) = grow(2, None);
+    assert_eq!(
+        (code, message.contains("2 would not be an increase")),
+        (INVALID_PARTITIONS, true),
+        "{message}"
+    );
+}

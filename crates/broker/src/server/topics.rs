@@ -96,6 +96,41 @@ fn ensure_logs(
     Ok(created)
 }
 
+/// Kafka's `validateManualPartitionAssignment` for one partition's replicas: not empty,
+/// each a registered broker (only this one here), none twice (reported in id order, as
+/// Kafka), and as many as `replication_factor` when the topic has one.
+pub fn check_replica_assignment(
+    broker: &Broker,
+    replicas: &[i32],
+    replication_factor: Option<usize>,
+) -> Result<(), MetadataError> {
+    let bad = |why: String| Err(MetadataError::InvalidReplicaAssignment(why));
+    if replicas.is_empty() {
+        return bad("The manual partition assignment includes an empty replica list.".into());
+    }
+    let mut ids = replicas.to_vec();
+    ids.sort_unstable();
+    for (i, id) in ids.iter().enumerate() {
+        if *id != broker.node_id() {
+            return bad(format!(
+                "The manual partition assignment includes broker {id}, but no such broker is registered."
+            ));
+        }
+        if i > 0 && ids[i - 1] == *id {
+            return bad(format!(
+                "The manual partition assignment includes the broker {id} more than once."
+            ));
+        }
+    }
+    match replication_factor {
+        Some(rf) if rf != ids.len() => bad(format!(
+            "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).",
+            ids.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// What this broker does on leading a partition's log, as Kafka's `Partition.makeLeader`:
 /// its leader epoch starts at the log end. A checkpoint that cannot be written only
 /// warns: the first append writes it again, and refuses to append without it.
@@ -224,17 +259,44 @@ fn delete_topic_locked(broker: &Broker, name: &str) -> Result<TopicMetadata, Met
     Ok(topic)
 }
 
-pub fn create_partitions(broker: &Broker, name: &str, count: i32, validate_only: bool) -> Result<(), MetadataError> {
+/// Adds partitions to `name` up to `count`, each on the replicas `assignments` names if
+/// given (one list per new partition), with the checks and messages of Kafka's
+/// `ReplicationControlManager.createPartitions`.
+pub fn create_partitions(
+    broker: &Broker,
+    name: &str,
+    count: i32,
+    assignments: Option<&[Vec<i32>]>,
+    validate_only: bool,
+) -> Result<(), MetadataError> {
     let _admin = crate::sync::lock(&broker.topic_admin);
     let mut topic = broker
         .topics
         .get(name)
         .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-    if count <= topic.partitions {
+    if count == topic.partitions {
         return Err(MetadataError::InvalidPartitions(format!(
-            "topic currently has {} partitions, which is higher than the requested {count}",
+            "Topic already has {count} partition(s)."
+        )));
+    }
+    if count < topic.partitions {
+        return Err(MetadataError::InvalidPartitions(format!(
+            "The topic {name} currently has {} partition(s); {count} would not be an increase.",
             topic.partitions
         )));
+    }
+    if let Some(assignments) = assignments {
+        let additional = count - topic.partitions;
+        if assignments.len() != additional as usize {
+            return Err(MetadataError::InvalidReplicaAssignment(format!(
+                "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+                assignments.len()
+            )));
+        }
+        let replication_factor = usize::try_from(topic.replication_factor).unwrap_or(0);
+        for replicas in assignments {
+            check_replica_assignment(broker, replicas, Some(replication_factor))?;
+        }
     }
     if count > crate::metadata::PARTITIONS_PER_TOPIC_MAX {
         return Err(MetadataError::InvalidPartitions(format!("{count} exceeds the limit")));

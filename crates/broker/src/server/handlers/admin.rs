@@ -7,7 +7,7 @@ use crate::server::topics::{self, NewTopic};
 use crate::server::Broker;
 use indexmap::IndexSet;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_partitions_request::CreatePartitionsRequest;
+use kafka_protocol::messages::create_partitions_request::{CreatePartitionsRequest, CreatePartitionsTopic};
 use kafka_protocol::messages::create_partitions_response::{CreatePartitionsResponse, CreatePartitionsTopicResult};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
 use kafka_protocol::messages::create_topics_response::{
@@ -182,7 +182,6 @@ fn manual_assignment(broker: &Broker, t: &CreatableTopic) -> Result<(i32, i16), 
             "A manual partition assignment was specified, but {field} was not set to -1."
         )));
     }
-    let node = broker.node_id();
     let mut partitions = HashSet::with_capacity(t.assignments.len());
     let mut replication_factor = None;
     for a in &t.assignments {
@@ -192,34 +191,9 @@ fn manual_assignment(broker: &Broker, t: &CreatableTopic) -> Result<(i32, i16), 
                 a.partition_index
             ));
         }
-        if a.broker_ids.is_empty() {
-            return bad("The manual partition assignment includes an empty replica list.".into());
-        }
-        let mut ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
-        ids.sort_unstable();
-        // In id order, each checked for being registered, then for repeating the one
-        // before: the first failure is the one Kafka reports.
-        for (i, id) in ids.iter().enumerate() {
-            if *id != node {
-                return bad(format!(
-                    "The manual partition assignment includes broker {id}, but no such broker is registered."
-                ));
-            }
-            if i > 0 && ids[i - 1] == *id {
-                return bad(format!(
-                    "The manual partition assignment includes the broker {id} more than once."
-                ));
-            }
-        }
-        match replication_factor {
-            Some(rf) if rf != ids.len() => {
-                return bad(format!(
-                    "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).",
-                    ids.len()
-                ))
-            }
-            _ => replication_factor = Some(ids.len()),
-        }
+        let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
+        topics::check_replica_assignment(broker, &ids, replication_factor)?;
+        replication_factor = Some(ids.len());
     }
     if (0..partitions.len() as i32).any(|p| !partitions.contains(&p)) {
         return bad("partitions should be a consecutive 0-based integer sequence".into());
@@ -232,20 +206,14 @@ fn topic_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<C
     let Ok(config) = broker.topic_defaults().and_then(|d| d.with_overrides(overrides)) else {
         return Vec::new();
     };
+    let dynamic = crate::sync::read(&broker.dynamic_configs).clone();
     crate::config::TOPIC_CONFIG_KEYS
         .iter()
         .map(|k| {
-            let source = if overrides.contains_key(k.name) {
-                1
-            } else if config.broker_set.contains(k.name) {
-                4
-            } else {
-                5
-            };
             CreatableTopicConfigs::default()
                 .with_name(s(k.name))
                 .with_value(config.get(k.name).map(s))
-                .with_config_source(source)
+                .with_config_source(super::configs::topic_config_source(k, overrides, &config, &dynamic))
         })
         .collect()
 }
@@ -394,7 +362,13 @@ pub fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) -> Creat
             if too_many {
                 r.error_code = errors::code(ResponseError::PolicyViolation);
                 r.error_message = Some(s(TOO_MANY_PARTITIONS));
-            } else if let Err(e) = topics::create_partitions(broker, t.name.as_str(), t.count, req.validate_only) {
+            } else if let Err(e) = topics::create_partitions(
+                broker,
+                t.name.as_str(),
+                t.count,
+                assignments_of(t).as_deref(),
+                req.validate_only,
+            ) {
                 r.error_code = errors::metadata_error_code(&e);
                 r.error_message = Some(s(e.to_string()));
             }
@@ -408,6 +382,19 @@ pub fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) -> Creat
             .with_error_message(Some(s(DUPLICATE_TOPIC_NAME)))
     }));
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// The replicas of each new partition, as broker ids, if the request assigns them. An
+/// empty list assigns nothing, as a null one: Java and librdkafka send null, and
+/// encoders that default the field (the Rust codec crate's) send it empty.
+fn assignments_of(t: &CreatePartitionsTopic) -> Option<Vec<Vec<i32>>> {
+    let assignments = t.assignments.as_ref().filter(|a| !a.is_empty())?;
+    Some(
+        assignments
+            .iter()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect(),
+    )
 }
 
 pub fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {

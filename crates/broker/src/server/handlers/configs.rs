@@ -106,15 +106,7 @@ fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String
     Ok(TOPIC_CONFIG_KEYS
         .iter()
         .map(|k| {
-            let source = if topic.configs.contains_key(k.name) {
-                SOURCE_DYNAMIC_TOPIC
-            } else if let Some((_, level)) = dynamic.get(k.broker_key) {
-                dynamic_source(level)
-            } else if config.broker_set.contains(k.name) {
-                SOURCE_STATIC_BROKER
-            } else {
-                SOURCE_DEFAULT
-            };
+            let source = topic_config_source(k, &topic.configs, &config, &dynamic);
             (
                 k.name.to_string(),
                 config.get(k.name).unwrap_or_default(),
@@ -124,6 +116,27 @@ fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String
             )
         })
         .collect())
+}
+
+/// Where a topic config's value comes from (`config_source` in DescribeConfigs and in
+/// CreateTopics v5+), as Kafka's `KafkaConfigSchema.resolveEffectiveTopicConfig`: the
+/// topic's own, a dynamic broker default (this broker's, or the cluster's), a static
+/// broker default, or Kafka's default.
+pub(super) fn topic_config_source(
+    key: &crate::config::topic::TopicConfigKey,
+    overrides: &BTreeMap<String, String>,
+    config: &crate::config::TopicConfig,
+    dynamic: &crate::config::DynamicBrokerConfigs,
+) -> i8 {
+    if overrides.contains_key(key.name) {
+        SOURCE_DYNAMIC_TOPIC
+    } else if let Some((_, level)) = dynamic.get(key.broker_key) {
+        dynamic_source(level)
+    } else if config.broker_set.contains(key.name) {
+        SOURCE_STATIC_BROKER
+    } else {
+        SOURCE_DEFAULT
+    }
 }
 
 fn dynamic_source(level: DynamicLevel) -> i8 {
