@@ -267,3 +267,29 @@ fn create_partitions_checks_its_assignments() {
         "{message}"
     );
 }
+
+/// An unknown topic id in Metadata is answered with no name, and a topic CreateTopics
+/// made with no error message, as Kafka answers them (null, not empty).
+#[test]
+fn absent_names_and_messages_are_null() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+    use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+    let b = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    let req = MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+        .with_name(None)
+        .with_topic_id(uuid::Uuid::new_v4())]));
+    let r: MetadataResponse = c.request(ApiKey::Metadata, 12, &req);
+    assert_eq!(
+        (r.topics[0].error_code, r.topics[0].name.is_none()),
+        (UNKNOWN_TOPIC_ID, true)
+    );
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name("made"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+    let r: CreateTopicsResponse = c.request(ApiKey::CreateTopics, 7, &req);
+    assert_eq!((r.topics[0].error_code, r.topics[0].error_message.is_none()), (0, true));
+}

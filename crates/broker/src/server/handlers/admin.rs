@@ -77,8 +77,10 @@ pub fn create_topics(broker: &Broker, req: CreateTopicsRequest, version: i16) ->
     let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.as_str()));
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics.iter().filter(|t| !duplicates.contains(t.name.as_str())) {
+        // No message unless it failed: the codec's default is an empty one.
         let mut r = CreatableTopicResult::default()
             .with_name(t.name.clone())
+            .with_error_message(None)
             .with_num_partitions(-1)
             .with_replication_factor(-1);
         match new_topic(broker, t).and_then(|nt| topics::create_topic(broker, nt, req.validate_only)) {

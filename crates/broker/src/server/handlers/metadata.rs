@@ -96,7 +96,10 @@ fn requested_topic(
     let Some(name) = name else {
         return match broker.topics.by_id(id) {
             Some(t) => topic_entry(broker, &t),
+            // No name, as Kafka answers an id it does not know (the codec's default
+            // is an empty one).
             None => MetadataResponseTopic::default()
+                .with_name(None)
                 .with_topic_id(id)
                 .with_error_code(errors::code(ResponseError::UnknownTopicId)),
         };
