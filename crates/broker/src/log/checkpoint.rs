@@ -23,7 +23,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let written = File::create(&tmp).and_then(|mut f| {
         f.write_all(contents)?;
-        f.sync_all()
+        super::device_flush::sync_all(&f)
     });
     finish_replacing(&tmp, path, written)?;
     match path.parent() {
@@ -34,7 +34,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 
 /// fsyncs a directory, so the names created, renamed or removed in it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    super::device_flush::sync_all(&File::open(dir)?)
 }
 
 /// Renames `tmp` over `path` once written; a failed write (a full disk) leaves no

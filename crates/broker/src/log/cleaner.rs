@@ -134,7 +134,7 @@ pub fn clean(log: &UnifiedLog, config: &CleanerConfig, now_ms: i64) -> Result<Cl
     // synced together: the first fsync's journal commit covers the rest, where one each
     // would wait for a commit apiece on a busy disk.
     for (_, _, f) in &written {
-        f.sync_all()?;
+        super::device_flush::sync_all(f)?;
     }
     for (base, cleaned, _) in written {
         log.replace_segment(base, &cleaned, now_ms)?;

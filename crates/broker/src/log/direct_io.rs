@@ -14,6 +14,9 @@ use std::path::Path;
 /// logical block size and memory alignment (512 B on this machine's disk).
 pub const DIRECT_IO_BLOCK_BYTES: usize = 4096;
 
+/// What pads a write to the next block boundary.
+static ZERO_BLOCK: [u8; DIRECT_IO_BLOCK_BYTES] = [0; DIRECT_IO_BLOCK_BYTES];
+
 /// Limit: the capacity an idle `DirectWriter` keeps (it grows to the largest append
 /// it had to copy).
 const DIRECT_IO_BUFFER_KEEP_BYTES: usize = 4 << 20;
@@ -92,6 +95,56 @@ impl DirectWriter {
             self.tail.shrink_to_fit();
         }
         written
+    }
+
+    /// Writes `parts` at `size` through the page cache (`buffered`: the segment's
+    /// ordinary handle), while a device flush would hold an O_DIRECT write back (see
+    /// `device_flush`). Written from the block boundary with the tail's bytes first, so
+    /// that the partial block's page is overwritten whole instead of read from the
+    /// device, a read that would wait behind the flush as a write would, and padded
+    /// with zeros to the next one as an O_DIRECT append is. The tail moves on as after
+    /// an O_DIRECT append; the next one writes over the cached partial page, which the
+    /// kernel writes back before it.
+    pub fn append_buffered(&mut self, buffered: &File, parts: &[&[u8]], size: u64) -> io::Result<()> {
+        let block = DIRECT_IO_BLOCK_BYTES as u64;
+        let start = size - size % block;
+        let known = start + self.tail.len() as u64 == size;
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len() + 1);
+        if known && !self.tail.is_empty() {
+            slices.push(IoSlice::new(&self.tail));
+        }
+        slices.extend(parts.iter().map(|p| IoSlice::new(p)));
+        // And zeros to the next boundary, as an O_DIRECT append pads: the last page is
+        // then written whole too.
+        let parts_len: usize = parts.iter().map(|p| p.len()).sum();
+        let end = size + parts_len as u64;
+        let padding = (end.next_multiple_of(block) - end) as usize;
+        if known && padding > 0 {
+            slices.push(IoSlice::new(&ZERO_BLOCK[..padding]));
+        }
+        let written = write_all_vectored_at(buffered, &mut slices, if known { start } else { size });
+        if written.is_err() || !known {
+            // Unknown or stale: the next append reads the partial block back.
+            self.tail.clear();
+            return written;
+        }
+        let keep = (self.tail.len() + parts_len) % DIRECT_IO_BLOCK_BYTES;
+        if keep >= parts_len {
+            // Still within the tail's block.
+            for p in parts {
+                self.tail.extend_from_slice(p);
+            }
+        } else {
+            self.tail.clear();
+            let mut skip = parts_len - keep;
+            for p in parts {
+                let from = skip.min(p.len());
+                skip -= from;
+                self.tail.extend_from_slice(&p[from..]);
+            }
+        }
+        assert_eq!(self.tail.len(), keep, "the tail is the new partial block");
+        Ok(())
     }
 
     /// The file changed under the writer (a truncation): the next append reads the

@@ -5,6 +5,7 @@
 //! - `compression`: recompression to a topic's `compression.type`, bounded.
 //! - `index`: `OffsetIndex` and `TimeIndex`.
 //! - `direct_io`: `DirectWriter`, O_DIRECT appends to the active segment.
+//! - `device_flush`: fsyncs of log files, counted: O_DIRECT appends step aside meanwhile.
 //! - `segment`: `LogSegment`, one `.log` file with its indexes.
 //! - `file_records`: `FileRecords`, a slice of a segment that a fetch sends.
 //! - `producer_state`: `ProducerStateManager` for idempotent producers.
@@ -22,6 +23,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod compression;
 pub mod deletion;
+pub mod device_flush;
 pub mod direct_io;
 pub mod file_records;
 pub mod index;

@@ -825,7 +825,7 @@ impl UnifiedLog {
                 return Ok(());
             }
             for (_, f, indexes, trim_at) in &files {
-                f.sync_data().map_err(super::fsync_failed)?;
+                super::device_flush::sync_data(f).map_err(super::fsync_failed)?;
                 // The trim below rewrites the last partial block: read it into the page cache
                 // now, without the lock, so the trim under it does no read I/O.
                 if let Some(size) = trim_at {

@@ -37,6 +37,7 @@
 
 use super::{MetadataError, TopicMetadata};
 use crate::log::checkpoint;
+use crate::log::device_flush;
 use crate::log::record_batch::crc32c;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -187,7 +188,7 @@ impl MetadataLog {
                 "metadata log ends in a torn entry; cutting it off"
             );
             file.set_len(valid as u64)?;
-            file.sync_all()?;
+            device_flush::sync_all(&file)?;
         }
         for r in records {
             image.apply(r);
@@ -238,7 +239,7 @@ impl MetadataLog {
             self.top_up_reserve();
             return Err(e.into());
         }
-        if let Err(e) = self.file.sync_data() {
+        if let Err(e) = device_flush::sync_data(&self.file) {
             return Err(self.fail(e).into());
         }
         self.log_bytes = end;
@@ -303,7 +304,7 @@ impl MetadataLog {
         // the fsync below succeeds.
         self.log_bytes = 0;
         self.allocated_until = self.allocated_until.map(|_| 0);
-        if let Err(e) = self.file.sync_all() {
+        if let Err(e) = device_flush::sync_all(&self.file) {
             // Whether the disk has the empty file is unknown: new entries written from
             // 0 could be followed by old ones at a restart.
             return Err(self.fail(e).into());
