@@ -84,7 +84,12 @@ pub fn run(args: ServerArgs) -> Result<()> {
             anyhow::bail!("the broker stopped: {why}");
         }
         closed?;
-        tracing::info!("shut down cleanly");
+        let (direct, stepped_aside) = broker::log::device_flush::append_counts();
+        tracing::info!(
+            appends_direct = direct,
+            appends_during_device_flushes = stepped_aside,
+            "shut down cleanly"
+        );
         Ok(())
     })
 }

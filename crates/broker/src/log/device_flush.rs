@@ -20,10 +20,34 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Flushes running now, in every thread.
 static FLUSHES_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Appends of O_DIRECT segments since start-up: written O_DIRECT, and written through
+/// the page cache because a flush ran (reported at shutdown: how often the device's
+/// flushes would have held produce back).
+static APPENDS_DIRECT: AtomicU64 = AtomicU64::new(0);
+static APPENDS_STEPPED_ASIDE: AtomicU64 = AtomicU64::new(0);
+
+/// Counts an O_DIRECT segment's append; `stepped_aside`: through the page cache.
+pub fn count_append(stepped_aside: bool) {
+    let counter = if stepped_aside {
+        &APPENDS_STEPPED_ASIDE
+    } else {
+        &APPENDS_DIRECT
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// (O_DIRECT appends, appends through the page cache during a flush) since start-up.
+pub fn append_counts() -> (u64, u64) {
+    (
+        APPENDS_DIRECT.load(Ordering::Relaxed),
+        APPENDS_STEPPED_ASIDE.load(Ordering::Relaxed),
+    )
+}
 
 /// Whether a flush runs now: an O_DIRECT append would wait behind it.
 pub fn in_flight() -> bool {

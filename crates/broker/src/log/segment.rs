@@ -371,8 +371,14 @@ impl LogSegment {
         let direct = match &mut self.direct {
             // A device flush runs: an O_DIRECT write would wait behind it, so this
             // append goes through the page cache (see `device_flush`).
-            Some(d) if device_flush::in_flight() => Some(d.append_buffered(&self.file, parts, self.size)),
-            Some(d) => Some(d.append(&self.file, parts, self.size)),
+            Some(d) if device_flush::in_flight() => {
+                device_flush::count_append(true);
+                Some(d.append_buffered(&self.file, parts, self.size))
+            }
+            Some(d) => {
+                device_flush::count_append(false);
+                Some(d.append(&self.file, parts, self.size))
+            }
             None => None,
         };
         match direct {
