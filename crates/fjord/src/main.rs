@@ -52,8 +52,9 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        // Colours for a terminal only: a log file or a pipe gets plain text, as Kafka's.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Colours for a terminal only (and not with NO_COLOR set): a log file or a pipe
+        // gets plain text, as Kafka's.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         // A log that cannot be written (stderr on a disk that failed) loses its lines;
         // reporting that would go to the same stderr with `eprintln!`, which panics
         // when it fails, and would take the thread logging down with it.

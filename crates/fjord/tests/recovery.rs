@@ -103,7 +103,7 @@ fn appends_during_device_flushes_keep_acknowledged_writes() {
     let mut b = BrokerProcess::start(&["log.segment.bytes=100000"]);
     create_topic_with_configs(&b.bootstrap, "flushed", &["flush.messages=1"]);
     create_topic_with_configs(&b.bootstrap, "appended", &[]);
-    // A round: `appended` takes 20,000 messages, a request each, while `flushed` takes
+    // A round: `appended` takes 10,000 messages, a request each, while `flushed` takes
     // messages until it ends (returns how many).
     let round = |bootstrap: &str, round: usize, flushed_from: usize| -> usize {
         let done = std::sync::atomic::AtomicBool::new(false);
@@ -116,7 +116,7 @@ fn appends_during_device_flushes_keep_acknowledged_writes() {
                 }
                 next - flushed_from
             });
-            produce(bootstrap, "appended", round * 20_000, 20_000, 1);
+            produce(bootstrap, "appended", round * 10_000, 10_000, 1);
             done.store(true, std::sync::atomic::Ordering::Relaxed);
             flushed.join().expect("flushed producer")
         })
@@ -131,12 +131,12 @@ fn appends_during_device_flushes_keep_acknowledged_writes() {
         eprintln!("O_DIRECT is refused here: every append was buffered");
     }
     b.restart();
-    expect_sequence(&read_values(&b.bootstrap, "appended", 0, 20_000), 0, 20_000);
+    expect_sequence(&read_values(&b.bootstrap, "appended", 0, 10_000), 0, 10_000);
     let flushed = flushed + round(&b.bootstrap, 1, flushed);
     b.kill9();
     b.restart();
     expect_sequence(&read_values(&b.bootstrap, "flushed", 0, flushed), 0, flushed);
-    expect_sequence(&read_values(&b.bootstrap, "appended", 0, 40_000), 0, 40_000);
+    expect_sequence(&read_values(&b.bootstrap, "appended", 0, 20_000), 0, 20_000);
 }
 
 #[test]

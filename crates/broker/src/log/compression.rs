@@ -86,7 +86,9 @@ impl CompressionLevels {
     }
 }
 
-/// Decodes one validated batch and encodes it again with `target`, at `levels`.
+/// Decodes one validated batch and encodes it again with `target`, at `levels`, its
+/// records' offset deltas (and sequences) in order, as Kafka's
+/// `LogValidator.buildRecordsAndAssignOffsets` assigns them whatever the producer sent.
 pub fn recompress(
     batch: &[u8],
     target: Compression,
@@ -95,7 +97,14 @@ pub fn recompress(
 ) -> Result<Bytes, BatchError> {
     let invalid = |e: anyhow::Error| BatchError::Invalid(format!("recompressing: {e}"));
     let mut input = Bytes::copy_from_slice(batch);
-    let set = decode_bounded(&mut input, expanded_bytes_max).map_err(invalid)?;
+    let mut set = decode_bounded(&mut input, expanded_bytes_max).map_err(invalid)?;
+    let header = BatchHeader::parse(batch)?;
+    for (i, record) in set.records.iter_mut().enumerate() {
+        // One batch from these: the encoder starts another wherever offset minus
+        // sequence changes, so both move together (a base sequence of -1 stays -1).
+        record.offset = header.base_offset + i as i64;
+        record.sequence = header.base_sequence.wrapping_add(i as i32);
+    }
     let mut out = BytesMut::with_capacity(batch.len());
     let options = RecordEncodeOptions {
         version: 2,

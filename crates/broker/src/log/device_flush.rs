@@ -54,14 +54,17 @@ pub fn in_flight() -> bool {
     FLUSHES_IN_FLIGHT.load(Ordering::Relaxed) > 0
 }
 
-/// Counts one flush while it lives (dropped on every path, a panic's included).
-pub(crate) struct InFlight;
+/// Counts one flush while it lives (dropped on every path, a panic's included); made
+/// only by `enter`.
+pub(crate) struct InFlight {
+    _counted: (),
+}
 
 impl InFlight {
     pub(crate) fn enter() -> InFlight {
         let before = FLUSHES_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
         assert!(before < usize::MAX / 2, "flushes in flight are counted, not leaked");
-        InFlight
+        InFlight { _counted: () }
     }
 }
 

@@ -51,6 +51,11 @@ pub struct RecordsSummary {
     pub min_timestamp: Option<i64>,
     /// Whether every record has a key.
     pub all_keyed: bool,
+    /// Whether every record's offset delta is its index in the batch. Kafka rewrites a
+    /// compressed batch where one is not (`LogValidator`: "some older clients do not
+    /// implement the V1 internal offsets correctly"); an uncompressed one is stored
+    /// as sent.
+    pub offsets_in_order: bool,
 }
 
 /// The one batch of a validated produce request, where it sits, and its records.
@@ -330,10 +335,16 @@ fn walk(header: &BatchHeader, source: &mut impl Source) -> Result<RecordsSummary
         max_timestamp: NO_TIMESTAMP,
         min_timestamp: None,
         all_keyed: true,
+        offsets_in_order: true,
     };
     let count = header.records_count;
     for i in 0..count {
-        let Some((timestamp_delta, has_key)) = walk_record(source) else {
+        let Some(WalkedRecord {
+            timestamp_delta,
+            offset_delta,
+            has_key,
+        }) = walk_record(source)
+        else {
             // Kafka's `DefaultRecord.readFrom` answers any of these alike.
             return Err(BatchError::Invalid(format!(
                 "record {i} of {count}: invalid record structure (cut off, a length past \
@@ -352,6 +363,7 @@ fn walk(header: &BatchHeader, source: &mut impl Source) -> Result<RecordsSummary
             summary.min_timestamp = Some(summary.min_timestamp.map_or(ts, |m| m.min(ts)));
         }
         summary.all_keyed &= has_key;
+        summary.offsets_in_order &= offset_delta == i64::from(i);
     }
     if source.next().is_some() {
         return Err(BatchError::Invalid(format!(
@@ -361,19 +373,26 @@ fn walk(header: &BatchHeader, source: &mut impl Source) -> Result<RecordsSummary
     Ok(summary)
 }
 
-/// One record: `(timestamp_delta, has_key)`, or `None` if its structure is invalid.
+/// What the walk keeps of one record.
+struct WalkedRecord {
+    timestamp_delta: i64,
+    offset_delta: i64,
+    has_key: bool,
+}
+
+/// One record's fields the walk keeps, or `None` if its structure is invalid.
 /// Layout (varints zig-zag): `length varint | attributes i8 | timestamp_delta varlong |
 /// offset_delta varint | key_length varint, key | value_length varint, value |
 /// header_count varint, headers (key_length varint >= 0, key, value_length varint,
 /// value)`. The fields must fill exactly `length` bytes; that is checked once at the
 /// end (and in the headers' loop, so a bad count reads no further than the record).
 #[inline]
-fn walk_record(source: &mut impl Source) -> Option<(i64, bool)> {
+fn walk_record(source: &mut impl Source) -> Option<WalkedRecord> {
     let len = u64::try_from(varint(source)?).ok()?;
     let start = source.position();
     source.next()?; // attributes
     let timestamp_delta = varint(source)?;
-    varint(source)?; // offset delta
+    let offset_delta = varint(source)?;
     let key_len = varint(source)?;
     skip_bytes_of(source, key_len)?;
     let value_len = varint(source)?;
@@ -391,7 +410,11 @@ fn walk_record(source: &mut impl Source) -> Option<(i64, bool)> {
         let header_value_len = varint(source)?;
         skip_bytes_of(source, header_value_len)?;
     }
-    (source.position() - start == len).then_some((timestamp_delta, key_len >= 0))
+    (source.position() - start == len).then_some(WalkedRecord {
+        timestamp_delta,
+        offset_delta,
+        has_key: key_len >= 0,
+    })
 }
 
 /// Skips a key's or value's bytes: `len` of them, none if it is -1 (null).
@@ -564,6 +587,24 @@ mod tests {
             .map(|(i, d)| body(*d, i as i64, &[1, 1, 0])) // no key, no value, no headers
             .collect();
         batch_of(base_timestamp, &bodies, claimed_max)
+    }
+
+    /// The walk notes whether each record's offset delta is its index (Kafka rewrites
+    /// a compressed batch where one is not).
+    #[test]
+    fn offset_deltas_out_of_order_are_noted() {
+        let empty = [1u8, 1, 0]; // no key, no value, no headers
+        let with_deltas = |deltas: &[i64]| {
+            let bodies: Vec<Vec<u8>> = deltas.iter().map(|d| body(0, *d, &empty)).collect();
+            validate_produce_records(&batch_of(1000, &bodies, 1000), &rules())
+                .expect("valid")
+                .records
+                .offsets_in_order
+        };
+        assert!(with_deltas(&[0, 1, 2]));
+        assert!(!with_deltas(&[0, 2, 1]));
+        assert!(!with_deltas(&[1, 2, 3]));
+        assert!(!with_deltas(&[0, 0, 0]));
     }
 
     /// Each record's framing as Kafka's `DefaultRecord.readFrom` reads it: key, value

@@ -373,13 +373,14 @@ impl LogSegment {
             // append goes through the page cache (see `device_flush`).
             Some(d) if device_flush::in_flight() => {
                 device_flush::count_append(true);
-                Some(d.append_buffered(&self.file, parts, self.size))
+                d.append_buffered(&self.file, parts, self.size)?;
+                None
             }
             Some(d) => {
                 device_flush::count_append(false);
                 Some(d.append(&self.file, parts, self.size))
             }
-            None => None,
+            None => Some(write_all_vectored_at(&self.file, parts, self.size)),
         };
         match direct {
             // A filesystem that opened O_DIRECT but refuses its writes (alignment it does
@@ -391,7 +392,7 @@ impl LogSegment {
                 write_all_vectored_at(&self.file, parts, self.size)?;
             }
             Some(written) => written?,
-            None => write_all_vectored_at(&self.file, parts, self.size)?,
+            None => {}
         }
         self.data_dirty = true;
         let start = self.size;

@@ -35,9 +35,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// Validates a produce request's records as Kafka's `LogValidator` does
-/// (`log_validator`), then recompresses them to the topic's `compression.type` if that
-/// names another codec (expansion bounded). Returns the recompressed bytes, if it did,
-/// and the batch to append: produce v3+ carries exactly one per partition.
+/// (`log_validator`), then recompresses them (expansion bounded) to the topic's
+/// `compression.type` if that names another codec, or with their own codec if they are
+/// compressed with inner offsets out of order (Kafka rebuilds such a batch with its
+/// offsets in order). Returns the recompressed bytes, if it did, and the batch to
+/// append: produce v3+ carries exactly one per partition.
 fn validate_for_leader(
     records: &[u8],
     config: &TopicConfig,
@@ -52,8 +54,14 @@ fn validate_for_leader(
         compacted: config.cleanup_policy_compact,
     };
     let batch = log_validator::validate_produce_records(records, &rules)?;
-    match super::compression::target_codec(&config.compression_type) {
-        Some(target) if super::compression::batch_codec(records) != Some(target) => {
+    let source = super::compression::batch_codec(records);
+    let rebuild_to = match super::compression::target_codec(&config.compression_type) {
+        Some(target) if source != Some(target) => Some(target),
+        _ if batch.header.compression() != 0 && !batch.records.offsets_in_order => source,
+        _ => None,
+    };
+    match rebuild_to {
+        Some(target) => {
             let expanded_max = super::compression::expanded_bytes_max(rules.max_message_bytes);
             let levels = super::compression::CompressionLevels::of(config);
             let recompressed = super::compression::recompress(records, target, levels, expanded_max)?;
