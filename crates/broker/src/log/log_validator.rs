@@ -181,7 +181,7 @@ fn check_client_batch(header: &BatchHeader) -> Result<(), BatchError> {
 /// Step 4 on a walk's findings, as Kafka's `validateTimestamp` and `validateKey`: on a
 /// CreateTime topic every timestamp but NO_TIMESTAMP within the configured bounds; a
 /// producer's LogAppendTime batch only on a CreateTime topic, with a timestamp.
-pub fn check_records(
+fn check_records(
     header: &BatchHeader,
     records: &RecordsSummary,
     rules: &ValidationRules,
