@@ -379,7 +379,7 @@ fn regex_subscription_follows_new_topics() {
         .with_subscribed_topic_regex(Some(StrBytes::from_static_str("(unclosed")))
         .with_topic_partitions(Some(vec![]));
     let r: ConsumerGroupHeartbeatResponse = raw.request(ApiKey::ConsumerGroupHeartbeat, 1, &req);
-    assert_eq!(r.error_code, 130, "INVALID_REGULAR_EXPRESSION");
+    assert_eq!(r.error_code, 128, "INVALID_REGULAR_EXPRESSION");
 }
 
 /// One group id used by the classic protocol, then the consumer protocol, then the

@@ -37,7 +37,7 @@ pub mod codes {
     pub const UNRELEASED_INSTANCE_ID: i16 = 111;
     pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
     pub const STALE_MEMBER_EPOCH: i16 = 113;
-    pub const INVALID_REGULAR_EXPRESSION: i16 = 130;
+    pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,17 +355,7 @@ impl ClassicGroup {
         self.state = GroupState::CompletingRebalance;
         let protocol = self.protocol_name.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
-        let roster: Vec<(String, Option<String>, Bytes)> = self
-            .members
-            .values()
-            .map(|m| {
-                (
-                    m.member_id.clone(),
-                    m.group_instance_id.clone(),
-                    m.metadata_for(&protocol),
-                )
-            })
-            .collect();
+        let roster = self.roster();
         for m in self.members.values_mut() {
             m.assignment = Bytes::new();
             m.last_heartbeat_ms = now_ms;
@@ -387,6 +377,71 @@ impl ClassicGroup {
             }
         }
         true
+    }
+
+    /// Every member and its metadata for the group's protocol: what the leader gets.
+    fn roster(&self) -> Vec<(String, Option<String>, Bytes)> {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        self.members
+            .values()
+            .map(|m| {
+                (
+                    m.member_id.clone(),
+                    m.group_instance_id.clone(),
+                    m.metadata_for(&protocol),
+                )
+            })
+            .collect()
+    }
+
+    /// The member id a static member's instance id stands for now.
+    pub fn static_member_id(&self, instance: &str) -> Option<&str> {
+        self.members
+            .values()
+            .find(|m| m.group_instance_id.as_deref() == Some(instance))
+            .map(|m| m.member_id.as_str())
+    }
+
+    /// Kafka's `ClassicGroup.validateMember`: with an instance id, the instance must
+    /// stand for this member id (FENCED_INSTANCE_ID: another member took its place,
+    /// this one is a zombie); and the member must be in the group.
+    pub fn validate_member(&self, member_id: &str, instance: Option<&str>) -> Result<(), i16> {
+        if let Some(instance) = instance {
+            match self.static_member_id(instance) {
+                None => return Err(codes::UNKNOWN_MEMBER_ID),
+                Some(existing) if existing != member_id => return Err(codes::FENCED_INSTANCE_ID),
+                Some(_) => {}
+            }
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(codes::UNKNOWN_MEMBER_ID);
+        }
+        Ok(())
+    }
+
+    /// Kafka's `classicGroupJoinExistingMember` answers a known member without a
+    /// rebalance when nothing changed: in CompletingRebalance, one rejoining with the
+    /// protocols it has (its JoinGroup response was lost: the leader gets the roster
+    /// again); in Stable, a follower with unchanged protocols. The current generation;
+    /// `None` when the join must rebalance.
+    pub fn rejoin_unchanged(&self, member_id: &str, protocols: &[(String, Bytes)]) -> Option<JoinResult> {
+        let m = self.members.get(member_id)?;
+        let leader = self.leader.clone().unwrap_or_default();
+        let unchanged = m.protocols.as_slice() == protocols;
+        let answer = match self.state {
+            GroupState::CompletingRebalance => unchanged,
+            GroupState::Stable => unchanged && leader != member_id,
+            _ => false,
+        };
+        answer.then(|| JoinResult {
+            error_code: codes::NONE,
+            generation_id: self.generation_id,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            leader: leader.clone(),
+            member_id: member_id.to_string(),
+            members: if leader == member_id { self.roster() } else { Vec::new() },
+        })
     }
 
     /// Kafka's vote: each member names its most preferred protocol that all support.
@@ -572,6 +627,40 @@ impl ClassicGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each code is Kafka's number (`Errors.java`, as the codec crate spells them).
+    #[test]
+    fn codes_are_kafkas() {
+        use kafka_protocol::error::ResponseError as E;
+        let pairs = [
+            (codes::ILLEGAL_GENERATION, E::IllegalGeneration),
+            (codes::INCONSISTENT_GROUP_PROTOCOL, E::InconsistentGroupProtocol),
+            (codes::INVALID_GROUP_ID, E::InvalidGroupId),
+            (codes::UNKNOWN_MEMBER_ID, E::UnknownMemberId),
+            (codes::INVALID_SESSION_TIMEOUT, E::InvalidSessionTimeout),
+            (codes::REBALANCE_IN_PROGRESS, E::RebalanceInProgress),
+            (codes::COORDINATOR_NOT_AVAILABLE, E::CoordinatorNotAvailable),
+            (codes::NOT_COORDINATOR, E::NotCoordinator),
+            (codes::UNKNOWN_TOPIC_OR_PARTITION, E::UnknownTopicOrPartition),
+            (codes::OFFSET_METADATA_TOO_LARGE, E::OffsetMetadataTooLarge),
+            (codes::GROUP_ID_NOT_FOUND, E::GroupIdNotFound),
+            (codes::NON_EMPTY_GROUP, E::NonEmptyGroup),
+            (codes::MEMBER_ID_REQUIRED, E::MemberIdRequired),
+            (codes::GROUP_MAX_SIZE_REACHED, E::GroupMaxSizeReached),
+            (codes::FENCED_INSTANCE_ID, E::FencedInstanceId),
+            (codes::GROUP_SUBSCRIBED_TO_TOPIC, E::GroupSubscribedToTopic),
+            (codes::INVALID_REQUEST, E::InvalidRequest),
+            (codes::UNKNOWN_SERVER_ERROR, E::UnknownServerError),
+            (codes::FENCED_MEMBER_EPOCH, E::FencedMemberEpoch),
+            (codes::UNRELEASED_INSTANCE_ID, E::UnreleasedInstanceId),
+            (codes::UNSUPPORTED_ASSIGNOR, E::UnsupportedAssignor),
+            (codes::STALE_MEMBER_EPOCH, E::StaleMemberEpoch),
+            (codes::INVALID_REGULAR_EXPRESSION, E::InvalidRegularExpression),
+        ];
+        for (code, error) in pairs {
+            assert_eq!(code, error.code(), "{error:?}");
+        }
+    }
 
     fn member(id: &str, protocols: &[&str]) -> Member {
         Member {

@@ -62,6 +62,27 @@ impl Default for GroupConfig {
     }
 }
 
+/// A SyncGroup's fields the checks read (the assignments go apart).
+pub struct SyncParams<'a> {
+    pub group_id: &'a str,
+    pub generation: i32,
+    pub member_id: &'a str,
+    pub group_instance_id: Option<&'a str>,
+    /// v5+; `None` otherwise.
+    pub protocol_type: Option<&'a str>,
+    pub protocol_name: Option<&'a str>,
+}
+
+/// An OffsetCommit's fields the group's checks read.
+pub struct CommitParams<'a> {
+    pub group_id: &'a str,
+    pub generation: i32,
+    pub member_id: &'a str,
+    pub group_instance_id: Option<&'a str>,
+    /// The request's version: v9+ answers a missing group GROUP_ID_NOT_FOUND.
+    pub version: i16,
+}
+
 /// A JoinGroup request in domain terms.
 #[derive(Debug, Clone)]
 pub struct JoinParams {
@@ -250,6 +271,9 @@ impl GroupCoordinator {
             }
         }
         let member_id = self.resolve_member(group, &p, now)?;
+        if let Some(r) = group.rejoin_unchanged(&member_id, &p.protocols) {
+            return Ok(JoinOutcome::Now(r));
+        }
         let (tx, rx) = oneshot::channel();
         if group.members.contains_key(&member_id) {
             group.set_protocols(&member_id, p.protocols.clone());
@@ -287,13 +311,15 @@ impl GroupCoordinator {
     /// The member id this join speaks for, or the immediate answer.
     fn resolve_member(&self, group: &mut ClassicGroup, p: &JoinParams, now: i64) -> Result<String, JoinRefusal> {
         if !p.member_id.is_empty() {
-            if group.members.contains_key(&p.member_id) {
-                return Ok(p.member_id.clone());
-            }
+            // As Kafka's `classicGroupJoinExistingMember`: a pending member is admitted,
+            // any other must be a member (and its instance's, for a static one).
             if group.pending_members.remove(&p.member_id).is_some() {
                 return self.admit(group, &p.member_id);
             }
-            return Err((codes::UNKNOWN_MEMBER_ID, p.member_id.clone()));
+            group
+                .validate_member(&p.member_id, p.group_instance_id.as_deref())
+                .map_err(|code| (code, p.member_id.clone()))?;
+            return Ok(p.member_id.clone());
         }
         let new_id = format!("{}-{}", p.client_id, uuid::Uuid::new_v4());
         if let Some(instance) = &p.group_instance_id {
@@ -329,13 +355,22 @@ impl GroupCoordinator {
         Ok(id.to_string())
     }
 
+    /// SyncGroup, checked as Kafka's `validateSyncGroup`: the member (and its
+    /// instance), the generation, then the protocol type and name when the request
+    /// names them (v5+).
     pub fn sync(
         &self,
-        group_id: &str,
-        generation: i32,
-        member_id: &str,
+        req: SyncParams<'_>,
         assignments: Vec<(String, Bytes)>,
     ) -> Result<oneshot::Receiver<SyncResult>, SyncResult> {
+        let SyncParams {
+            group_id,
+            generation,
+            member_id,
+            group_instance_id,
+            protocol_type,
+            protocol_name,
+        } = req;
         let err = |code| SyncResult {
             error_code: code,
             ..Default::default()
@@ -344,11 +379,15 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(group_id) else {
             return Err(err(codes::UNKNOWN_MEMBER_ID));
         };
-        if !group.members.contains_key(member_id) {
-            return Err(err(codes::UNKNOWN_MEMBER_ID));
-        }
+        group.validate_member(member_id, group_instance_id).map_err(err)?;
         if generation != group.generation_id {
             return Err(err(codes::ILLEGAL_GENERATION));
+        }
+        // Kafka's `isProtocolInconsistent`: only when both sides name one.
+        let inconsistent =
+            |asked: Option<&str>, group: &Option<String>| asked.zip(group.as_deref()).is_some_and(|(a, g)| a != g);
+        if inconsistent(protocol_type, &group.protocol_type) || inconsistent(protocol_name, &group.protocol_name) {
+            return Err(err(codes::INCONSISTENT_GROUP_PROTOCOL));
         }
         match group.state {
             GroupState::PreparingRebalance => Err(err(codes::REBALANCE_IN_PROGRESS)),
@@ -385,20 +424,26 @@ impl GroupCoordinator {
         }
     }
 
-    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
+    /// Heartbeat, as Kafka's `classicGroupHeartbeatToClassicGroup`: the member (and
+    /// its instance) and the generation are checked before the session is renewed.
+    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str, instance: Option<&str>) -> i16 {
         let now = self.time.now_ms();
         let mut groups = lock(&self.groups);
         let Some(group) = groups.get_mut(group_id) else {
             return codes::UNKNOWN_MEMBER_ID;
         };
-        let state = group.state;
-        let current = group.generation_id;
-        let Some(m) = group.members.get_mut(member_id) else {
-            return codes::UNKNOWN_MEMBER_ID;
-        };
-        m.last_heartbeat_ms = now;
-        if generation != current {
+        if let Err(code) = group.validate_member(member_id, instance) {
+            return code;
+        }
+        if generation != group.generation_id {
             return codes::ILLEGAL_GENERATION;
+        }
+        let state = group.state;
+        if state == GroupState::Empty {
+            return codes::UNKNOWN_MEMBER_ID;
+        }
+        if let Some(m) = group.members.get_mut(member_id) {
+            m.last_heartbeat_ms = now;
         }
         match state {
             GroupState::PreparingRebalance => codes::REBALANCE_IN_PROGRESS,
@@ -413,20 +458,29 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(group_id) else {
             return vec![codes::UNKNOWN_MEMBER_ID; members.len()];
         };
+        // As Kafka's `classicGroupLeaveToClassicGroup`: by instance id when no member
+        // id is given; a pending member (one that got MEMBER_ID_REQUIRED) leaves at once
+        // (a join waiting for it then completes); any other as its instance allows.
         members
             .iter()
             .map(|(member_id, instance)| {
-                let id = match instance {
-                    Some(i) if member_id.is_empty() => group
-                        .members
-                        .values()
-                        .find(|m| m.group_instance_id.as_ref() == Some(i))
-                        .map(|m| m.member_id.clone()),
-                    _ => Some(member_id.clone()),
+                let id = if member_id.is_empty() {
+                    match instance.as_deref().and_then(|i| group.static_member_id(i)) {
+                        Some(id) => id.to_string(),
+                        None => return codes::UNKNOWN_MEMBER_ID,
+                    }
+                } else if group.pending_members.remove(member_id).is_some() {
+                    group.maybe_complete_join(now);
+                    return codes::NONE;
+                } else if let Err(code) = group.validate_member(member_id, instance.as_deref()) {
+                    return code;
+                } else {
+                    member_id.clone()
                 };
-                match id {
-                    Some(id) if group.remove_member(&id, now) => codes::NONE,
-                    _ => codes::UNKNOWN_MEMBER_ID,
+                if group.remove_member(&id, now) {
+                    codes::NONE
+                } else {
+                    codes::UNKNOWN_MEMBER_ID
                 }
             })
             .collect()
@@ -541,35 +595,43 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// Checks an OffsetCommit against the group's membership; `NONE` when it may go on.
-    pub fn validate_commit(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
-        if group_id.is_empty() {
-            return codes::INVALID_GROUP_ID;
-        }
+    /// Checks an OffsetCommit (of request `version`) against the group's membership, as
+    /// Kafka's `OffsetMetadataManager.validateOffsetCommit` and
+    /// `ClassicGroup.validateOffsetCommit`; `NONE` when it may go on. An empty group id
+    /// is a group like any other (Kafka refuses only a null one).
+    pub fn validate_commit(&self, commit: CommitParams<'_>) -> i16 {
+        let CommitParams {
+            group_id,
+            generation,
+            member_id,
+            group_instance_id,
+            version,
+        } = commit;
         if let Some(g) = lock(&self.consumer_groups).get(group_id) {
             return g.validate_commit(member_id, generation);
         }
         let groups = lock(&self.groups);
         let Some(group) = groups.get(group_id) else {
-            return if generation < 0 {
-                codes::NONE
-            } else {
-                codes::ILLEGAL_GENERATION
+            return match (generation < 0, version >= 9) {
+                // A simple group: offsets committed by an admin or an `assign` consumer.
+                (true, _) => codes::NONE,
+                (false, true) => codes::GROUP_ID_NOT_FOUND,
+                (false, false) => codes::ILLEGAL_GENERATION,
             };
         };
-        if generation < 0 && member_id.is_empty() {
-            // A standalone consumer (assign) may commit to a group with no members.
-            return if group.members.is_empty() {
-                codes::NONE
-            } else {
-                codes::ILLEGAL_GENERATION
-            };
+        if generation < 0 && group.state == GroupState::Empty {
+            return codes::NONE;
         }
-        if !group.members.contains_key(member_id) {
+        if generation >= 0 || !member_id.is_empty() || group_instance_id.is_some() {
+            if let Err(code) = group.validate_member(member_id, group_instance_id) {
+                return code;
+            }
+            if generation != group.generation_id {
+                return codes::ILLEGAL_GENERATION;
+            }
+        } else if group.state != GroupState::Empty {
+            // No member id and no generation: only into a group with no members.
             return codes::UNKNOWN_MEMBER_ID;
-        }
-        if generation != group.generation_id {
-            return codes::ILLEGAL_GENERATION;
         }
         // As Kafka: members of the current generation may commit while the group
         // prepares a rebalance (they are still processing), not while it completes.

@@ -181,11 +181,7 @@ fn check_client_batch(header: &BatchHeader) -> Result<(), BatchError> {
 /// Step 4 on a walk's findings, as Kafka's `validateTimestamp` and `validateKey`: on a
 /// CreateTime topic every timestamp but NO_TIMESTAMP within the configured bounds; a
 /// producer's LogAppendTime batch only on a CreateTime topic, with a timestamp.
-fn check_records(
-    header: &BatchHeader,
-    records: &RecordsSummary,
-    rules: &ValidationRules,
-) -> Result<(), BatchError> {
+fn check_records(header: &BatchHeader, records: &RecordsSummary, rules: &ValidationRules) -> Result<(), BatchError> {
     let producer_append_time = header.attributes & ATTR_LOG_APPEND_TIME != 0;
     if producer_append_time && (rules.log_append_time || header.max_timestamp == NO_TIMESTAMP) {
         return Err(BatchError::LogAppendTimeFromProducer);

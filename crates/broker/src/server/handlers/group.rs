@@ -4,7 +4,7 @@
 
 use super::{s, topic_name};
 use crate::group::classic_group::codes;
-use crate::group::coordinator::{JoinOutcome, JoinParams};
+use crate::group::coordinator::{CommitParams, JoinOutcome, JoinParams, SyncParams};
 use crate::group::offsets::OffsetAndMetadata;
 use crate::server::{groups, Broker};
 use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
@@ -164,12 +164,15 @@ pub async fn sync_group(broker: &Broker, req: SyncGroupRequest, version: i16) ->
         .iter()
         .map(|a| (a.member_id.to_string(), a.assignment.clone()))
         .collect();
-    let result = match broker.groups.sync(
-        req.group_id.as_str(),
-        req.generation_id,
-        req.member_id.as_str(),
-        assignments,
-    ) {
+    let params = SyncParams {
+        group_id: req.group_id.as_str(),
+        generation: req.generation_id,
+        member_id: req.member_id.as_str(),
+        group_instance_id: req.group_instance_id.as_deref(),
+        protocol_type: req.protocol_type.as_deref().filter(|_| version >= 5),
+        protocol_name: req.protocol_name.as_deref().filter(|_| version >= 5),
+    };
+    let result = match broker.groups.sync(params, assignments) {
         Err(immediate) => immediate,
         Ok(rx) => match tokio::time::timeout(Duration::from_secs(300), rx).await {
             Ok(Ok(r)) => r,
@@ -194,6 +197,7 @@ pub fn heartbeat(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
         req.group_id.as_str(),
         req.generation_id,
         req.member_id.as_str(),
+        req.group_instance_id.as_deref(),
     ))
 }
 
@@ -229,11 +233,15 @@ pub fn leave_group(broker: &Broker, req: LeaveGroupRequest, version: i16) -> Lea
     )
 }
 
-pub fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub fn offset_commit(broker: &Broker, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
     let group = req.group_id.to_string();
-    let mut code = broker
-        .groups
-        .validate_commit(&group, req.generation_id_or_member_epoch, req.member_id.as_str());
+    let mut code = broker.groups.validate_commit(CommitParams {
+        group_id: &group,
+        generation: req.generation_id_or_member_epoch,
+        member_id: req.member_id.as_str(),
+        group_instance_id: req.group_instance_id.as_deref(),
+        version,
+    });
     let now = broker.time.now_ms();
     let max_meta = broker.groups.config.offset_metadata_max_bytes;
     let mut entries = Vec::new();

@@ -116,7 +116,7 @@ pub async fn dispatch(
             ResponseKind::LeaveGroup(group::leave_group(broker, protocol::decode_body(&mut raw)?, version))
         }
         ApiKey::OffsetCommit => {
-            ResponseKind::OffsetCommit(group::offset_commit(broker, protocol::decode_body(&mut raw)?))
+            ResponseKind::OffsetCommit(group::offset_commit(broker, protocol::decode_body(&mut raw)?, version))
         }
         ApiKey::OffsetFetch => {
             ResponseKind::OffsetFetch(group::offset_fetch(broker, protocol::decode_body(&mut raw)?, version))

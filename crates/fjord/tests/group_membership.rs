@@ -1,0 +1,306 @@
+//! Kafka's classic group coordinator checks of membership, over raw sockets: static
+//! members fenced by instance id, a rejoin with nothing changed answered without a
+//! rebalance, a pending member leaving, SyncGroup's protocol check, and OffsetCommit's
+//! validation (`GroupMetadataManager`, `ClassicGroup.validateMember`,
+//! `ClassicGroup.validateOffsetCommit`).
+
+mod common;
+
+use common::{BrokerProcess, RawClient};
+use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
+use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
+use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
+use kafka_protocol::messages::join_group_response::JoinGroupResponse;
+use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
+use kafka_protocol::messages::leave_group_response::LeaveGroupResponse;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_commit_response::OffsetCommitResponse;
+use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
+use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
+use kafka_protocol::messages::{ApiKey, GroupId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+const NONE: i16 = 0;
+const ILLEGAL_GENERATION: i16 = 22;
+const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+const MEMBER_ID_REQUIRED: i16 = 79;
+const FENCED_INSTANCE_ID: i16 = 82;
+
+fn s(x: &str) -> StrBytes {
+    StrBytes::from_string(x.to_string())
+}
+
+/// Who a request speaks for: group, member id, instance id (static members).
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    group: &'a str,
+    member: &'a str,
+    instance: Option<&'a str>,
+}
+
+/// JoinGroup v7: `consumer`, one `range` protocol with `metadata`.
+fn join(c: &mut RawClient, who: Who<'_>, metadata: &'static [u8]) -> JoinGroupResponse {
+    let req = JoinGroupRequest::default()
+        .with_group_id(GroupId(s(who.group)))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(s(who.member))
+        .with_group_instance_id(who.instance.map(s))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(s("range"))
+            .with_metadata(bytes::Bytes::from_static(metadata))]);
+    c.request(ApiKey::JoinGroup, 7, &req)
+}
+
+/// SyncGroup v5 naming `protocol` (the leader assigns each member nothing).
+fn sync(c: &mut RawClient, who: Who<'_>, generation: i32, protocol: &str, members: &[&str]) -> i16 {
+    let req = SyncGroupRequest::default()
+        .with_group_id(GroupId(s(who.group)))
+        .with_generation_id(generation)
+        .with_member_id(s(who.member))
+        .with_group_instance_id(who.instance.map(s))
+        .with_protocol_type(Some(s("consumer")))
+        .with_protocol_name(Some(s(protocol)))
+        .with_assignments(
+            members
+                .iter()
+                .map(|m| SyncGroupRequestAssignment::default().with_member_id(s(m)))
+                .collect(),
+        );
+    let r: SyncGroupResponse = c.request(ApiKey::SyncGroup, 5, &req);
+    r.error_code
+}
+
+fn heartbeat(c: &mut RawClient, who: Who<'_>, generation: i32) -> i16 {
+    let req = HeartbeatRequest::default()
+        .with_group_id(GroupId(s(who.group)))
+        .with_generation_id(generation)
+        .with_member_id(s(who.member))
+        .with_group_instance_id(who.instance.map(s));
+    let r: HeartbeatResponse = c.request(ApiKey::Heartbeat, 4, &req);
+    r.error_code
+}
+
+/// LeaveGroup v4 of one member; its member error code.
+fn leave(c: &mut RawClient, who: Who<'_>) -> i16 {
+    let req = LeaveGroupRequest::default()
+        .with_group_id(GroupId(s(who.group)))
+        .with_members(vec![MemberIdentity::default()
+            .with_member_id(s(who.member))
+            .with_group_instance_id(who.instance.map(s))]);
+    let r: LeaveGroupResponse = c.request(ApiKey::LeaveGroup, 4, &req);
+    assert_eq!(r.error_code, NONE);
+    r.members[0].error_code
+}
+
+/// OffsetCommit at `version` of offset 7 for partition 0 of `t`; its error code.
+fn commit(c: &mut RawClient, who: Who<'_>, generation: i32, version: i16) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(who.group)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(s(who.member))
+        .with_group_instance_id(who.instance.map(s))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(s("t")))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(7)])]);
+    let r: OffsetCommitResponse = c.request(ApiKey::OffsetCommit, version, &req);
+    r.topics[0].partitions[0].error_code
+}
+
+/// A static member replaced by a new instance of itself (a restart) is a zombie: its
+/// heartbeat, SyncGroup, OffsetCommit and LeaveGroup are answered FENCED_INSTANCE_ID,
+/// fatal to the client, instead of UNKNOWN_MEMBER_ID, which made it rejoin and take the
+/// instance back, the two instances evicting each other.
+#[test]
+fn a_replaced_static_member_is_fenced() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    common::create_topic_cli(&b.bootstrap, "t", "1");
+    let mut c = RawClient::connect(&b.bootstrap);
+    let instance = Some("i1");
+    let first = join(
+        &mut c,
+        Who {
+            group: "s",
+            member: "",
+            instance,
+        },
+        b"m",
+    );
+    assert_eq!((first.error_code, first.generation_id), (NONE, 1));
+    let zombie = Who {
+        group: "s",
+        member: first.member_id.as_str(),
+        instance,
+    };
+    assert_eq!(sync(&mut c, zombie, 1, "range", &[zombie.member]), NONE);
+    assert_eq!(heartbeat(&mut c, zombie, 1), NONE);
+    // The instance restarts: a join with no member id takes its place.
+    let second = join(
+        &mut c,
+        Who {
+            group: "s",
+            member: "",
+            instance,
+        },
+        b"m",
+    );
+    assert_eq!(second.error_code, NONE);
+    assert_ne!(second.member_id, first.member_id);
+    let current = Who {
+        group: "s",
+        member: second.member_id.as_str(),
+        instance,
+    };
+    let generation = second.generation_id;
+    assert_eq!(sync(&mut c, current, generation, "range", &[current.member]), NONE);
+    assert_eq!(heartbeat(&mut c, zombie, generation), FENCED_INSTANCE_ID);
+    assert_eq!(sync(&mut c, zombie, generation, "range", &[]), FENCED_INSTANCE_ID);
+    assert_eq!(commit(&mut c, zombie, generation, 8), FENCED_INSTANCE_ID);
+    assert_eq!(join(&mut c, zombie, b"m").error_code, FENCED_INSTANCE_ID);
+    assert_eq!(leave(&mut c, zombie), FENCED_INSTANCE_ID);
+    // The instance's current member is untouched by all of that.
+    assert_eq!(heartbeat(&mut c, current, generation), NONE);
+    assert_eq!(commit(&mut c, current, generation, 8), NONE);
+    // An instance the group does not have: UNKNOWN_MEMBER_ID.
+    let stranger = Who {
+        instance: Some("i2"),
+        ..current
+    };
+    assert_eq!(heartbeat(&mut c, stranger, generation), UNKNOWN_MEMBER_ID);
+    assert_eq!(leave(&mut c, current), NONE);
+}
+
+/// A follower that rejoins a Stable group with the protocols it has (a JoinGroup
+/// retried after a lost response) gets the current generation at once, and the group
+/// does not rebalance; a changed protocol metadata rebalances. SyncGroup naming another
+/// protocol is INCONSISTENT_GROUP_PROTOCOL.
+#[test]
+fn an_unchanged_rejoin_does_not_rebalance() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let mut leader_conn = RawClient::connect(&b.bootstrap);
+    let required = join(&mut leader_conn, dynamic(""), b"a");
+    assert_eq!(required.error_code, MEMBER_ID_REQUIRED);
+    let leader_id = required.member_id.to_string();
+    let leader = dynamic(leader_id.as_str());
+    assert_eq!(join(&mut leader_conn, leader, b"a").generation_id, 1);
+    assert_eq!(sync(&mut leader_conn, leader, 1, "range", &[leader.member]), NONE);
+    // A second member: its join waits for the leader to rejoin.
+    let bootstrap = b.bootstrap.clone();
+    let follower_join = std::thread::spawn(move || {
+        let mut c = RawClient::connect(&bootstrap);
+        let required = join(&mut c, dynamic(""), b"f");
+        assert_eq!(required.error_code, MEMBER_ID_REQUIRED);
+        let id = required.member_id.to_string();
+        let joined = join(&mut c, dynamic(&id), b"f");
+        (c, id, joined.error_code, joined.generation_id)
+    });
+    common::wait_for("the leader to see the rebalance", || {
+        heartbeat(&mut leader_conn, leader, 1) == 27
+    });
+    let rejoined = join(&mut leader_conn, leader, b"a");
+    assert_eq!((rejoined.error_code, rejoined.generation_id), (NONE, 2));
+    let (mut follower_conn, follower_id, code, generation) = follower_join.join().expect("follower");
+    assert_eq!((code, generation), (NONE, 2));
+    let follower = dynamic(follower_id.as_str());
+    assert_eq!(
+        sync(&mut leader_conn, leader, 2, "roundrobin", &[]),
+        INCONSISTENT_GROUP_PROTOCOL,
+        "the group's protocol is range"
+    );
+    assert_eq!(
+        sync(&mut leader_conn, leader, 2, "range", &[leader.member, follower.member]),
+        NONE
+    );
+    assert_eq!(sync(&mut follower_conn, follower, 2, "range", &[]), NONE);
+    // The follower rejoins unchanged: generation 2 at once, no rebalance.
+    let again = join(&mut follower_conn, follower, b"f");
+    assert_eq!((again.error_code, again.generation_id), (NONE, 2));
+    assert!(again.members.is_empty(), "only the leader gets the members");
+    assert_eq!(heartbeat(&mut leader_conn, leader, 2), NONE, "no rebalance");
+    // Changed metadata rebalances (the follower's join then waits for the leader).
+    let changed =
+        std::thread::spawn(move || join(&mut follower_conn, dynamic(&follower_id), b"g").generation_id);
+    common::wait_for("the rebalance", || heartbeat(&mut leader_conn, leader, 2) == 27);
+    assert_eq!(join(&mut leader_conn, leader, b"a").generation_id, 3);
+    assert_eq!(changed.join().expect("follower"), 3);
+}
+
+/// A dynamic member of group `r`.
+fn dynamic(member: &str) -> Who<'_> {
+    Who {
+        group: "r",
+        member,
+        instance: None,
+    }
+}
+
+/// A member that got MEMBER_ID_REQUIRED and leaves before it joins is removed at once
+/// (Kafka's pending members); it was answered UNKNOWN_MEMBER_ID and stayed pending,
+/// holding the group's next rebalance back until its session ran out.
+#[test]
+fn a_pending_member_leaves_at_once() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    let p = |member| Who {
+        group: "p",
+        member,
+        instance: None,
+    };
+    let pending = join(&mut c, p(""), b"x");
+    assert_eq!(pending.error_code, MEMBER_ID_REQUIRED);
+    assert_eq!(leave(&mut c, p(pending.member_id.as_str())), NONE);
+    assert_eq!(
+        join(&mut c, p(pending.member_id.as_str()), b"x").error_code,
+        UNKNOWN_MEMBER_ID,
+        "no longer pending"
+    );
+    // Another member's join completes at once: nothing pending to wait for.
+    let other = join(&mut c, p(""), b"x");
+    let joined = join(&mut c, p(other.member_id.as_str()), b"x");
+    assert_eq!((joined.error_code, joined.generation_id), (NONE, 1));
+}
+
+/// OffsetCommit as Kafka's `validateOffsetCommit`: a generation into a group that does
+/// not exist is ILLEGAL_GENERATION before v9 and GROUP_ID_NOT_FOUND from v9; with no
+/// member and no generation, commits go only into an empty group (UNKNOWN_MEMBER_ID
+/// otherwise); the empty group id is a group like any other.
+#[test]
+fn offset_commits_are_validated_as_kafkas() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    common::create_topic_cli(&b.bootstrap, "t", "1");
+    let mut c = RawClient::connect(&b.bootstrap);
+    let nobody = |group| Who {
+        group,
+        member: "",
+        instance: None,
+    };
+    assert_eq!(commit(&mut c, nobody("missing"), 3, 8), ILLEGAL_GENERATION);
+    assert_eq!(commit(&mut c, nobody("missing"), 3, 9), GROUP_ID_NOT_FOUND);
+    assert_eq!(commit(&mut c, nobody(""), -1, 8), NONE, "the empty group id");
+    assert_eq!(commit(&mut c, nobody("simple"), -1, 8), NONE, "a simple group");
+    let required = join(&mut c, nobody("busy"), b"x");
+    let member = Who {
+        group: "busy",
+        member: required.member_id.as_str(),
+        instance: None,
+    };
+    let joined = join(&mut c, member, b"x");
+    assert_eq!(
+        sync(&mut c, member, joined.generation_id, "range", &[member.member]),
+        NONE
+    );
+    assert_eq!(
+        commit(&mut c, nobody("busy"), -1, 8),
+        UNKNOWN_MEMBER_ID,
+        "the group has members"
+    );
+    assert_eq!(commit(&mut c, member, joined.generation_id, 8), NONE);
+    assert_eq!(commit(&mut c, member, joined.generation_id + 1, 8), ILLEGAL_GENERATION);
+}
