@@ -44,10 +44,20 @@ struct Who<'a> {
 
 /// JoinGroup v7: `consumer`, one `range` protocol with `metadata`.
 fn join(c: &mut RawClient, who: Who<'_>, metadata: &'static [u8]) -> JoinGroupResponse {
+    join_within(c, who, metadata, 10_000)
+}
+
+/// `join` with a rebalance timeout of `rebalance_timeout_ms`.
+fn join_within(
+    c: &mut RawClient,
+    who: Who<'_>,
+    metadata: &'static [u8],
+    rebalance_timeout_ms: i32,
+) -> JoinGroupResponse {
     let req = JoinGroupRequest::default()
         .with_group_id(GroupId(s(who.group)))
         .with_session_timeout_ms(10_000)
-        .with_rebalance_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(rebalance_timeout_ms)
         .with_member_id(s(who.member))
         .with_group_instance_id(who.instance.map(s))
         .with_protocol_type(s("consumer"))
@@ -225,8 +235,7 @@ fn an_unchanged_rejoin_does_not_rebalance() {
     assert!(again.members.is_empty(), "only the leader gets the members");
     assert_eq!(heartbeat(&mut leader_conn, leader, 2), NONE, "no rebalance");
     // Changed metadata rebalances (the follower's join then waits for the leader).
-    let changed =
-        std::thread::spawn(move || join(&mut follower_conn, dynamic(&follower_id), b"g").generation_id);
+    let changed = std::thread::spawn(move || join(&mut follower_conn, dynamic(&follower_id), b"g").generation_id);
     common::wait_for("the rebalance", || heartbeat(&mut leader_conn, leader, 2) == 27);
     assert_eq!(join(&mut leader_conn, leader, b"a").generation_id, 3);
     assert_eq!(changed.join().expect("follower"), 3);
@@ -303,4 +312,63 @@ fn offset_commits_are_validated_as_kafkas() {
     );
     assert_eq!(commit(&mut c, member, joined.generation_id, 8), NONE);
     assert_eq!(commit(&mut c, member, joined.generation_id + 1, 8), ILLEGAL_GENERATION);
+}
+
+/// A static member that has not rejoined when a rebalance completes stays in the group
+/// (Kafka removes only dynamic ones): a restarting static member keeps its place and
+/// its partitions. It was removed, so its return cost another rebalance.
+#[test]
+fn a_static_member_that_has_not_rejoined_stays() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let bootstrap = b.bootstrap.clone();
+    let mut a_conn = RawClient::connect(&b.bootstrap);
+    let static_in = |instance| Who {
+        group: "k",
+        member: "",
+        instance: Some(instance),
+    };
+    let a = join_within(&mut a_conn, static_in("ia"), b"a", 1_000);
+    let a_id = a.member_id.to_string();
+    let a_who = Who {
+        member: &a_id,
+        ..static_in("ia")
+    };
+    assert_eq!(sync(&mut a_conn, a_who, 1, "range", &[&a_id]), NONE);
+    // B joins (A rejoins for it); both sync.
+    let b_join = std::thread::spawn(move || {
+        let mut c = RawClient::connect(&bootstrap);
+        let joined = join_within(&mut c, static_in("ib"), b"b", 1_000);
+        (c, joined.member_id.to_string(), joined.generation_id)
+    });
+    common::wait_for("the rebalance for B", || heartbeat(&mut a_conn, a_who, 1) == 27);
+    assert_eq!(join_within(&mut a_conn, a_who, b"a", 1_000).generation_id, 2);
+    let (mut b_conn, b_id, generation) = b_join.join().expect("B");
+    assert_eq!(generation, 2);
+    assert_eq!(sync(&mut a_conn, a_who, 2, "range", &[&a_id, &b_id]), NONE);
+    let b_who = Who {
+        member: &b_id,
+        ..static_in("ib")
+    };
+    assert_eq!(sync(&mut b_conn, b_who, 2, "range", &[]), NONE);
+    // A dynamic member C joins; A rejoins, B (restarting, say) does not.
+    let bootstrap = b.bootstrap.clone();
+    let c_join = std::thread::spawn(move || {
+        let mut c = RawClient::connect(&bootstrap);
+        let dynamic = Who {
+            group: "k",
+            member: "",
+            instance: None,
+        };
+        let required = join_within(&mut c, dynamic, b"c", 1_000);
+        let id = required.member_id.to_string();
+        join_within(&mut c, Who { member: &id, ..dynamic }, b"c", 1_000).generation_id
+    });
+    common::wait_for("the rebalance for C", || heartbeat(&mut a_conn, a_who, 2) == 27);
+    let third = join_within(&mut a_conn, a_who, b"a", 1_000);
+    assert_eq!((third.error_code, third.generation_id), (NONE, 3));
+    assert_eq!(c_join.join().expect("C"), 3);
+    let mut roster: Vec<String> = third.members.iter().map(|m| m.member_id.to_string()).collect();
+    roster.sort();
+    assert_eq!(roster.len(), 3, "A, B (static, not rejoined) and C: {roster:?}");
+    assert!(roster.contains(&b_id), "B keeps its place: {roster:?}");
 }

@@ -319,15 +319,32 @@ impl ClassicGroup {
         if !(all_joined && now_ms >= self.rebalance_earliest_ms) && now_ms < self.rebalance_deadline_ms {
             return false;
         }
-        // Members that did not rejoin in time leave the group.
+        // As Kafka's `completeClassicGroupJoin`: dynamic members that did not rejoin in
+        // time leave the group; static ones stay until their sessions expire (one that
+        // is restarting finds its place, and the assignment keeps its partitions).
         let late: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.join_waiter.is_none())
+            .filter(|m| m.join_waiter.is_none() && m.group_instance_id.is_none())
             .map(|m| m.member_id.clone())
             .collect();
         for id in late {
             self.take_member(&id);
+        }
+        // The leader gets the roster, so it must be a member that rejoined; with none,
+        // the rebalance waits another timeout (Kafka's `maybeElectNewJoinedLeader`).
+        let rejoined = |id: &String| self.members.get(id).is_some_and(|m| m.join_waiter.is_some());
+        if !self.leader.as_ref().is_some_and(rejoined) {
+            self.leader = self
+                .members
+                .values()
+                .find(|m| m.join_waiter.is_some())
+                .map(|m| m.member_id.clone());
+            if self.leader.is_none() && !self.members.is_empty() {
+                let timeout = self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
+                self.rebalance_deadline_ms = now_ms + timeout;
+                return false;
+            }
         }
         let mut recount = HashMap::new();
         for m in self.members.values() {
@@ -349,9 +366,6 @@ impl ClassicGroup {
         }
         self.protocol_name = Some(self.select_protocol());
         self.protocol_type = self.members.values().next().map(|m| m.protocol_type.clone());
-        if !self.leader.as_ref().is_some_and(|l| self.members.contains_key(l)) {
-            self.leader = self.members.keys().next().cloned();
-        }
         self.state = GroupState::CompletingRebalance;
         let protocol = self.protocol_name.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();

@@ -298,7 +298,9 @@ impl GroupCoordinator {
             return Err((codes::UNKNOWN_MEMBER_ID, member_id));
         };
         member.session_timeout_ms = p.session_timeout_ms;
-        member.rebalance_timeout_ms = p.rebalance_timeout_ms.max(p.session_timeout_ms);
+        // As given (v0's is its session timeout), as Kafka: the rebalance waits for the
+        // members' longest.
+        member.rebalance_timeout_ms = p.rebalance_timeout_ms.max(0);
         member.last_heartbeat_ms = now;
         if let Some(old) = member.join_waiter.replace(tx) {
             let _ = old.send(JoinResult::error(codes::UNKNOWN_MEMBER_ID, &member_id));

@@ -92,6 +92,10 @@ pub fn find_coordinator(
     FindCoordinatorResponse::default().with_coordinators(coordinators)
 }
 
+/// Limit: the least a JoinGroup waits for its rebalance before it gives up (the Java
+/// consumer's default rebalance timeout, `max.poll.interval.ms`).
+const JOIN_WAIT_MIN_MS: i64 = 300_000;
+
 pub async fn join_group(
     broker: &Broker,
     req: JoinGroupRequest,
@@ -119,7 +123,15 @@ pub async fn join_group(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let wait = Duration::from_millis((params.rebalance_timeout_ms.max(0) as u64).saturating_add(5_000));
+    // Only a safety net: the group answers every waiting join by its rebalance's
+    // deadline, the longest rebalance timeout among its members, which may be another
+    // member's (a JoinGroup answered UNKNOWN_MEMBER_ID at this member's own timeout
+    // lost its place in a rebalance still running).
+    let longest_ms = params
+        .rebalance_timeout_ms
+        .max(params.session_timeout_ms)
+        .max(JOIN_WAIT_MIN_MS);
+    let wait = Duration::from_millis((longest_ms as u64).saturating_add(5_000));
     let result = if groups::coordinator_unavailable(broker, &params.group_id) {
         crate::group::classic_group::JoinResult::error(codes::NOT_COORDINATOR, &params.member_id)
     } else {
