@@ -124,15 +124,30 @@ fn commit(c: &mut RawClient, who: Who<'_>, generation: i32, version: i16) -> i16
     r.topics[0].partitions[0].error_code
 }
 
+/// A broker with a topic `t` of one partition, and a client of it.
+fn broker_with_topic_t() -> (BrokerProcess, RawClient) {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    common::create_topic_cli(&b.bootstrap, "t", "1");
+    let c = RawClient::connect(&b.bootstrap);
+    (b, c)
+}
+
+/// No member: an admin's or an `assign` consumer's request to `group`.
+fn nobody(group: &str) -> Who<'_> {
+    Who {
+        group,
+        member: "",
+        instance: None,
+    }
+}
+
 /// A static member replaced by a new instance of itself (a restart) is a zombie: its
 /// heartbeat, SyncGroup, OffsetCommit and LeaveGroup are answered FENCED_INSTANCE_ID,
 /// fatal to the client, instead of UNKNOWN_MEMBER_ID, which made it rejoin and take the
 /// instance back, the two instances evicting each other.
 #[test]
 fn a_replaced_static_member_is_fenced() {
-    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
-    common::create_topic_cli(&b.bootstrap, "t", "1");
-    let mut c = RawClient::connect(&b.bootstrap);
+    let (_broker, mut c) = broker_with_topic_t();
     let instance = Some("i1");
     let first = join(
         &mut c,
@@ -282,14 +297,7 @@ fn a_pending_member_leaves_at_once() {
 /// otherwise); the empty group id is a group like any other.
 #[test]
 fn offset_commits_are_validated_as_kafkas() {
-    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
-    common::create_topic_cli(&b.bootstrap, "t", "1");
-    let mut c = RawClient::connect(&b.bootstrap);
-    let nobody = |group| Who {
-        group,
-        member: "",
-        instance: None,
-    };
+    let (_broker, mut c) = broker_with_topic_t();
     assert_eq!(commit(&mut c, nobody("missing"), 3, 8), ILLEGAL_GENERATION);
     assert_eq!(commit(&mut c, nobody("missing"), 3, 9), GROUP_ID_NOT_FOUND);
     assert_eq!(commit(&mut c, nobody(""), -1, 8), NONE, "the empty group id");
@@ -371,4 +379,92 @@ fn a_static_member_that_has_not_rejoined_stays() {
     roster.sort();
     assert_eq!(roster.len(), 3, "A, B (static, not rejoined) and C: {roster:?}");
     assert!(roster.contains(&b_id), "B keeps its place: {roster:?}");
+}
+
+/// What admin clients read from ListGroups and DescribeGroups, as Kafka answers: a
+/// group that only ever had commits (a "simple" group) has no protocol type (clients
+/// call it `isSimpleConsumerGroup`); a consumer group emptied by its last member's
+/// leave keeps `consumer`. A JoinGroup with no protocol type is refused. OffsetDelete
+/// answers a partition the cluster lacks UNKNOWN_TOPIC_OR_PARTITION.
+#[test]
+fn simple_and_emptied_groups_are_described_as_kafkas() {
+    use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+    use kafka_protocol::messages::describe_groups_response::DescribeGroupsResponse;
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequest, OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::offset_delete_response::OffsetDeleteResponse;
+    use kafka_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
+    let (_broker, mut c) = broker_with_topic_t();
+    assert_eq!(commit(&mut c, nobody("simple"), -1, 8), NONE);
+    let required = join(&mut c, nobody("used"), b"x");
+    let member = Who {
+        group: "used",
+        member: required.member_id.as_str(),
+        instance: None,
+    };
+    assert_eq!(join(&mut c, member, b"x").error_code, NONE);
+    assert_eq!(leave(&mut c, member), NONE);
+    let listed: ListGroupsResponse = c.request(ApiKey::ListGroups, 4, &ListGroupsRequest::default());
+    let types: Vec<(String, String, String)> = listed
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.to_string(),
+                g.protocol_type.to_string(),
+                g.group_state.to_string(),
+            )
+        })
+        .collect();
+    let expected = [("simple", "", "Empty"), ("used", "consumer", "Empty")];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(g, t, s)| (g.to_string(), t.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(types, expected);
+    let described: DescribeGroupsResponse = c.request(
+        ApiKey::DescribeGroups,
+        5,
+        &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("simple"))]),
+    );
+    assert_eq!(described.groups[0].protocol_type.as_str(), "");
+    // No protocol type: INCONSISTENT_GROUP_PROTOCOL, as Kafka's `supportsProtocols`.
+    let untyped = JoinGroupRequest::default()
+        .with_group_id(GroupId(s("untyped")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(s(""))
+        .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(s("range"))]);
+    let r: JoinGroupResponse = c.request(ApiKey::JoinGroup, 7, &untyped);
+    assert_eq!(r.error_code, INCONSISTENT_GROUP_PROTOCOL);
+    let delete = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(s("simple")))
+        .with_topics(vec![
+            OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(vec![
+                    OffsetDeleteRequestPartition::default().with_partition_index(0),
+                    OffsetDeleteRequestPartition::default().with_partition_index(5),
+                ]),
+            OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(s("nope")))
+                .with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)]),
+        ]);
+    let r: OffsetDeleteResponse = c.request(ApiKey::OffsetDelete, 0, &delete);
+    assert_eq!(r.error_code, NONE);
+    let mut codes: Vec<(String, i32, i16)> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.to_string(), p.partition_index, p.error_code))
+        })
+        .collect();
+    codes.sort();
+    let unknown = 3;
+    let expected = [("nope", 0, unknown), ("t", 0, NONE), ("t", 5, unknown)];
+    let expected: Vec<(String, i32, i16)> = expected.iter().map(|(t, p, e)| (t.to_string(), *p, *e)).collect();
+    assert_eq!(codes, expected);
 }

@@ -190,8 +190,12 @@ impl ClassicGroup {
         }
     }
 
-    /// Adds `m` (replacing a member of the same id).
+    /// Adds `m` (replacing a member of the same id). The first member sets the group's
+    /// protocol type, as Kafka's `ClassicGroup.add`: the next ones must share it.
     pub fn insert_member(&mut self, m: Member) {
+        if self.members.is_empty() {
+            self.protocol_type = Some(m.protocol_type.clone());
+        }
         count_protocols(&mut self.supported_protocols, &m.protocols, true);
         if let Some(old) = self.members.insert(m.member_id.clone(), m) {
             count_protocols(&mut self.supported_protocols, &old.protocols, false);
@@ -269,19 +273,21 @@ impl ClassicGroup {
                 sync_waiter: None,
             });
         }
+        // Empty, as Kafka loads it, when the record has none.
+        g.protocol_type = Some(r.protocol_type).filter(|t| !t.is_empty());
         if !g.members.is_empty() {
             g.state = GroupState::Stable;
-            g.protocol_type = Some(r.protocol_type);
             g.protocol_name = r.protocol;
             g.leader = r.leader;
         }
         g
     }
 
-    /// Whether every member supports one of `protocols` (and the type matches).
+    /// Whether every member supports one of `protocols` (and the type matches), as
+    /// Kafka's `supportsProtocols`: into an empty group, any type but none.
     pub fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
         if self.members.is_empty() {
-            return !protocols.is_empty();
+            return !protocol_type.is_empty() && !protocols.is_empty();
         }
         if self.protocol_type.as_deref().is_some_and(|t| t != protocol_type) {
             return false;
@@ -360,7 +366,9 @@ impl ClassicGroup {
             self.state = GroupState::Empty;
             self.leader = None;
             self.protocol_name = None;
-            self.protocol_type = None;
+            // Kept, as Kafka's `initNextGeneration` keeps it: an emptied consumer
+            // group is still listed as one (a group that only ever had commits, a
+            // "simple" group, has none).
             self.dirty = true;
             return true;
         }

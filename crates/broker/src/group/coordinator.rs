@@ -729,7 +729,7 @@ impl GroupCoordinator {
             .values()
             .map(|g| ListedGroup {
                 group_id: g.group_id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_else(|| "consumer".into()),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
                 state: g.state.name(),
                 group_type: "classic",
             })
@@ -742,9 +742,12 @@ impl GroupCoordinator {
         }));
         for id in offsets.keys() {
             if !groups.contains_key(id) && !consumer.contains_key(id) {
+                // A simple group (only commits: an admin, or `assign`): no protocol
+                // type, as Kafka's `asListedGroup`, which admin clients read as
+                // `isSimpleConsumerGroup`.
                 out.push(ListedGroup {
                     group_id: id.clone(),
-                    protocol_type: "consumer".into(),
+                    protocol_type: String::new(),
                     state: GroupState::Empty.name(),
                     group_type: "classic",
                 });
@@ -763,7 +766,7 @@ impl GroupCoordinator {
             return lock(&self.offsets).contains_key(group_id).then(|| GroupDescription {
                 group_id: group_id.to_string(),
                 state: GroupState::Empty.name(),
-                protocol_type: "consumer".into(),
+                protocol_type: String::new(),
                 protocol: String::new(),
                 members: Vec::new(),
             });

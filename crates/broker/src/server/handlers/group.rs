@@ -557,10 +557,17 @@ pub fn offset_delete(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteR
                 .map(move |p| (t.name.to_string(), p.partition_index))
         })
         .collect();
-    let verdicts = match broker.groups.deletable_offsets(&group, &wanted) {
+    // As Kafka's `KafkaApis.handleOffsetDeleteRequest`: a partition the cluster does
+    // not have is answered UNKNOWN_TOPIC_OR_PARTITION, and only the others go to the
+    // group.
+    let exists = |(t, p): &(String, i32)| (0..broker.topics.partition_count(t).unwrap_or(0)).contains(p);
+    type Partitions = Vec<(String, i32)>;
+    let (known, unknown): (Partitions, Partitions) = wanted.into_iter().partition(exists);
+    let mut verdicts = match broker.groups.deletable_offsets(&group, &known) {
         Ok(v) => v,
         Err(code) => return OffsetDeleteResponse::default().with_error_code(code),
     };
+    verdicts.extend(unknown.into_iter().map(|k| (k, codes::UNKNOWN_TOPIC_OR_PARTITION)));
     let deletable: Vec<(String, i32)> = verdicts
         .iter()
         .filter(|(_, c)| *c == codes::NONE)
