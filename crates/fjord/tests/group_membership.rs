@@ -468,3 +468,47 @@ fn simple_and_emptied_groups_are_described_as_kafkas() {
     let expected: Vec<(String, i32, i16)> = expected.iter().map(|(t, p, e)| (t.to_string(), *p, *e)).collect();
     assert_eq!(codes, expected);
 }
+
+/// `group.max.size` is checked before anything else, as Kafka's `acceptJoiningMember`:
+/// a new member of a full group is refused at its first JoinGroup (it was handed a
+/// member id first, then refused at the retry). DescribeGroups shows the protocol and
+/// the members' metadata only once the group is Stable.
+#[test]
+fn a_full_group_refuses_a_member_at_once_and_describes_as_kafkas() {
+    use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+    use kafka_protocol::messages::describe_groups_response::DescribeGroupsResponse;
+    const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0", "group.max.size=1"]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    let required = join(&mut c, nobody("full"), b"meta");
+    let member = Who {
+        group: "full",
+        member: required.member_id.as_str(),
+        instance: None,
+    };
+    assert_eq!(join(&mut c, member, b"meta").generation_id, 1);
+    let refused = join(&mut c, nobody("full"), b"meta");
+    assert_eq!(
+        (refused.error_code, refused.member_id.as_str()),
+        (GROUP_MAX_SIZE_REACHED, "")
+    );
+    let describe = |c: &mut RawClient| -> (String, String, Vec<u8>) {
+        let r: DescribeGroupsResponse = c.request(
+            ApiKey::DescribeGroups,
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("full"))]),
+        );
+        let g = &r.groups[0];
+        (
+            g.group_state.to_string(),
+            g.protocol_data.to_string(),
+            g.members[0].member_metadata.to_vec(),
+        )
+    };
+    assert_eq!(
+        describe(&mut c),
+        ("CompletingRebalance".into(), String::new(), Vec::new())
+    );
+    assert_eq!(sync(&mut c, member, 1, "range", &[member.member]), NONE);
+    assert_eq!(describe(&mut c), ("Stable".into(), "range".into(), b"meta".to_vec()));
+}

@@ -416,6 +416,21 @@ impl ClassicGroup {
             .collect()
     }
 
+    /// Kafka's `acceptJoiningMember`, checked before anything else in a JoinGroup: room
+    /// for one more under `max_size`, counting in a rebalance only the members that
+    /// rejoined (whoever has not may yet be dropped).
+    pub fn accepts_joining_member(&self, member_id: &str, max_size: usize) -> bool {
+        let member = self.members.get(member_id);
+        match self.state {
+            GroupState::Empty | GroupState::Dead => true,
+            GroupState::PreparingRebalance => {
+                member.is_some_and(|m| m.join_waiter.is_some())
+                    || self.members.values().filter(|m| m.join_waiter.is_some()).count() < max_size
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => member.is_some() || self.members.len() < max_size,
+        }
+    }
+
     /// The member id a static member's instance id stands for now.
     pub fn static_member_id(&self, instance: &str) -> Option<&str> {
         self.members

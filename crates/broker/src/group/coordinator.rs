@@ -260,6 +260,13 @@ impl GroupCoordinator {
         let group = groups
             .entry(p.group_id.clone())
             .or_insert_with(|| ClassicGroup::new(&p.group_id));
+        if !group.accepts_joining_member(&p.member_id, self.config.max_size) {
+            // As Kafka: the member, if it was one, is out; the answer names no member.
+            if group.members.contains_key(&p.member_id) {
+                group.remove_member(&p.member_id, now);
+            }
+            return Err((codes::GROUP_MAX_SIZE_REACHED, String::new()));
+        }
         if !group.supports(&p.protocol_type, &p.protocols) {
             return Err((codes::INCONSISTENT_GROUP_PROTOCOL, p.member_id.clone()));
         }
@@ -771,7 +778,10 @@ impl GroupCoordinator {
                 members: Vec::new(),
             });
         };
-        let protocol = g.protocol_name.clone().unwrap_or_default();
+        // As Kafka's `describeGroups`: the protocol and the members' metadata only
+        // of a Stable group (in a rebalance they are about to change).
+        let stable = g.state == GroupState::Stable;
+        let protocol = g.protocol_name.clone().filter(|_| stable).unwrap_or_default();
         Some(GroupDescription {
             group_id: g.group_id.clone(),
             state: g.state.name(),
@@ -785,7 +795,11 @@ impl GroupCoordinator {
                     group_instance_id: m.group_instance_id.clone(),
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
-                    metadata: m.metadata_for(&protocol),
+                    metadata: if stable {
+                        m.metadata_for(&protocol)
+                    } else {
+                        Bytes::new()
+                    },
                     assignment: m.assignment.clone(),
                 })
                 .collect(),
