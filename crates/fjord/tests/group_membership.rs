@@ -256,13 +256,18 @@ fn an_unchanged_rejoin_does_not_rebalance() {
     assert_eq!(changed.join().expect("follower"), 3);
 }
 
-/// A dynamic member of group `r`.
-fn dynamic(member: &str) -> Who<'_> {
+/// A dynamic member of `group`.
+fn member_of<'a>(group: &'a str, member: &'a str) -> Who<'a> {
     Who {
-        group: "r",
+        group,
         member,
         instance: None,
     }
+}
+
+/// A dynamic member of group `r`.
+fn dynamic(member: &str) -> Who<'_> {
+    member_of("r", member)
 }
 
 /// A member that got MEMBER_ID_REQUIRED and leaves before it joins is removed at once
@@ -511,4 +516,46 @@ fn a_full_group_refuses_a_member_at_once_and_describes_as_kafkas() {
     );
     assert_eq!(sync(&mut c, member, 1, "range", &[member.member]), NONE);
     assert_eq!(describe(&mut c), ("Stable".into(), "range".into(), b"meta".to_vec()));
+}
+
+/// A dynamic member of group `q`.
+fn in_q(member: &str) -> Who<'_> {
+    member_of("q", member)
+}
+
+/// A leader that never sends SyncGroup does not hold its group in CompletingRebalance
+/// for good: at the rebalance timeout the members that sent none leave and the rest
+/// rebalance, as Kafka's `expirePendingSync`.
+#[test]
+fn members_that_never_sync_leave_at_the_rebalance_timeout() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let mut leader_conn = RawClient::connect(&b.bootstrap);
+    let mut follower_conn = RawClient::connect(&b.bootstrap);
+    let leader_id = join_within(&mut leader_conn, in_q(""), b"l", 1_000)
+        .member_id
+        .to_string();
+    let leader = in_q(&leader_id);
+    assert_eq!(join_within(&mut leader_conn, leader, b"l", 1_000).generation_id, 1);
+    assert_eq!(sync(&mut leader_conn, leader, 1, "range", &[&leader_id]), NONE);
+    let bootstrap = b.bootstrap.clone();
+    let follower_join = std::thread::spawn(move || {
+        let mut c = RawClient::connect(&bootstrap);
+        let id = join_within(&mut c, in_q(""), b"f", 1_000).member_id.to_string();
+        let joined = join_within(&mut c, in_q(&id), b"f", 1_000);
+        (id, joined.generation_id)
+    });
+    common::wait_for("the rebalance", || heartbeat(&mut leader_conn, leader, 1) == 27);
+    assert_eq!(join_within(&mut leader_conn, leader, b"l", 1_000).generation_id, 2);
+    let (follower_id, generation) = follower_join.join().expect("follower");
+    assert_eq!(generation, 2);
+    // The follower syncs; the leader never does. After the rebalance timeout (1 s) the
+    // leader is out and the follower's sync answers REBALANCE_IN_PROGRESS.
+    let follower = in_q(&follower_id);
+    assert_eq!(sync(&mut follower_conn, follower, 2, "range", &[]), 27);
+    assert_eq!(heartbeat(&mut leader_conn, leader, 2), UNKNOWN_MEMBER_ID);
+    let rejoined = join_within(&mut follower_conn, follower, b"f", 1_000);
+    assert_eq!(
+        (rejoined.error_code, rejoined.generation_id, rejoined.leader.as_str()),
+        (NONE, 3, follower_id.as_str())
+    );
 }

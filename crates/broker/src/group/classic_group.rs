@@ -135,6 +135,11 @@ pub struct ClassicGroup {
     pub rebalance_deadline_ms: i64,
     /// ...and, for a group that was empty, not before this (initial rebalance delay).
     pub rebalance_earliest_ms: i64,
+    /// Kafka's pending sync members: the generation's members that have not sent
+    /// SyncGroup since its join completed; those left at `sync_deadline_ms` (the
+    /// rebalance timeout later) leave the group, which rebalances (`expire_pending_sync`).
+    pub pending_sync: HashSet<String>,
+    pub sync_deadline_ms: i64,
     /// Set when a generation completed (or the group emptied) and the group's record in
     /// `__consumer_offsets` is not written yet; the coordinator's tick collects it.
     pub dirty: bool,
@@ -185,6 +190,8 @@ impl ClassicGroup {
             pending_members: BTreeMap::new(),
             rebalance_deadline_ms: 0,
             rebalance_earliest_ms: 0,
+            pending_sync: HashSet::new(),
+            sync_deadline_ms: 0,
             dirty: false,
             supported_protocols: HashMap::new(),
         }
@@ -206,6 +213,7 @@ impl ClassicGroup {
     pub fn take_member(&mut self, member_id: &str) -> Option<Member> {
         let m = self.members.remove(member_id)?;
         count_protocols(&mut self.supported_protocols, &m.protocols, false);
+        self.pending_sync.remove(member_id);
         Some(m)
     }
 
@@ -301,6 +309,7 @@ impl ClassicGroup {
             return;
         }
         let was_empty = self.state == GroupState::Empty;
+        self.pending_sync.clear();
         for m in self.members.values_mut() {
             if let Some(w) = m.sync_waiter.take() {
                 let _ = w.send(SyncResult {
@@ -375,6 +384,9 @@ impl ClassicGroup {
         self.protocol_name = Some(self.select_protocol());
         self.protocol_type = self.members.values().next().map(|m| m.protocol_type.clone());
         self.state = GroupState::CompletingRebalance;
+        self.pending_sync = self.members.keys().cloned().collect();
+        let timeout = self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
+        self.sync_deadline_ms = now_ms + timeout;
         let protocol = self.protocol_name.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
         let roster = self.roster();
@@ -616,6 +628,25 @@ impl ClassicGroup {
             member_id: new_id.to_string(),
             members: Vec::new(),
         })
+    }
+
+    /// Kafka's `expirePendingSync`: once the sync deadline passed, the members of the
+    /// generation that never sent SyncGroup (a leader that never assigns would hold
+    /// the group in CompletingRebalance for good) leave, and the rest rebalance.
+    /// Returns the members removed.
+    pub fn expire_pending_sync(&mut self, now_ms: i64) -> Vec<String> {
+        let syncing = matches!(self.state, GroupState::CompletingRebalance | GroupState::Stable);
+        if !syncing || self.pending_sync.is_empty() || now_ms < self.sync_deadline_ms {
+            return Vec::new();
+        }
+        let late: Vec<String> = self.pending_sync.drain().collect();
+        for id in &late {
+            self.remove_member(id, now_ms);
+        }
+        if !self.members.is_empty() {
+            self.prepare_rebalance(now_ms, 0);
+        }
+        late
     }
 
     /// Removes a member (leave or expiry) and rebalances the rest.

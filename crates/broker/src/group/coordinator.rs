@@ -323,7 +323,7 @@ impl GroupCoordinator {
             // As Kafka's `classicGroupJoinExistingMember`: a pending member is admitted,
             // any other must be a member (and its instance's, for a static one).
             if group.pending_members.remove(&p.member_id).is_some() {
-                return self.admit(group, &p.member_id);
+                return Ok(p.member_id.clone());
             }
             group
                 .validate_member(&p.member_id, p.group_instance_id.as_deref())
@@ -348,20 +348,13 @@ impl GroupCoordinator {
                     }
                 }
             }
-            return self.admit(group, &new_id);
+            return Ok(new_id);
         }
         if p.require_known_member_id {
             group.pending_members.insert(new_id.clone(), now + p.session_timeout_ms);
             return Err((codes::MEMBER_ID_REQUIRED, new_id));
         }
-        self.admit(group, &new_id)
-    }
-
-    fn admit(&self, group: &ClassicGroup, id: &str) -> Result<String, JoinRefusal> {
-        if group.members.len() >= self.config.max_size {
-            return Err((codes::GROUP_MAX_SIZE_REACHED, id.to_string()));
-        }
-        Ok(id.to_string())
+        Ok(new_id)
     }
 
     /// SyncGroup, checked as Kafka's `validateSyncGroup`: the member (and its
@@ -398,6 +391,7 @@ impl GroupCoordinator {
         if inconsistent(protocol_type, &group.protocol_type) || inconsistent(protocol_name, &group.protocol_name) {
             return Err(err(codes::INCONSISTENT_GROUP_PROTOCOL));
         }
+        group.pending_sync.remove(member_id);
         match group.state {
             GroupState::PreparingRebalance => Err(err(codes::REBALANCE_IN_PROGRESS)),
             GroupState::Stable => {
@@ -512,6 +506,9 @@ impl GroupCoordinator {
                 for id in group.expired_members(now) {
                     tracing::info!(group = %group.group_id, member = %id, "member session expired");
                     group.remove_member(&id, now);
+                }
+                for id in group.expire_pending_sync(now) {
+                    tracing::info!(group = %group.group_id, member = %id, "member sent no SyncGroup in time");
                 }
                 group.maybe_complete_join(now);
             }
