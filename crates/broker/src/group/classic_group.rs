@@ -318,7 +318,7 @@ impl ClassicGroup {
                 });
             }
         }
-        let timeout = self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
+        let timeout = self.rebalance_timeout_ms();
         self.rebalance_earliest_ms = if was_empty { now_ms + initial_delay_ms } else { now_ms };
         self.rebalance_deadline_ms = now_ms + timeout.max(if was_empty { initial_delay_ms } else { 0 });
         self.state = GroupState::PreparingRebalance;
@@ -356,7 +356,7 @@ impl ClassicGroup {
                 .find(|m| m.join_waiter.is_some())
                 .map(|m| m.member_id.clone());
             if self.leader.is_none() && !self.members.is_empty() {
-                let timeout = self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
+                let timeout = self.rebalance_timeout_ms();
                 self.rebalance_deadline_ms = now_ms + timeout;
                 return false;
             }
@@ -385,7 +385,7 @@ impl ClassicGroup {
         self.protocol_type = self.members.values().next().map(|m| m.protocol_type.clone());
         self.state = GroupState::CompletingRebalance;
         self.pending_sync = self.members.keys().cloned().collect();
-        let timeout = self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
+        let timeout = self.rebalance_timeout_ms();
         self.sync_deadline_ms = now_ms + timeout;
         let protocol = self.protocol_name.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
@@ -411,6 +411,12 @@ impl ClassicGroup {
             }
         }
         true
+    }
+
+    /// The longest rebalance timeout among the members: how long a rebalance (and the
+    /// members' SyncGroups after it) may take.
+    fn rebalance_timeout_ms(&self) -> i64 {
+        self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0)
     }
 
     /// Every member and its metadata for the group's protocol: what the leader gets.
@@ -593,11 +599,7 @@ impl ClassicGroup {
         if self.state != GroupState::Stable {
             return None;
         }
-        let old_id = self
-            .members
-            .values()
-            .find(|m| m.group_instance_id.as_deref() == Some(instance))
-            .map(|m| m.member_id.clone())?;
+        let old_id = self.static_member_id(instance)?.to_string();
         if self.leader.as_deref() == Some(old_id.as_str()) {
             return None;
         }

@@ -333,11 +333,7 @@ impl GroupCoordinator {
         let new_id = format!("{}-{}", p.client_id, uuid::Uuid::new_v4());
         if let Some(instance) = &p.group_instance_id {
             // Static membership (KIP-345): the instance's old member id is replaced.
-            let old = group
-                .members
-                .values()
-                .find(|m| m.group_instance_id.as_ref() == Some(instance))
-                .map(|m| m.member_id.clone());
+            let old = group.static_member_id(instance).map(str::to_string);
             if let Some(old) = old {
                 if let Some(mut m) = group.take_member(&old) {
                     if let Some(w) = m.join_waiter.take() {

@@ -368,31 +368,29 @@ impl LogSegment {
             self.size + bytes_len as u64 <= u32::MAX as u64,
             "segment position overflows the index"
         );
-        let direct = match &mut self.direct {
+        match &mut self.direct {
             // A device flush runs: an O_DIRECT write would wait behind it, so this
             // append goes through the page cache (see `device_flush`).
             Some(d) if device_flush::in_flight() => {
                 device_flush::count_append(true);
                 d.append_buffered(&self.file, parts, self.size)?;
-                None
             }
             Some(d) => {
                 device_flush::count_append(false);
-                Some(d.append(&self.file, parts, self.size))
+                match d.append(&self.file, parts, self.size) {
+                    // A filesystem that opened O_DIRECT but refuses its writes (alignment
+                    // it does not announce): buffered from here on, the padding trimmed
+                    // at roll.
+                    Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                        tracing::warn!(path = %self.path(".log").display(), error = %e, "O_DIRECT write refused; buffered appends");
+                        self.direct = None;
+                        self.trim_pending = true;
+                        write_all_vectored_at(&self.file, parts, self.size)?;
+                    }
+                    written => written?,
+                }
             }
-            None => Some(write_all_vectored_at(&self.file, parts, self.size)),
-        };
-        match direct {
-            // A filesystem that opened O_DIRECT but refuses its writes (alignment it does
-            // not announce): buffered from here on, the padding trimmed at roll.
-            Some(Err(e)) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                tracing::warn!(path = %self.path(".log").display(), error = %e, "O_DIRECT write refused; buffered appends");
-                self.direct = None;
-                self.trim_pending = true;
-                write_all_vectored_at(&self.file, parts, self.size)?;
-            }
-            Some(written) => written?,
-            None => {}
+            None => write_all_vectored_at(&self.file, parts, self.size)?,
         }
         self.data_dirty = true;
         let start = self.size;
