@@ -53,7 +53,25 @@ fn s(x: &str) -> StrBytes {
     StrBytes::from_string(x.to_string())
 }
 
+/// Creates `bench-topic` (Metadata's auto-creation, on by default): commits to a
+/// partition the cluster lacks are refused, as Kafka's.
+fn create_topic(addr: &str) {
+    use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
+    use kafka_protocol::messages::metadata_response::MetadataResponse;
+    let mut c = TcpStream::connect(addr).expect("connect");
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(s("bench-topic"))))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    c.write_all(&frame(ApiKey::Metadata, 12, 1, &req)).expect("write");
+    let r: MetadataResponse = read(&mut c, ApiKey::Metadata, 12);
+    let code = r.topics[0].error_code;
+    assert!(code == 0 || code == 5, "creating bench-topic: error {code}");
+}
+
 fn commits(addr: &str, total: usize) {
+    create_topic(addr);
     let per_conn = total / 4;
     let started = Instant::now();
     let threads: Vec<_> = (0..4)
