@@ -584,28 +584,43 @@ mod tests {
     use super::*;
     use crate::log::record_batch::tests::make_batch;
 
-    /// Appends batches of odd sizes with O_DIRECT: the file reads back exactly, ends in
-    /// less than a block of zero padding, recovery takes that padding for no torn write,
-    /// and `finish_direct_io` cuts it.
-    #[test]
-    fn direct_io_appends_read_back_and_recover() {
-        let dir = std::env::temp_dir().join(format!("fjord-direct-{}", std::process::id()));
+    /// A fresh segment in a temp dir named `name`, appending with O_DIRECT; `None` (the
+    /// test is skipped) where the filesystem refuses O_DIRECT.
+    fn direct_segment(name: &str) -> Option<(PathBuf, LogSegment)> {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("dir");
         let mut seg = LogSegment::create(&dir, 0, 4096, 0).expect("create");
         if !seg.enable_direct_io().expect("open") {
             eprintln!("skipped: the temp dir's filesystem refuses O_DIRECT");
-            return;
+            return None;
         }
+        Some((dir, seg))
+    }
+
+    /// Appends a batch of `n` records of `value_len` bytes at `offset` to `seg` and to
+    /// `written`; returns the next offset.
+    fn append_batch(seg: &mut LogSegment, n: i32, value_len: usize, offset: i64, written: &mut Vec<u8>) -> i64 {
+        let mut batch = make_batch(n, value_len, 1_000);
+        record_batch::set_base_offset(&mut batch, offset);
+        let header = BatchHeader::parse(&batch).expect("header");
+        seg.append(&[&batch], &[(0, header)]).expect("append");
+        written.extend_from_slice(&batch);
+        header.next_offset()
+    }
+
+    /// Appends batches of odd sizes with O_DIRECT: the file reads back exactly, ends in
+    /// less than a block of zero padding, recovery takes that padding for no torn write,
+    /// and `finish_direct_io` cuts it.
+    #[test]
+    fn direct_io_appends_read_back_and_recover() {
+        let Some((dir, mut seg)) = direct_segment("fjord-direct") else {
+            return;
+        };
         let mut written = Vec::new();
         let mut offset = 0i64;
         for (n, value_len) in [(1, 10), (3, 5000), (2, 1), (40, 300), (1, 9000)] {
-            let mut batch = make_batch(n, value_len, 1_000);
-            record_batch::set_base_offset(&mut batch, offset);
-            let header = BatchHeader::parse(&batch).expect("header");
-            seg.append(&[&batch], &[(0, header)]).expect("append");
-            offset = header.next_offset();
-            written.extend_from_slice(&batch);
+            offset = append_batch(&mut seg, n, value_len, offset, &mut written);
             let file_bytes = fs::metadata(seg.path(".log")).expect("stat").len();
             assert_eq!(file_bytes % DIRECT_IO_BLOCK_BYTES as u64, 0, "whole blocks");
             assert!(file_bytes >= seg.size() && file_bytes - seg.size() < DIRECT_IO_BLOCK_BYTES as u64);
@@ -621,11 +636,7 @@ mod tests {
         // Appends continue after a reopen (the partial block is read back).
         let mut seg = recovered;
         assert!(seg.enable_direct_io().expect("open"));
-        let mut batch = make_batch(2, 77, 1_000);
-        record_batch::set_base_offset(&mut batch, offset);
-        let header = BatchHeader::parse(&batch).expect("header");
-        seg.append(&[&batch], &[(0, header)]).expect("append");
-        written.extend_from_slice(&batch);
+        append_batch(&mut seg, 2, 77, offset, &mut written);
         assert_eq!(read_exact_at(seg.file(), 0, written.len()).expect("read"), written);
         seg.finish_direct_io();
         seg.trim().expect("trim");
@@ -641,26 +652,16 @@ mod tests {
     /// device (read back past the page cache), and recovery and trim work as ever.
     #[test]
     fn appends_during_a_device_flush_go_through_the_page_cache() {
-        let dir = std::env::temp_dir().join(format!("fjord-direct-flush-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("dir");
-        let mut seg = LogSegment::create(&dir, 0, 4096, 0).expect("create");
-        if !seg.enable_direct_io().expect("open") {
-            eprintln!("skipped: the temp dir's filesystem refuses O_DIRECT");
+        let Some((dir, mut seg)) = direct_segment("fjord-direct-flush") else {
             return;
-        }
+        };
         let mut written = Vec::new();
         let mut offset = 0i64;
         let sizes = [(1, 10), (3, 5000), (2, 1), (40, 300), (1, 9000), (5, 4096), (1, 3)];
         for (i, (n, value_len)) in sizes.into_iter().enumerate() {
             let flush = (i % 2 == 1).then(device_flush::InFlight::enter);
-            let mut batch = make_batch(n, value_len, 1_000);
-            record_batch::set_base_offset(&mut batch, offset);
-            let header = BatchHeader::parse(&batch).expect("header");
-            seg.append(&[&batch], &[(0, header)]).expect("append");
+            offset = append_batch(&mut seg, n, value_len, offset, &mut written);
             drop(flush);
-            offset = header.next_offset();
-            written.extend_from_slice(&batch);
             assert_eq!(seg.size(), written.len() as u64);
             assert!(seg.direct_io(), "O_DIRECT resumes once the flush is over");
         }
