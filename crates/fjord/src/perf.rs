@@ -41,6 +41,11 @@ pub struct ProduceArgs {
     /// Produce to librdkafka's in-process mock cluster instead of --bootstrap-server.
     #[arg(long)]
     pub mock: bool,
+    /// A line for each window of this many milliseconds (records/s, MB/s, average and
+    /// maximum latency of the records acknowledged in it), as Kafka's tool prints every
+    /// 5 s: where in a run the slow acknowledgements were.
+    #[arg(long = "reporting-interval", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub reporting_interval_ms: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -75,6 +80,8 @@ const LATENCY_SAMPLES_MAX: u64 = 5_000_000;
 struct PerfContext {
     start: Instant,
     sample_every: u64,
+    record_size: usize,
+    reporting_interval_us: u64,
     stats: Mutex<Stats>,
 }
 
@@ -86,6 +93,32 @@ struct Stats {
     latencies_us: Vec<u32>,
     max_us: u64,
     sum_us: u64,
+    window: Window,
+}
+
+/// The records acknowledged since `start_us` (microseconds since the run's start).
+#[derive(Default)]
+struct Window {
+    start_us: u64,
+    acked: u64,
+    sum_us: u64,
+    max_us: u64,
+}
+
+impl Window {
+    /// Prints the window as Kafka's ProducerPerformance prints its 5 s windows.
+    fn print(&self, now_us: u64, record_size: usize) {
+        let secs = (now_us.saturating_sub(self.start_us)).max(1) as f64 / 1e6;
+        let mb = (self.acked as f64 * record_size as f64) / (1024.0 * 1024.0);
+        println!(
+            "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
+            self.acked,
+            self.acked as f64 / secs,
+            mb / secs,
+            self.sum_us as f64 / self.acked.max(1) as f64 / 1000.0,
+            self.max_us as f64 / 1000.0
+        );
+    }
 }
 
 impl ClientContext for PerfContext {}
@@ -93,7 +126,8 @@ impl ClientContext for PerfContext {}
 impl ProducerContext for PerfContext {
     type DeliveryOpaque = usize;
     fn delivery(&self, result: &DeliveryResult<'_>, sent_us: usize) {
-        let latency = (self.start.elapsed().as_micros() as u64).saturating_sub(sent_us as u64);
+        let now_us = self.start.elapsed().as_micros() as u64;
+        let latency = now_us.saturating_sub(sent_us as u64);
         let mut s = match self.stats.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
@@ -108,6 +142,17 @@ impl ProducerContext for PerfContext {
         s.max_us = s.max_us.max(latency);
         if s.acked % self.sample_every == 0 {
             s.latencies_us.push(latency.min(u32::MAX as u64) as u32);
+        }
+        let w = &mut s.window;
+        w.acked += 1;
+        w.sum_us += latency;
+        w.max_us = w.max_us.max(latency);
+        if now_us.saturating_sub(w.start_us) >= self.reporting_interval_us {
+            w.print(now_us, self.record_size);
+            s.window = Window {
+                start_us: now_us,
+                ..Window::default()
+            };
         }
     }
 }
@@ -134,6 +179,8 @@ fn produce(a: ProduceArgs) -> Result<()> {
     let ctx = PerfContext {
         start: Instant::now(),
         sample_every: (a.num_records / LATENCY_SAMPLES_MAX).max(1),
+        record_size: a.record_size,
+        reporting_interval_us: a.reporting_interval_ms.saturating_mul(1000),
         stats: Mutex::new(Stats::default()),
     };
     let producer: ThreadedProducer<PerfContext> = config.create_with_context(ctx).context("creating producer")?;

@@ -358,3 +358,96 @@ fn topics_are_selected_by_regular_expression_and_groups_by_name_or_all() {
     );
     b.stop();
 }
+
+/// `fjord perf produce` and `perf consume`, as kafka-producer-perf-test and
+/// kafka-consumer-perf-test: what they say they sent is what the log holds, what they
+/// say they read is all of it, and a window line comes every `--reporting-interval`.
+#[test]
+fn perf_tools_report_what_they_moved() {
+    let b = BrokerProcess::start(&[]);
+    let bs = b.bootstrap.as_str();
+    common::create_topic_cli(bs, "perf", "2");
+    let out = ok(&[
+        "perf",
+        "produce",
+        "--bootstrap-server",
+        bs,
+        "--topic",
+        "perf",
+        "--num-records",
+        "20000",
+        "--record-size",
+        "200",
+        "--throughput",
+        "20000",
+        "--reporting-interval",
+        "200",
+        "--producer-props",
+        "acks=all",
+        "linger.ms=5",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    let summary = lines.last().expect("a summary line");
+    assert!(summary.starts_with("20000 records sent, "), "{out}");
+    assert!(summary.contains(" ms 99th, "), "{out}");
+    // At 20,000 records/s the run lasts about a second: several 200 ms windows, each
+    // counting records that the summary counts too.
+    let windows: Vec<u64> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            assert!(l.ends_with(" ms max latency."), "a window line: {l}");
+            l.split(' ').next().and_then(|n| n.parse().ok()).expect("a count")
+        })
+        .collect();
+    assert!(windows.len() >= 3, "windows of 200 ms over about 1 s: {out}");
+    assert!(windows.iter().sum::<u64>() <= 20000, "{out}");
+    let offsets = ok(&["get-offsets", "--bootstrap-server", bs, "--topic", "perf"]);
+    let total: u64 = offsets
+        .lines()
+        .map(|l| {
+            l.rsplit(':')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .expect("an offset")
+        })
+        .sum();
+    assert_eq!(total, 20000, "the log holds what perf produce reported: {offsets}");
+
+    let consume = |messages: &str| {
+        run(&[
+            "perf",
+            "consume",
+            "--bootstrap-server",
+            bs,
+            "--topic",
+            "perf",
+            "--messages",
+            messages,
+            "--timeout-ms",
+            "2000",
+        ])
+    };
+    let (code, out, err) = consume("20000");
+    assert_eq!(code, 0, "{err}");
+    let fields: Vec<&str> = out.lines().nth(1).expect("a figures line").split(", ").collect();
+    assert_eq!(fields[2], "20000", "{out}");
+    assert_eq!(fields[0], "3.8147", "20,000 x 200 bytes in MiB: {out}");
+    // Asked for more than there is: it stops after the timeout and says so.
+    let (code, _, err) = consume("30000");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("consumed 20000 of 30000 messages"), "{err}");
+    refused(
+        &[
+            "perf",
+            "produce",
+            "--mock",
+            "--topic",
+            "t",
+            "--num-records",
+            "1",
+            "--reporting-interval",
+            "0",
+        ],
+        "--reporting-interval",
+    );
+}

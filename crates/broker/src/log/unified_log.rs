@@ -890,6 +890,7 @@ impl UnifiedLog {
                 for (base, seg) in inner.segments.iter().rev() {
                     let keep = retain_bytes.saturating_sub(newer).min(seg.size());
                     let target = seg.size() - keep;
+                    let target = seg.writeback_pending_start().map_or(target, |p| target.min(p));
                     newer += seg.size();
                     let (dropped, advised) = (seg.page_cache_dropped_to, seg.page_cache_advised_to);
                     if keep == 0 && dropped >= seg.size() {
