@@ -54,9 +54,20 @@ fn join_within(
     metadata: &'static [u8],
     rebalance_timeout_ms: i32,
 ) -> JoinGroupResponse {
+    join_with_timeouts(c, who, metadata, 10_000, rebalance_timeout_ms)
+}
+
+/// `join` with a session timeout and a rebalance timeout.
+fn join_with_timeouts(
+    c: &mut RawClient,
+    who: Who<'_>,
+    metadata: &'static [u8],
+    session_timeout_ms: i32,
+    rebalance_timeout_ms: i32,
+) -> JoinGroupResponse {
     let req = JoinGroupRequest::default()
         .with_group_id(GroupId(s(who.group)))
-        .with_session_timeout_ms(10_000)
+        .with_session_timeout_ms(session_timeout_ms)
         .with_rebalance_timeout_ms(rebalance_timeout_ms)
         .with_member_id(s(who.member))
         .with_group_instance_id(who.instance.map(s))
@@ -558,4 +569,37 @@ fn members_that_never_sync_leave_at_the_rebalance_timeout() {
         (rejoined.error_code, rejoined.generation_id, rejoined.leader.as_str()),
         (NONE, 3, follower_id.as_str())
     );
+}
+
+/// In the classic protocol an OffsetCommit keeps its member's session, as a heartbeat
+/// does (Kafka's `OffsetMetadataManager.commitOffset`): a member that commits more
+/// often than its session timeout, and sends no heartbeat, stays; one that does
+/// neither is gone after the session timeout.
+#[test]
+fn offset_commits_keep_the_session() {
+    let b = BrokerProcess::start(&[
+        "group.initial.rebalance.delay.ms=0",
+        "group.min.session.timeout.ms=1000",
+    ]);
+    common::create_topic_cli(&b.bootstrap, "t", "1");
+    let mut c = RawClient::connect(&b.bootstrap);
+    let mut member_in = |c: &mut RawClient, group: &'static str| -> String {
+        let id = join_with_timeouts(c, member_of(group, ""), b"m", 1_500, 10_000)
+            .member_id
+            .to_string();
+        let who = member_of(group, &id);
+        assert_eq!(join_with_timeouts(c, who, b"m", 1_500, 10_000).generation_id, 1);
+        assert_eq!(sync(c, who, 1, "range", &[&id]), NONE);
+        id
+    };
+    let committer = member_in(&mut c, "commits");
+    let idle = member_in(&mut c, "idle");
+    // Three session timeouts of commits every 250 ms.
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(4_500);
+    while std::time::Instant::now() < until {
+        assert_eq!(commit(&mut c, member_of("commits", &committer), 1, 9), NONE);
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(heartbeat(&mut c, member_of("commits", &committer), 1), NONE);
+    assert_eq!(heartbeat(&mut c, member_of("idle", &idle), 1), UNKNOWN_MEMBER_ID);
 }

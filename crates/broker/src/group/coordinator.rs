@@ -600,7 +600,9 @@ impl GroupCoordinator {
     /// Checks an OffsetCommit (of request `version`) against the group's membership, as
     /// Kafka's `OffsetMetadataManager.validateOffsetCommit` and
     /// `ClassicGroup.validateOffsetCommit`; `NONE` when it may go on. An empty group id
-    /// is a group like any other (Kafka refuses only a null one).
+    /// is a group like any other (Kafka refuses only a null one). A commit that may go on
+    /// renews its member's session while the group is Stable or PreparingRebalance, as
+    /// Kafka's `commitOffset`: in the classic protocol a commit counts as a heartbeat.
     pub fn validate_commit(&self, commit: CommitParams<'_>) -> i16 {
         let CommitParams {
             group_id,
@@ -612,8 +614,9 @@ impl GroupCoordinator {
         if let Some(g) = lock(&self.consumer_groups).get(group_id) {
             return g.validate_commit(member_id, generation);
         }
-        let groups = lock(&self.groups);
-        let Some(group) = groups.get(group_id) else {
+        let now = self.time.now_ms();
+        let mut groups = lock(&self.groups);
+        let Some(group) = groups.get_mut(group_id) else {
             return match (generation < 0, version >= 9) {
                 // A simple group: offsets committed by an admin or an `assign` consumer.
                 (true, _) => codes::NONE,
@@ -639,6 +642,11 @@ impl GroupCoordinator {
         // prepares a rebalance (they are still processing), not while it completes.
         if group.state == GroupState::CompletingRebalance {
             return codes::REBALANCE_IN_PROGRESS;
+        }
+        if matches!(group.state, GroupState::Stable | GroupState::PreparingRebalance) {
+            if let Some(m) = group.members.get_mut(member_id) {
+                m.last_heartbeat_ms = now;
+            }
         }
         codes::NONE
     }
