@@ -583,7 +583,7 @@ fn offset_commits_keep_the_session() {
     ]);
     common::create_topic_cli(&b.bootstrap, "t", "1");
     let mut c = RawClient::connect(&b.bootstrap);
-    let mut member_in = |c: &mut RawClient, group: &'static str| -> String {
+    let member_in = |c: &mut RawClient, group: &'static str| -> String {
         let id = join_with_timeouts(c, member_of(group, ""), b"m", 1_500, 10_000)
             .member_id
             .to_string();
