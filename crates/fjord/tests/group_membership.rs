@@ -603,3 +603,38 @@ fn offset_commits_keep_the_session() {
     assert_eq!(heartbeat(&mut c, member_of("commits", &committer), 1), NONE);
     assert_eq!(heartbeat(&mut c, member_of("idle", &idle), 1), UNKNOWN_MEMBER_ID);
 }
+
+/// The first rebalance of a new group waits `group.initial.rebalance.delay.ms`, and
+/// another delay after each window in which a member arrived (Kafka's
+/// `tryCompleteInitialRebalanceElseSchedule`): consumers started a little apart form
+/// one generation of all of them, not one generation per arrival.
+#[test]
+fn the_initial_rebalance_waits_while_members_keep_arriving() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=2000"]);
+    let started = std::time::Instant::now();
+    let joiners: Vec<_> = [0u64, 1_000, 3_000]
+        .into_iter()
+        .map(|at_ms| {
+            let bootstrap = b.bootstrap.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(at_ms));
+                let mut c = RawClient::connect(&bootstrap);
+                let required = join(&mut c, member_of("late", ""), b"m");
+                assert_eq!(required.error_code, MEMBER_ID_REQUIRED);
+                join(&mut c, member_of("late", &required.member_id), b"m")
+            })
+        })
+        .collect();
+    let joined: Vec<JoinGroupResponse> = joiners.into_iter().map(|j| j.join().expect("joiner")).collect();
+    // Windows end at 2 s (the second member came in it), 4 s (the third), 6 s (none).
+    assert!(started.elapsed() >= std::time::Duration::from_millis(5_500));
+    for r in &joined {
+        assert_eq!(
+            (r.error_code, r.generation_id),
+            (NONE, 1),
+            "one generation for all three"
+        );
+    }
+    let leader = joined.iter().find(|r| r.leader == r.member_id).expect("a leader");
+    assert_eq!(leader.members.len(), 3);
+}

@@ -120,6 +120,20 @@ impl Member {
     }
 }
 
+/// Kafka's initial rebalance of a group that was empty (`prepareRebalance`): the join
+/// completes `delay_ms` (`group.initial.rebalance.delay.ms`) after the first member,
+/// and each window in which a new member arrived is followed by another, of the delay
+/// at most, until `remaining_ms` (the rebalance timeout less the delay) runs out. So a
+/// group whose consumers start together forms in one generation, not one per member.
+#[derive(Debug, Clone, Copy)]
+pub struct InitialRebalance {
+    pub delay_ms: i64,
+    /// The window that ends at `rebalance_earliest_ms`.
+    pub window_ms: i64,
+    pub remaining_ms: i64,
+    pub new_member_added: bool,
+}
+
 #[derive(Debug)]
 pub struct ClassicGroup {
     pub group_id: String,
@@ -135,6 +149,9 @@ pub struct ClassicGroup {
     pub rebalance_deadline_ms: i64,
     /// ...and, for a group that was empty, not before this (initial rebalance delay).
     pub rebalance_earliest_ms: i64,
+    /// The rebalance of a group that was empty: Kafka's initial rebalance. Some only
+    /// while that rebalance prepares.
+    pub initial_rebalance: Option<InitialRebalance>,
     /// Kafka's pending sync members: the generation's members that have not sent
     /// SyncGroup since its join completed; those left at `sync_deadline_ms` (the
     /// rebalance timeout later) leave the group, which rebalances (`expire_pending_sync`).
@@ -190,6 +207,7 @@ impl ClassicGroup {
             pending_members: BTreeMap::new(),
             rebalance_deadline_ms: 0,
             rebalance_earliest_ms: 0,
+            initial_rebalance: None,
             pending_sync: HashSet::new(),
             sync_deadline_ms: 0,
             dirty: false,
@@ -319,6 +337,12 @@ impl ClassicGroup {
             }
         }
         let timeout = self.rebalance_timeout_ms();
+        self.initial_rebalance = was_empty.then_some(InitialRebalance {
+            delay_ms: initial_delay_ms,
+            window_ms: initial_delay_ms,
+            remaining_ms: (timeout - initial_delay_ms).max(0),
+            new_member_added: false,
+        });
         self.rebalance_earliest_ms = if was_empty { now_ms + initial_delay_ms } else { now_ms };
         self.rebalance_deadline_ms = now_ms + timeout.max(if was_empty { initial_delay_ms } else { 0 });
         self.state = GroupState::PreparingRebalance;
@@ -330,9 +354,27 @@ impl ClassicGroup {
         if self.state != GroupState::PreparingRebalance {
             return false;
         }
-        let all_joined = self.members.values().all(|m| m.join_waiter.is_some()) && self.pending_members.is_empty();
-        if !(all_joined && now_ms >= self.rebalance_earliest_ms) && now_ms < self.rebalance_deadline_ms {
-            return false;
+        if let Some(initial) = self.initial_rebalance.as_mut() {
+            // Kafka's `tryCompleteInitialRebalanceElseSchedule`: at the end of each
+            // window, another (of the delay at most) if a member was added in this one
+            // and time remains; else the join completes, whoever has joined.
+            if now_ms < self.rebalance_earliest_ms {
+                return false;
+            }
+            if initial.new_member_added && initial.remaining_ms != 0 {
+                let window_ms = initial.delay_ms.min(initial.remaining_ms);
+                initial.remaining_ms = (initial.remaining_ms - initial.window_ms).max(0);
+                initial.window_ms = window_ms;
+                initial.new_member_added = false;
+                self.rebalance_earliest_ms = now_ms + window_ms;
+                return false;
+            }
+            self.initial_rebalance = None;
+        } else {
+            let all_joined = self.members.values().all(|m| m.join_waiter.is_some()) && self.pending_members.is_empty();
+            if !(all_joined && now_ms >= self.rebalance_earliest_ms) && now_ms < self.rebalance_deadline_ms {
+                return false;
+            }
         }
         // As Kafka's `completeClassicGroupJoin`: dynamic members that did not rejoin in
         // time leave the group; static ones stay until their sessions expire (one that

@@ -299,6 +299,10 @@ impl GroupCoordinator {
                 join_waiter: None,
                 sync_waiter: None,
             });
+            // Into an initial rebalance: its delay goes on (Kafka's `newMemberAdded`).
+            if let (GroupState::PreparingRebalance, Some(initial)) = (group.state, group.initial_rebalance.as_mut()) {
+                initial.new_member_added = true;
+            }
         }
         let Some(member) = group.members.get_mut(&member_id) else {
             // Inserted just above, under the same lock.
