@@ -54,16 +54,17 @@ fn join_within(
     metadata: &'static [u8],
     rebalance_timeout_ms: i32,
 ) -> JoinGroupResponse {
-    join_with_timeouts(c, who, metadata, 10_000, rebalance_timeout_ms)
+    join_request(c, who, metadata, 10_000, rebalance_timeout_ms, 7)
 }
 
-/// `join` with a session timeout and a rebalance timeout.
-fn join_with_timeouts(
+/// JoinGroup at `version` with both timeouts.
+fn join_request(
     c: &mut RawClient,
     who: Who<'_>,
     metadata: &'static [u8],
     session_timeout_ms: i32,
     rebalance_timeout_ms: i32,
+    version: i16,
 ) -> JoinGroupResponse {
     let req = JoinGroupRequest::default()
         .with_group_id(GroupId(s(who.group)))
@@ -75,11 +76,23 @@ fn join_with_timeouts(
         .with_protocols(vec![JoinGroupRequestProtocol::default()
             .with_name(s("range"))
             .with_metadata(bytes::Bytes::from_static(metadata))]);
-    c.request(ApiKey::JoinGroup, 7, &req)
+    c.request(ApiKey::JoinGroup, version, &req)
 }
 
 /// SyncGroup v5 naming `protocol` (the leader assigns each member nothing).
 fn sync(c: &mut RawClient, who: Who<'_>, generation: i32, protocol: &str, members: &[&str]) -> i16 {
+    let assignments: Vec<(&str, &'static [u8])> = members.iter().map(|m| (*m, &b""[..])).collect();
+    sync_request(c, who, generation, protocol, &assignments).error_code
+}
+
+/// SyncGroup v5 naming `protocol`, with `assignments`.
+fn sync_request(
+    c: &mut RawClient,
+    who: Who<'_>,
+    generation: i32,
+    protocol: &str,
+    assignments: &[(&str, &'static [u8])],
+) -> SyncGroupResponse {
     let req = SyncGroupRequest::default()
         .with_group_id(GroupId(s(who.group)))
         .with_generation_id(generation)
@@ -88,13 +101,16 @@ fn sync(c: &mut RawClient, who: Who<'_>, generation: i32, protocol: &str, member
         .with_protocol_type(Some(s("consumer")))
         .with_protocol_name(Some(s(protocol)))
         .with_assignments(
-            members
+            assignments
                 .iter()
-                .map(|m| SyncGroupRequestAssignment::default().with_member_id(s(m)))
+                .map(|(m, a)| {
+                    SyncGroupRequestAssignment::default()
+                        .with_member_id(s(m))
+                        .with_assignment(bytes::Bytes::from_static(a))
+                })
                 .collect(),
         );
-    let r: SyncGroupResponse = c.request(ApiKey::SyncGroup, 5, &req);
-    r.error_code
+    c.request(ApiKey::SyncGroup, 5, &req)
 }
 
 fn heartbeat(c: &mut RawClient, who: Who<'_>, generation: i32) -> i16 {
@@ -584,11 +600,11 @@ fn offset_commits_keep_the_session() {
     common::create_topic_cli(&b.bootstrap, "t", "1");
     let mut c = RawClient::connect(&b.bootstrap);
     let member_in = |c: &mut RawClient, group: &'static str| -> String {
-        let id = join_with_timeouts(c, member_of(group, ""), b"m", 1_500, 10_000)
+        let id = join_request(c, member_of(group, ""), b"m", 1_500, 10_000, 7)
             .member_id
             .to_string();
         let who = member_of(group, &id);
-        assert_eq!(join_with_timeouts(c, who, b"m", 1_500, 10_000).generation_id, 1);
+        assert_eq!(join_request(c, who, b"m", 1_500, 10_000, 7).generation_id, 1);
         assert_eq!(sync(c, who, 1, "range", &[&id]), NONE);
         id
     };
@@ -637,4 +653,97 @@ fn the_initial_rebalance_waits_while_members_keep_arriving() {
     }
     let leader = joined.iter().find(|r| r.leader == r.member_id).expect("a leader");
     assert_eq!(leader.members.len(), 3);
+}
+
+/// JoinGroup at `version` (v9: KIP-814's `skip_assignment` in the answer).
+fn join_at(c: &mut RawClient, who: Who<'_>, version: i16) -> JoinGroupResponse {
+    join_request(c, who, b"m", 10_000, 10_000, version)
+}
+
+/// SyncGroup v5 with `assignments`; the member's assignment, or the error code.
+fn sync_assigning(
+    c: &mut RawClient,
+    who: Who<'_>,
+    generation: i32,
+    assignments: &[(&str, &'static [u8])],
+) -> Result<bytes::Bytes, i16> {
+    let r = sync_request(c, who, generation, "range", assignments);
+    if r.error_code == NONE {
+        Ok(r.assignment)
+    } else {
+        Err(r.error_code)
+    }
+}
+
+/// A static member of group `sl`.
+fn in_sl<'a>(member: &'a str, instance: &'a str) -> Who<'a> {
+    Who {
+        group: "sl",
+        member,
+        instance: Some(instance),
+    }
+}
+
+/// A static leader that restarts takes its place without a rebalance, as any static
+/// member does (Kafka's `updateStaticMemberThenRebalanceOrCompleteJoin`): from
+/// JoinGroup v9 it is told it leads, with the roster and `skip_assignment`; before v9
+/// it is named the old member id as leader, so it syncs as a follower. Either way it
+/// gets its old assignment back and the other members notice nothing.
+#[test]
+fn a_restarted_static_leader_keeps_the_generation() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=500"]);
+    let joins: Vec<_> = ["il", "if"]
+        .into_iter()
+        .map(|instance| {
+            let bootstrap = b.bootstrap.clone();
+            std::thread::spawn(move || {
+                let mut c = RawClient::connect(&bootstrap);
+                join_at(&mut c, in_sl("", instance), 9)
+            })
+        })
+        .collect();
+    let joined: Vec<JoinGroupResponse> = joins.into_iter().map(|j| j.join().expect("join")).collect();
+    assert!(joined.iter().all(|r| (r.error_code, r.generation_id) == (NONE, 1)));
+    let (leader_join, follower_join) = match joined[0].leader == joined[0].member_id {
+        true => (&joined[0], &joined[1]),
+        false => (&joined[1], &joined[0]),
+    };
+    let leader_instance = leader_join
+        .members
+        .iter()
+        .find(|m| m.member_id == leader_join.member_id);
+    let leader_instance: &'static str = match leader_instance.and_then(|m| m.group_instance_id.as_deref()) {
+        Some("il") => "il",
+        _ => "if",
+    };
+    let follower_instance = if leader_instance == "il" { "if" } else { "il" };
+    let mut c = RawClient::connect(&b.bootstrap);
+    let (leader_id, follower_id) = (leader_join.member_id.to_string(), follower_join.member_id.to_string());
+    let old_leader = in_sl(&leader_id, leader_instance);
+    let follower = in_sl(&follower_id, follower_instance);
+    let plan: [(&str, &'static [u8]); 2] = [(&leader_id, b"A"), (&follower_id, b"F")];
+    assert_eq!(sync_assigning(&mut c, old_leader, 1, &plan).as_deref(), Ok(&b"A"[..]));
+    assert_eq!(sync_assigning(&mut c, follower, 1, &[]).as_deref(), Ok(&b"F"[..]));
+
+    // The leader restarts (v9): same generation, told to lead and to skip assigning.
+    let restarted = join_at(&mut c, in_sl("", leader_instance), 9);
+    assert_eq!((restarted.error_code, restarted.generation_id), (NONE, 1));
+    assert_ne!(restarted.member_id.as_str(), leader_id);
+    assert_eq!(restarted.leader, restarted.member_id);
+    assert!(restarted.skip_assignment);
+    assert_eq!(restarted.members.len(), 2, "the roster");
+    let new_leader = in_sl(&restarted.member_id, leader_instance);
+    assert_eq!(sync_assigning(&mut c, new_leader, 1, &[]).as_deref(), Ok(&b"A"[..]));
+    assert_eq!(heartbeat(&mut c, follower, 1), NONE, "no rebalance");
+    assert_eq!(heartbeat(&mut c, old_leader, 1), FENCED_INSTANCE_ID);
+
+    // Again before v9: named the previous id as leader, it takes itself for a follower.
+    let restarted_v7 = join_at(&mut c, in_sl("", leader_instance), 7);
+    assert_eq!((restarted_v7.error_code, restarted_v7.generation_id), (NONE, 1));
+    assert_eq!(restarted_v7.leader, restarted.member_id);
+    assert!(restarted_v7.members.is_empty());
+    let newest = in_sl(&restarted_v7.member_id, leader_instance);
+    assert_eq!(sync_assigning(&mut c, newest, 1, &[]).as_deref(), Ok(&b"A"[..]));
+    assert_eq!(heartbeat(&mut c, follower, 1), NONE, "no rebalance");
+    assert_eq!(heartbeat(&mut c, newest, 1), NONE);
 }

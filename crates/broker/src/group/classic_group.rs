@@ -73,6 +73,9 @@ pub struct JoinResult {
     pub member_id: String,
     /// Only for the leader: every member and its metadata for the chosen protocol.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// JoinGroup v9+ (KIP-814): a restarted static leader gets the roster to rebuild
+    /// its state, and must not compute an assignment (the group has one).
+    pub skip_assignment: bool,
 }
 
 impl JoinResult {
@@ -447,6 +450,7 @@ impl ClassicGroup {
                 } else {
                     Vec::new()
                 },
+                skip_assignment: false,
             };
             if let Some(w) = m.join_waiter.take() {
                 let _ = w.send(result);
@@ -538,6 +542,7 @@ impl ClassicGroup {
             leader: leader.clone(),
             member_id: member_id.to_string(),
             members: if leader == member_id { self.roster() } else { Vec::new() },
+            skip_assignment: false,
         })
     }
 
@@ -629,22 +634,26 @@ impl ClassicGroup {
     /// KIP-345: a static member restarting (no member id, a known instance id) in a
     /// Stable group takes its old place under a new member id, assignment and all,
     /// without a rebalance. `None` when a rebalance is needed after all: the group is
-    /// not Stable, the instance is new or the leader, or the group's protocol would
-    /// change.
+    /// not Stable, the instance is new, or the group's protocol would change.
+    ///
+    /// The leader too, as Kafka's `updateStaticMemberThenRebalanceOrCompleteJoin`: the
+    /// group's leader becomes the new member id. With `skip_assignment_supported`
+    /// (JoinGroup v9+) it is told it leads, gets the roster and `skip_assignment`;
+    /// before v9 it is named the old id as leader, so it takes itself for a follower
+    /// and fetches its assignment with SyncGroup.
     pub fn replace_static_member(
         &mut self,
         instance: &str,
         new_id: &str,
         protocols: &[(String, Bytes)],
+        skip_assignment_supported: bool,
         now_ms: i64,
     ) -> Option<JoinResult> {
         if self.state != GroupState::Stable {
             return None;
         }
         let old_id = self.static_member_id(instance)?.to_string();
-        if self.leader.as_deref() == Some(old_id.as_str()) {
-            return None;
-        }
+        let was_leader = self.leader.as_deref() == Some(old_id.as_str());
         // As Kafka: no rebalance as long as the group's protocol would not change. The
         // metadata itself may (cooperative-sticky's owned partitions do).
         let old_protocols = self.set_protocols(&old_id, protocols.to_vec());
@@ -662,15 +671,24 @@ impl ClassicGroup {
         m.member_id = new_id.to_string();
         m.last_heartbeat_ms = now_ms;
         self.insert_member(m);
+        if was_leader {
+            self.leader = Some(new_id.to_string());
+        }
         self.dirty = true;
+        let skip_assignment = was_leader && skip_assignment_supported;
         Some(JoinResult {
             error_code: codes::NONE,
             generation_id: self.generation_id,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol_name.clone(),
-            leader: self.leader.clone().unwrap_or_default(),
+            leader: if was_leader && !skip_assignment {
+                old_id
+            } else {
+                self.leader.clone().unwrap_or_default()
+            },
             member_id: new_id.to_string(),
-            members: Vec::new(),
+            members: if skip_assignment { self.roster() } else { Vec::new() },
+            skip_assignment,
         })
     }
 

@@ -595,6 +595,7 @@ mod tests {
             protocol_type: "consumer".into(),
             protocols: vec![("range".into(), bytes::Bytes::new())],
             require_known_member_id: false,
+            skip_assignment_supported: false,
         }
     }
 

@@ -97,6 +97,9 @@ pub struct JoinParams {
     pub protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: a new member must first get its id (KIP-394).
     pub require_known_member_id: bool,
+    /// JoinGroup v9+: a restarted static leader can be told to skip the assignment
+    /// (KIP-814).
+    pub skip_assignment_supported: bool,
 }
 
 /// What a JoinGroup gets: an answer now, or one when the rebalance completes.
@@ -272,7 +275,9 @@ impl GroupCoordinator {
         }
         if let (true, Some(instance)) = (p.member_id.is_empty(), &p.group_instance_id) {
             let new_id = format!("{}-{}", p.client_id, uuid::Uuid::new_v4());
-            if let Some(r) = group.replace_static_member(instance, &new_id, &p.protocols, now) {
+            if let Some(r) =
+                group.replace_static_member(instance, &new_id, &p.protocols, p.skip_assignment_supported, now)
+            {
                 tracing::info!(group = %p.group_id, instance = %instance, "static member rejoined without a rebalance");
                 return Ok(JoinOutcome::Now(r));
             }

@@ -122,6 +122,7 @@ pub async fn join_group(
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
         require_known_member_id: version >= 4,
+        skip_assignment_supported: version >= 9,
     };
     // Only a safety net: the group answers every waiting join by its rebalance's
     // deadline, the longest rebalance timeout among its members, which may be another
@@ -167,6 +168,7 @@ pub async fn join_group(
     if version >= 7 {
         resp.protocol_type = result.protocol_type.map(s);
     }
+    resp.skip_assignment = result.skip_assignment && version >= 9;
     resp
 }
 
