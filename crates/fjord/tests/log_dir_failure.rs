@@ -118,6 +118,10 @@ fn a_failed_log_dir_goes_offline_the_other_serves_on_and_a_repaired_disk_brings_
     assert_eq!((dirs_described[0].1, dirs_described[0].2), (0, PARTITIONS as usize / 2));
     assert_eq!(dirs_described[1].1, 56, "KAFKA_STORAGE_ERROR for the failed dir");
     assert_eq!(offline_partitions(&b.bootstrap), on_b, "no leader where the dir failed");
+    // A fetch of an offline partition: KAFKA_STORAGE_ERROR from v6, before it
+    // NOT_LEADER_OR_FOLLOWER (Kafka's `KafkaApis`: older clients retry on that).
+    assert_eq!(fetch_error(&b.bootstrap, "spread", on_b[0], 5), 6);
+    assert_eq!(fetch_error(&b.bootstrap, "spread", on_b[0], 6), 56);
     let (ok, described, _) = fjord(
         &[
             "topics",
@@ -167,6 +171,23 @@ fn a_failed_log_dir_goes_offline_the_other_serves_on_and_a_repaired_disk_brings_
     let log = b.log_text();
     assert!(log.contains("log dir failed"), "the failure is logged");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The error code of a Fetch at `version` of one partition.
+fn fetch_error(bootstrap: &str, topic: &str, partition: i32, version: i16) -> i16 {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+    use kafka_protocol::messages::fetch_response::FetchResponse;
+    use kafka_protocol::messages::{ApiKey, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let req = FetchRequest::default()
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_partition_max_bytes(1 << 20)])]);
+    let resp: FetchResponse = common::RawClient::connect(bootstrap).request(ApiKey::Fetch, version, &req);
+    resp.responses[0].partitions[0].error_code
 }
 
 /// Unmounts the failed filesystem, checks it, and mounts it again.

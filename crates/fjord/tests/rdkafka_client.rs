@@ -278,6 +278,78 @@ fn long_poll_fetch_wakes_on_its_partitions_append() {
     assert!(records > 0, "the fetch carries the new record");
 }
 
+/// Fetch's session and wait rules, as Kafka's `FetchManager.newContext` and
+/// `KafkaApis.handleFetchRequest`: epochs 0 and -1 are full fetches whatever session id
+/// they name, any other epoch is an incremental fetch of a session that does not exist;
+/// a fetch naming no partitions (the Java consumer's at close) is answered at once; an
+/// unknown topic or partition gets its error without ending the long-poll of the rest.
+#[test]
+fn fetch_sessions_and_unknown_partitions_as_kafka() {
+    use common::RawClient;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+    use kafka_protocol::messages::fetch_response::FetchResponse;
+    use kafka_protocol::messages::{ApiKey, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let b = BrokerProcess::start(&[]);
+    create_topic(&b.bootstrap, "live", 1);
+    let mut raw = RawClient::connect(&b.bootstrap);
+    let topic = |name: &'static str, partitions: &[i32]| {
+        FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(name)))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|p| {
+                        FetchPartition::default()
+                            .with_partition(*p)
+                            .with_partition_max_bytes(1 << 20)
+                    })
+                    .collect(),
+            )
+    };
+    let mut fetch = |session: (i32, i32), max_wait_ms: i32, topics: Vec<FetchTopic>| {
+        let req = FetchRequest::default()
+            .with_session_id(session.0)
+            .with_session_epoch(session.1)
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(topics);
+        let started = Instant::now();
+        let resp: FetchResponse = raw.request(ApiKey::Fetch, 12, &req);
+        (started.elapsed(), resp)
+    };
+    for session in [(0, 0), (0, -1), (7, 0), (7, -1)] {
+        let (_, resp) = fetch(session, 0, vec![topic("live", &[0])]);
+        assert_eq!((resp.error_code, resp.session_id), (0, 0), "{session:?}: full");
+        assert_eq!(resp.responses[0].partitions[0].error_code, 0);
+    }
+    for session in [(0, 1), (7, 3), (0, -2)] {
+        let (_, resp) = fetch(session, 0, vec![topic("live", &[0])]);
+        assert_eq!(resp.error_code, 70, "{session:?}: FETCH_SESSION_ID_NOT_FOUND");
+    }
+    let (waited, resp) = fetch((0, -1), 5_000, vec![]);
+    assert!(
+        waited < Duration::from_millis(2_000),
+        "no partitions: at once, not {waited:?}"
+    );
+    assert_eq!((resp.error_code, resp.responses.len()), (0, 0));
+    // Unknown topic and partition beside a live partition with nothing to read: the
+    // fetch still waits out max_wait_ms.
+    let (waited, resp) = fetch((0, 0), 1_000, vec![topic("live", &[0, 5]), topic("nosuch", &[0])]);
+    assert!(waited >= Duration::from_millis(900), "answered after {waited:?}");
+    let codes: Vec<i16> = resp
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect();
+    assert_eq!(codes, vec![0, 3, 3]);
+    // Only unknown ones: nothing to wait for.
+    let (waited, resp) = fetch((0, 0), 5_000, vec![topic("nosuch", &[0])]);
+    assert!(waited < Duration::from_millis(2_000), "answered after {waited:?}");
+    assert_eq!(resp.responses[0].partitions[0].error_code, 3);
+}
+
 /// A topic's compression.type other than `producer`: the broker recompresses each batch
 /// to it (as Kafka), and every record reads back exactly; idempotence still holds.
 #[test]

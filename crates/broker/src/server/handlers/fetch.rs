@@ -1,10 +1,11 @@
 //! Fetch: read whole batches from each partition, within `partition_max_bytes` and the
 //! response's `max_bytes`; wait up to `max_wait_ms` until `min_bytes` are there.
 //!
-//! Fetch sessions (KIP-227): Fjord creates none. A full fetch (session id 0) is answered
-//! with session id 0, which tells the client no session exists, exactly as a Kafka broker
-//! whose session cache is full; a request naming a session gets FETCH_SESSION_ID_NOT_FOUND
-//! and the client falls back to full fetches.
+//! Fetch sessions (KIP-227): Fjord creates none. A full fetch (session epoch 0, or -1
+//! to close a session) is answered with session id 0, which tells the client no session
+//! exists, exactly as a Kafka broker whose session cache is full; an incremental one
+//! (any other epoch) names a session that cannot exist and gets
+//! FETCH_SESSION_ID_NOT_FOUND, and the client falls back to full fetches.
 
 use crate::log::{FetchIsolation, FileRecords, LogError, UnifiedLog};
 use crate::protocol::errors;
@@ -21,7 +22,9 @@ use tokio::sync::Notify;
 const MAX_WAIT_MS_LIMIT: i32 = 30_000;
 
 pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponseData {
-    if req.session_id != 0 || req.session_epoch > 0 {
+    // Kafka's `FetchManager.newContext`: epochs 0 and -1 (`FetchMetadata.isFull`) are
+    // full fetches, whatever session id they name (that session is closed).
+    if !matches!(req.session_epoch, 0 | -1) {
         return FetchResponseData {
             error_code: errors::code(ResponseError::FetchSessionIdNotFound),
             ..Default::default()
@@ -45,11 +48,14 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     let waiter = Arc::new(Notify::new());
     let mut registered = None;
     loop {
-        let (resp, bytes, errored) = read_all(broker, &req, version, isolation, registered);
+        let (resp, bytes, errored, interesting) = read_all(broker, &req, version, isolation, registered);
         // As Kafka's `KafkaApis`: min_bytes at most the response's limit, so a request
-        // asking more than it may get does not wait out max_wait every time.
+        // asking more than it may get does not wait out max_wait every time; and one with
+        // no partition it can read (none named: the Java consumer's session-closing fetch
+        // at close; or only unknown ones) is answered at once.
         if bytes >= (req.min_bytes.max(0) as u64).min(max_bytes(broker, &req))
             || errored
+            || interesting == 0
             || tokio::time::Instant::now() >= deadline
             || broker.is_shutting_down()
         {
@@ -73,17 +79,21 @@ fn max_bytes(broker: &Broker, req: &FetchRequest) -> u64 {
 }
 
 /// One pass over the requested partitions. Returns the response, bytes it will carry,
-/// and whether any partition failed or diverged (which answers at once, as Kafka does).
+/// whether a read failed or diverged (which answers at once, as Kafka does), and how
+/// many partitions exist to be read. Unknown topics and partitions are answered with
+/// their error but end no wait: Kafka's `KafkaApis` sets them apart before the read
+/// (its `erroneous`), so a fetch of a deleted topic beside live ones still long-polls.
 fn read_all(
     broker: &Broker,
     req: &FetchRequest,
     version: i16,
     isolation: FetchIsolation,
     waiter: Option<&Arc<Notify>>,
-) -> (FetchResponseData, u64, bool) {
+) -> (FetchResponseData, u64, bool, usize) {
     let mut budget = max_bytes(broker, req);
     let mut total = 0u64;
     let mut errored = false;
+    let mut interesting = 0usize;
     let mut topics_out = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let meta = if version >= 13 {
@@ -122,11 +132,19 @@ fn read_all(
                     // A diverging epoch is answered at once, as an error is.
                     errored |= pd.diverging_epoch.is_some();
                 }
+                Err(code) if is_unknown(code) => pd.error_code = code,
+                // As Kafka's `KafkaApis`: clients before Fetch v6 know no
+                // KAFKA_STORAGE_ERROR, and retry on NOT_LEADER_OR_FOLLOWER.
+                Err(code) if code == errors::code(ResponseError::KafkaStorageError) && version <= 5 => {
+                    pd.error_code = errors::code(ResponseError::NotLeaderOrFollower);
+                    errored = true;
+                }
                 Err(code) => {
                     pd.error_code = code;
                     errored = true;
                 }
             }
+            interesting += usize::from(!is_unknown(pd.error_code));
             parts.push(pd);
         }
         topics_out.push(FetchTopicData {
@@ -143,7 +161,13 @@ fn read_all(
         },
         total,
         errored,
+        interesting,
     )
+}
+
+/// A topic or partition this broker does not have (Kafka's `erroneous` partitions).
+fn is_unknown(code: i16) -> bool {
+    code == errors::code(ResponseError::UnknownTopicId) || code == errors::code(ResponseError::UnknownTopicOrPartition)
 }
 
 /// One partition's records and offsets into `pd`, within `budget` bytes (at least one
