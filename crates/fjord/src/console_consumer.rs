@@ -96,30 +96,19 @@ pub fn run(args: Args) -> Result<()> {
     let consumer_properties = parse_pairs(&args.consumer_properties, "--consumer-property")?;
     let group = check_args(&args, &consumer_properties)?;
     let start = start_offset(&args)?;
-    let mut config = args.connect.client_config()?;
-    // librdkafka's assign() needs a group id; without --group, Kafka's console consumer
-    // makes one up the same way.
-    let made_up = format!("console-consumer-{}", std::process::id() % 100_000);
-    config
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("group.id", made_up);
-    for (k, v) in &consumer_properties {
-        config.set(k, v);
-    }
-    if let Some(group) = &group {
-        let reset = if args.from_beginning { "earliest" } else { "latest" };
-        config
-            .set("group.id", group)
-            .set("enable.auto.commit", "true")
-            .set("auto.offset.reset", reset);
+    let config = consumer_config(&args, group.as_deref(), &consumer_properties)?;
+    if group.is_some() {
         let consumer: BaseConsumer = config.create().context("creating consumer")?;
         consumer.subscribe(&[&args.topic]).context("subscribing")?;
         let stop = Arc::new(AtomicBool::new(false));
         signal_stop(stop.clone());
         let count = consume(&consumer, &args, &fmt, &stop)?;
-        // Commit what was printed before leaving the group.
-        let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+        // Commit what was printed before leaving the group (only that: offsets are
+        // stored message by message as they are printed, as Kafka's tool resets the
+        // position of what it fetched and did not print).
+        if config.get("enable.auto.commit") != Some("false") {
+            let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+        }
         eprintln!("Processed a total of {count} messages");
         return Ok(());
     }
@@ -156,6 +145,47 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The consumer's config as Kafka's `ConsoleConsumerOptions.buildConsumerProps`:
+/// `client.id` console-consumer, a made-up group (not committing) without `--group`,
+/// the user's `--consumer-property` values over the tool's own, and `auto.offset.reset`
+/// from `--from-beginning` unless given, a conflicting one refused.
+fn consumer_config(
+    args: &Args,
+    group: Option<&str>,
+    consumer_properties: &std::collections::BTreeMap<String, String>,
+) -> Result<rdkafka::ClientConfig> {
+    let mut config = args.connect.client_config()?;
+    config
+        .set("client.id", "console-consumer")
+        .set("enable.partition.eof", "false")
+        // Offsets are stored as messages are printed (`consume`): an auto-commit, or
+        // the commit at exit, never covers a message fetched and not printed.
+        .set("enable.auto.offset.store", "false");
+    match group {
+        Some(g) => config.set("group.id", g).set("enable.auto.commit", "true"),
+        // librdkafka's assign() needs a group id too; Kafka's tool makes one up.
+        None => config
+            .set("group.id", format!("console-consumer-{}", std::process::id() % 100_000))
+            .set("enable.auto.commit", "false"),
+    };
+    for (k, v) in consumer_properties {
+        config.set(k, v);
+    }
+    match consumer_properties.get("auto.offset.reset") {
+        Some(reset) if args.from_beginning && reset != "earliest" => bail!(
+            "Can't simultaneously specify --from-beginning and 'auto.offset.reset={reset}', please remove one option"
+        ),
+        Some(_) => {}
+        None => {
+            config.set(
+                "auto.offset.reset",
+                if args.from_beginning { "earliest" } else { "latest" },
+            );
+        }
+    }
+    Ok(config)
+}
+
 fn start_offset(args: &Args) -> Result<Offset> {
     Ok(match args.offset.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None if args.from_beginning => Offset::Beginning,
@@ -173,29 +203,50 @@ fn consume(consumer: &BaseConsumer, args: &Args, fmt: &Format, stop: &AtomicBool
     let mut count = 0u64;
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) && args.max_messages.is_none_or(|m| count < m) {
-        match consumer.poll(Duration::from_millis(100)) {
+        let written = match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                write_message(&mut out, &m, fmt)?;
-                count += 1;
-                last = Instant::now();
+                let written = write_message(&mut out, &m, fmt);
+                if written.is_ok() {
+                    // Printed: it may be committed now (offset + 1). Refused only for
+                    // a partition just revoked, whose new owner reads it again.
+                    let _ = consumer.store_offset_from_message(&m);
+                    count += 1;
+                    last = Instant::now();
+                }
+                written
             }
             Some(Err(e)) => bail!("consume failed: {e}"),
-            None => {
-                out.flush()?;
-                if args
-                    .timeout_ms
-                    .is_some_and(|t| last.elapsed() >= Duration::from_millis(t))
-                {
-                    break;
-                }
+            None if args
+                .timeout_ms
+                .is_some_and(|t| last.elapsed() >= Duration::from_millis(t)) =>
+            {
+                break;
             }
+            None => out.flush(),
+        };
+        if closed_stdout(written)? {
+            return Ok(count);
         }
     }
-    out.flush()?;
+    closed_stdout(out.flush())?;
     Ok(count)
 }
 
-fn write_message(out: &mut impl Write, m: &rdkafka::message::BorrowedMessage<'_>, fmt: &Format) -> Result<()> {
+/// Whether a write found stdout closed (`... | head`): the consumer then stops, as
+/// Kafka's does ("Unable to write to standard out, closing consumer."); any other
+/// write error is the tool's error.
+fn closed_stdout(written: std::io::Result<()>) -> Result<bool> {
+    match written {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            eprintln!("Unable to write to standard out, closing consumer.");
+            Ok(true)
+        }
+        Err(e) => Err(e).context("writing to stdout"),
+    }
+}
+
+fn write_message(out: &mut impl Write, m: &rdkafka::message::BorrowedMessage<'_>, fmt: &Format) -> std::io::Result<()> {
     let sep = fmt.key_separator.as_bytes();
     if fmt.timestamp {
         match m.timestamp() {

@@ -75,7 +75,7 @@ pub fn run(args: Args) -> Result<()> {
     let base: BaseConsumer = args.connect.client_config()?.create().context("creating client")?;
     if args.list {
         for n in all_groups(&base)? {
-            println!("{n}");
+            outln!("{n}");
         }
         return Ok(());
     }
@@ -95,7 +95,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut failed = 0;
     for (i, group) in groups.iter().enumerate() {
         if i > 0 {
-            println!();
+            outln!();
         }
         let done = if args.reset_offsets {
             reset(&args, group, &base)
@@ -118,7 +118,7 @@ pub fn run(args: Args) -> Result<()> {
 fn delete(args: &Args, groups: &[String]) -> Result<()> {
     if groups.is_empty() {
         // librdkafka refuses an empty DeleteGroups; Kafka's tool succeeds with nothing.
-        println!("Deletion of requested consumer groups () was successful.");
+        outln!("Deletion of requested consumer groups () was successful.");
         return Ok(());
     }
     let admin: AdminClient<DefaultClientContext> = args.connect.client_config()?.create()?;
@@ -132,7 +132,7 @@ fn delete(args: &Args, groups: &[String]) -> Result<()> {
         .map(|g| format!("'{g}'"))
         .collect();
     if failed.is_empty() {
-        println!(
+        outln!(
             "Deletion of requested consumer groups ({}) was successful.",
             deleted.join(", ")
         );
@@ -140,10 +140,10 @@ fn delete(args: &Args, groups: &[String]) -> Result<()> {
     }
     eprintln!("Error: Deletion of some consumer groups failed:");
     for (g, code) in failed.into_iter().filter_map(|r| r.err()) {
-        println!("* Group '{g}' could not be deleted due to: {code}");
+        outln!("* Group '{g}' could not be deleted due to: {code}");
     }
     if !deleted.is_empty() {
-        println!(
+        outln!(
             "\nThese consumer groups were deleted successfully: {}",
             deleted.join(", ")
         );
@@ -363,17 +363,20 @@ fn parse_assignment(b: &[u8]) -> Vec<(String, i32)> {
 fn describe(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
     let (state, owners, members) = owners(base, group)?;
     if args.state {
-        println!("{:<24} {:<12} #MEMBERS", "GROUP", "STATE");
-        println!("{:<24} {:<12} {}", group, state, members.len());
+        outln!("{:<24} {:<12} #MEMBERS", "GROUP", "STATE");
+        outln!("{:<24} {:<12} {}", group, state, members.len());
         return Ok(());
     }
     if args.members {
-        println!(
+        outln!(
             "{:<24} {:<48} {:<16} {:<24} #PARTITIONS",
-            "GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID"
+            "GROUP",
+            "CONSUMER-ID",
+            "HOST",
+            "CLIENT-ID"
         );
         for (id, host, client, n) in &members {
-            println!("{group:<24} {id:<48} {host:<16} {client:<24} {n}");
+            outln!("{group:<24} {id:<48} {host:<16} {client:<24} {n}");
         }
         return Ok(());
     }
@@ -385,9 +388,16 @@ fn describe(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
     for k in owners.keys() {
         rows.entry(k.clone()).or_insert(None);
     }
-    println!(
+    outln!(
         "{:<24} {:<24} {:<10} {:<15} {:<15} {:<8} {:<48} {:<16} CLIENT-ID",
-        "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST"
+        "GROUP",
+        "TOPIC",
+        "PARTITION",
+        "CURRENT-OFFSET",
+        "LOG-END-OFFSET",
+        "LAG",
+        "CONSUMER-ID",
+        "HOST"
     );
     for ((topic, partition), current) in rows {
         let (_, end) = base.fetch_watermarks(&topic, partition, TIMEOUT)?;
@@ -399,9 +409,7 @@ fn describe(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
             .get(&(topic.clone(), partition))
             .cloned()
             .unwrap_or_else(|| ("-".into(), "-".into(), "-".into()));
-        println!(
-            "{group:<24} {topic:<24} {partition:<10} {current:<15} {end:<15} {lag:<8} {id:<48} {host:<16} {client}"
-        );
+        outln!("{group:<24} {topic:<24} {partition:<10} {current:<15} {end:<15} {lag:<8} {id:<48} {host:<16} {client}");
     }
     Ok(())
 }
@@ -450,9 +458,9 @@ fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         };
         new_offsets.push((topic.clone(), *partition, target.clamp(low, high)));
     }
-    println!("{:<24} {:<24} {:<10} NEW-OFFSET", "GROUP", "TOPIC", "PARTITION");
+    outln!("{:<24} {:<24} {:<10} NEW-OFFSET", "GROUP", "TOPIC", "PARTITION");
     for (t, p, o) in &new_offsets {
-        println!("{group:<24} {t:<24} {p:<10} {o}");
+        outln!("{group:<24} {t:<24} {p:<10} {o}");
     }
     if args.execute && !new_offsets.is_empty() {
         let mut tpl = TopicPartitionList::new();
@@ -504,11 +512,11 @@ fn delete_offsets(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         code => bail!("deleting offsets of group '{group}' failed: error code {code}"),
     }
     let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
-    println!(
+    outln!(
         "Request succeed for deleting offsets with topic {} group {group}\n",
         names.join(", ")
     );
-    println!("{:<24} {:<10} STATUS", "TOPIC", "PARTITION");
+    outln!("{:<24} {:<10} STATUS", "TOPIC", "PARTITION");
     let mut failed = false;
     for t in &resp.topics {
         for p in &t.partitions {
@@ -523,7 +531,7 @@ fn delete_offsets(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
                     format!("Error: code {c}")
                 }
             };
-            println!("{:<24} {:<10} {status}", t.name.as_str(), p.partition_index);
+            outln!("{:<24} {:<10} {status}", t.name.as_str(), p.partition_index);
         }
     }
     if failed {

@@ -17,7 +17,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     for f in &args.files {
-        println!("Dumping {}", f.display());
+        outln!("Dumping {}", f.display());
         let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
         match f.extension().and_then(|e| e.to_str()) {
             Some("index") => dump_index(&bytes, base_offset(f)),
@@ -39,7 +39,7 @@ fn dump_index(bytes: &[u8], base: i64) {
     for c in bytes.chunks_exact(8) {
         let rel = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
         let pos = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
-        println!("offset: {} position: {pos}", base + rel as i64);
+        outln!("offset: {} position: {pos}", base + rel as i64);
     }
 }
 
@@ -47,7 +47,7 @@ fn dump_time_index(bytes: &[u8], base: i64) {
     for c in bytes.chunks_exact(12) {
         let ts = i64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
         let rel = u32::from_be_bytes([c[8], c[9], c[10], c[11]]);
-        println!("timestamp: {ts} offset: {}", base + rel as i64);
+        outln!("timestamp: {ts} offset: {}", base + rel as i64);
     }
 }
 
@@ -57,7 +57,7 @@ fn dump_segment(bytes: &[u8], print_data: bool) {
         let rest = &bytes[pos..];
         // An active segment written with O_DIRECT ends in zeros up to a 4 KiB boundary.
         if rest.len() < 4096 && rest.iter().all(|b| *b == 0) {
-            println!(
+            outln!(
                 "{} bytes of zero padding at position {pos} (an active segment's direct I/O)",
                 rest.len()
             );
@@ -66,7 +66,7 @@ fn dump_segment(bytes: &[u8], print_data: bool) {
         let header = match BatchHeader::parse(rest) {
             Ok(h) if h.size_bytes() <= rest.len() && h.batch_length > 0 => h,
             Ok(h) => {
-                println!(
+                outln!(
                     "Found {} bytes at the end of the segment: a partial batch of {} bytes (torn write)",
                     rest.len(),
                     h.size_bytes()
@@ -74,7 +74,7 @@ fn dump_segment(bytes: &[u8], print_data: bool) {
                 return;
             }
             Err(e) => {
-                println!("Found {} bytes at position {pos} that are not a batch: {e}", rest.len());
+                outln!("Found {} bytes at position {pos} that are not a batch: {e}", rest.len());
                 return;
             }
         };
@@ -89,7 +89,7 @@ fn dump_segment(bytes: &[u8], print_data: bool) {
         } else {
             "CreateTime"
         };
-        println!(
+        outln!(
             "baseOffset: {} lastOffset: {} count: {} baseSequence: {} lastSequence: {} producerId: {} producerEpoch: {} partitionLeaderEpoch: {} isTransactional: {} isControl: {} position: {pos} {ts_type}: {} size: {} magic: {} compresscodec: {codec} crc: {} isvalid: {valid}",
             header.base_offset, header.last_offset(), header.records_count, header.base_sequence, header.last_sequence(), header.producer_id,
             header.producer_epoch, header.partition_leader_epoch, header.is_transactional(), header.is_control(), header.max_timestamp,
@@ -112,7 +112,7 @@ fn print_records(batch: &[u8]) {
                         .map(|v| String::from_utf8_lossy(v).to_string())
                         .unwrap_or_else(|| "null".into())
                 };
-                println!(
+                outln!(
                     "| offset: {} CreateTime: {} keySize: {} valueSize: {} headerKeys: [{}] key: {} payload: {}",
                     r.offset,
                     r.timestamp,
@@ -124,6 +124,6 @@ fn print_records(batch: &[u8]) {
                 );
             }
         }
-        Err(e) => println!("| cannot decode records: {e}"),
+        Err(e) => outln!("| cannot decode records: {e}"),
     }
 }

@@ -73,13 +73,13 @@ pub fn run(args: Args) -> Result<()> {
                 Offset::Offset(o) => o,
                 _ => -1,
             };
-            println!("{}:{}:{}", e.topic(), e.partition(), offset);
+            outln!("{}:{}:{}", e.topic(), e.partition(), offset);
         }
         return Ok(());
     }
     for id in ids {
         let (low, high) = consumer.fetch_watermarks(&args.topic, id, timeout)?;
-        println!("{}:{}:{}", args.topic, id, if time == -2 { low } else { high });
+        outln!("{}:{}:{}", args.topic, id, if time == -2 { low } else { high });
     }
     Ok(())
 }
@@ -111,7 +111,7 @@ fn max_timestamp_offsets(bootstrap: &str, topic: &str, ids: &[i32]) -> Result<()
             if p.error_code != 0 {
                 bail!("{}:{}: error code {}", t.name.as_str(), p.partition_index, p.error_code);
             }
-            println!("{}:{}:{}", t.name.as_str(), p.partition_index, p.offset);
+            outln!("{}:{}:{}", t.name.as_str(), p.partition_index, p.offset);
         }
     }
     Ok(())

@@ -3,6 +3,19 @@
 //! Layout: `server` starts a broker; `topics`, `console_producer`, `console_consumer`,
 //! `get_offsets`, `dump_log` and `perf` are the tools, built on librdkafka (`client`).
 
+/// `println!` for the tools' output: when the reader has gone (`fjord topics --list |
+/// head -1`), the tool ends quietly with status 0, as Kafka's tools (Java's
+/// `PrintStream` drops the error), where `println!` panics. Not for the server: a
+/// broker must not stop because whoever read its first line went away.
+macro_rules! outln {
+    () => {
+        $crate::write_stdout_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stdout_line(format_args!($($arg)*))
+    };
+}
+
 mod admin_request;
 mod client;
 mod console_consumer;
@@ -43,6 +56,20 @@ enum Command {
     DumpLog(dump_log::Args),
     /// Producer and consumer benchmarks (kafka-*-perf-test.sh).
     Perf(perf::Args),
+}
+
+/// Writes one line to stdout (`outln!`); a closed stdout ends the process with status
+/// 0, another write error with 1.
+fn write_stdout_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("fjord: error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
 }
 
 fn main() {

@@ -110,7 +110,7 @@ impl Window {
     fn print(&self, now_us: u64, record_size: usize) {
         let secs = (now_us.saturating_sub(self.start_us)).max(1) as f64 / 1e6;
         let mb = (self.acked as f64 * record_size as f64) / (1024.0 * 1024.0);
-        println!(
+        outln!(
             "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
             self.acked,
             self.acked as f64 / secs,
@@ -238,7 +238,7 @@ fn report_produce(a: &ProduceArgs, s: &mut Stats, elapsed: f64) {
     } else {
         0.0
     };
-    println!(
+    outln!(
         "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 99th, {:.2} ms 99.9th.",
         s.acked,
         s.acked as f64 / elapsed,
@@ -294,8 +294,8 @@ fn consume(a: ConsumeArgs) -> Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let mb = bytes as f64 / (1024.0 * 1024.0);
-    println!("data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, elapsed.sec");
-    println!(
+    outln!("data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, elapsed.sec");
+    outln!(
         "{mb:.4}, {:.4}, {count}, {:.4}, {elapsed:.3}",
         mb / elapsed,
         count as f64 / elapsed

@@ -73,7 +73,7 @@ pub fn run(args: TopicsArgs) -> Result<()> {
     let topics = matching_topics(&md, args.topic.as_deref(), args.exclude_internal)?;
     if args.list {
         for t in &topics {
-            println!("{}", t.name());
+            outln!("{}", t.name());
         }
         return Ok(());
     }
@@ -196,7 +196,7 @@ fn create(
     }
     for r in rt.block_on(admin.create_topics([&nt], opts))? {
         match r {
-            Ok(name) => println!("Created topic {name}."),
+            Ok(name) => outln!("Created topic {name}."),
             Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) if args.if_not_exists => {}
             Err((name, code)) => bail!("cannot create topic {name}: {code}"),
         }
@@ -300,7 +300,7 @@ fn describe(
             .get(t.name())
             .map(|id| format!("\tTopicId: {id}"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "Topic: {}{id}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
             t.name(),
             t.partitions().len(),
@@ -314,7 +314,7 @@ fn describe(
                 -1 => "none".to_string(),
                 id => id.to_string(),
             };
-            println!(
+            outln!(
                 "\tTopic: {}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}",
                 t.name(),
                 p.id(),

@@ -451,3 +451,101 @@ fn perf_tools_report_what_they_moved() {
         "--reporting-interval",
     );
 }
+
+/// The console tools keep what they were given, as Kafka's: a line that does not parse
+/// stops the producer, after the lines before it are delivered; headers and a null
+/// marker are read as `LineMessageReader` reads them; the consumer commits only what it
+/// printed, and a `--consumer-property` wins over its defaults.
+#[test]
+fn console_tools_keep_what_they_were_given() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let bs = b.bootstrap.as_str();
+    common::create_topic_cli(bs, "lines", "1");
+    let produce = |props: &[&str], input: &str| {
+        let mut args = vec!["console-producer", "--bootstrap-server", bs, "--topic", "lines"];
+        for p in props {
+            args.extend(["--property", p]);
+        }
+        fjord(&args, Some(input))
+    };
+    let (good, _, err) = produce(&["parse.key=true"], "k1\tv1\nnosep\nk3\tv3\n");
+    assert!(!good);
+    assert!(
+        err.contains("No key separator found on line number 2: 'nosep'"),
+        "{err}"
+    );
+    let latest = || ok(&["get-offsets", "--bootstrap-server", bs, "--topic", "lines"]);
+    assert_eq!(latest(), "lines:0:1\n", "the line before the bad one is delivered");
+    let (good, _, err) = produce(&["parse.headers=true", "parse.key=true"], "h1:x,h2:y\tk2\tv2\n");
+    assert!(good, "{err}");
+    let (good, _, err) = produce(&["parse.key=true", "ignore.error=true"], "whole line\n");
+    assert!(good, "{err}");
+    let consumer_args = |extra: &[&'static str]| {
+        let mut args = vec!["console-consumer", "--bootstrap-server", bs, "--topic", "lines"];
+        args.extend_from_slice(extra);
+        args
+    };
+    let consume = |extra: &[&'static str]| run(&consumer_args(extra));
+    let (code, out, err) = consume(&[
+        "--from-beginning",
+        "--max-messages",
+        "3",
+        "--property",
+        "print.key=true",
+        "--property",
+        "print.headers=true",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "NO_HEADERS\tk1\tv1\nh1:x,h2:y\tk2\tv2\nNO_HEADERS\tnull\twhole line\n"
+    );
+    // Each of five new groups prints one message and commits exactly that one.
+    for g in ["g1", "g2", "g3", "g4", "g5"] {
+        let (code, out, err) = consume(&["--group", g, "--from-beginning", "--max-messages", "1"]);
+        assert_eq!((code, out.as_str()), (0, "v1\n"), "{err}");
+        let described = ok(&["consumer-groups", "--bootstrap-server", bs, "--describe", "--group", g]);
+        let row: Vec<&str> = described
+            .lines()
+            .find(|l| l.starts_with(g))
+            .expect("a row")
+            .split_whitespace()
+            .collect();
+        assert_eq!(row[3], "1", "CURRENT-OFFSET of {g}: {described}");
+    }
+    // The next run of a group goes on from there.
+    let (code, out, _) = consume(&["--group", "g1", "--max-messages", "1"]);
+    assert_eq!((code, out.as_str()), (0, "v2\n"));
+    // The user's auto.offset.reset wins over the default (latest); a conflicting one
+    // beside --from-beginning is refused.
+    let (code, out, err) = consume(&[
+        "--group",
+        "fresh",
+        "--max-messages",
+        "3",
+        "--consumer-property",
+        "auto.offset.reset=earliest",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "v1\nv2\nwhole line\n"), "{err}");
+    refused(
+        &consumer_args(&["--from-beginning", "--consumer-property", "auto.offset.reset=latest"]),
+        "Can't simultaneously specify --from-beginning and 'auto.offset.reset=latest', please remove one option",
+    );
+    // A reader that went away (`| head -1`): the tools end quietly, status 0.
+    for args in [
+        &["topics", "--bootstrap-server", bs, "--list"][..],
+        &["consumer-groups", "--bootstrap-server", bs, "--list"][..],
+        &consumer_args(&["--from-beginning", "--max-messages", "3"])[..],
+    ] {
+        let mut child = std::process::Command::new(FJORD)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}
