@@ -96,6 +96,16 @@ fn a_failed_log_dir_goes_offline_the_other_serves_on_and_a_repaired_disk_brings_
     let before = produce_tracked(&b.bootstrap, "spread", &all, "before", 50, 1000);
     assert_eq!(before.failed_count(), 0);
 
+    // A fetch waits on one of the second dir's partitions, at its end.
+    let (bootstrap, waited_on) = (b.bootstrap.clone(), on_b[0]);
+    let waiting = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        (
+            fetch_error_within(&bootstrap, "spread", waited_on, 12, 30_000, 50),
+            started.elapsed(),
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
     // The disk under the second dir fails: its partitions refuse appends, and its dir
     // goes offline; the first dir's partitions go on.
     disk.fail();
@@ -113,6 +123,10 @@ fn a_failed_log_dir_goes_offline_the_other_serves_on_and_a_repaired_disk_brings_
             "nothing acknowledged from partition {p}"
         );
     }
+    // The waiting fetch is answered as the dir goes offline, not at its max_wait_ms.
+    let (code, waited) = waiting.join().expect("fetch");
+    assert_eq!(code, 56);
+    assert!(waited < std::time::Duration::from_secs(20), "answered after {waited:?}");
     let dirs_described = describe_log_dirs(&b.bootstrap);
     assert_eq!(dirs_described.len(), 2);
     assert_eq!((dirs_described[0].1, dirs_described[0].2), (0, PARTITIONS as usize / 2));
@@ -175,18 +189,38 @@ fn a_failed_log_dir_goes_offline_the_other_serves_on_and_a_repaired_disk_brings_
 
 /// The error code of a Fetch at `version` of one partition.
 fn fetch_error(bootstrap: &str, topic: &str, partition: i32, version: i16) -> i16 {
+    fetch_error_within(bootstrap, topic, partition, version, 0, 0)
+}
+
+/// `fetch_error` of a fetch from `offset` that waits up to `max_wait_ms` for a byte.
+fn fetch_error_within(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    version: i16,
+    max_wait_ms: i32,
+    offset: i64,
+) -> i16 {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
     use kafka_protocol::messages::fetch_response::FetchResponse;
     use kafka_protocol::messages::{ApiKey, TopicName};
     use kafka_protocol::protocol::StrBytes;
     let req = FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
         .with_max_bytes(1 << 20)
         .with_topics(vec![FetchTopic::default()
             .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partitions(vec![FetchPartition::default()
                 .with_partition(partition)
+                .with_fetch_offset(offset)
                 .with_partition_max_bytes(1 << 20)])]);
-    let resp: FetchResponse = common::RawClient::connect(bootstrap).request(ApiKey::Fetch, version, &req);
+    let mut client = common::RawClient::connect(bootstrap);
+    client
+        .stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(40)))
+        .expect("timeout");
+    let resp: FetchResponse = client.request(ApiKey::Fetch, version, &req);
     resp.responses[0].partitions[0].error_code
 }
 

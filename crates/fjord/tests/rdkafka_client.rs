@@ -350,6 +350,60 @@ fn fetch_sessions_and_unknown_partitions_as_kafka() {
     assert_eq!(resp.responses[0].partitions[0].error_code, 3);
 }
 
+/// A fetch waiting on a partition is answered when the partition goes (DeleteTopics),
+/// not at its max_wait_ms, as Kafka's `DelayedFetch`; and a zstd topic read with Fetch
+/// before v10 is UNSUPPORTED_COMPRESSION_TYPE (Kafka's `maybeConvertFetchedData`).
+#[test]
+fn waiting_fetches_end_with_their_partition_and_old_fetches_get_no_zstd() {
+    use common::RawClient;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+    use kafka_protocol::messages::fetch_response::FetchResponse;
+    use kafka_protocol::messages::{ApiKey, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    fn fetch(bootstrap: &str, topic: &'static str, max_wait_ms: i32, version: i16) -> (Duration, FetchResponse) {
+        let mut raw = RawClient::connect(bootstrap);
+        raw.stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let req = FetchRequest::default()
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str(topic)))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let started = Instant::now();
+        let resp: FetchResponse = raw.request(ApiKey::Fetch, version, &req);
+        (started.elapsed(), resp)
+    }
+    let b = BrokerProcess::start(&[]);
+    create_topic(&b.bootstrap, "gone", 1);
+    let bootstrap = b.bootstrap.clone();
+    let waiting = std::thread::spawn(move || fetch(&bootstrap, "gone", 20_000, 12));
+    std::thread::sleep(Duration::from_millis(500));
+    let (deleted, err) = common::delete_topic_cli(&b.bootstrap, "gone");
+    assert!(deleted, "{err}");
+    let (waited, resp) = waiting.join().expect("fetch");
+    assert!(waited < Duration::from_secs(10), "answered after {waited:?}");
+    assert_eq!(resp.responses[0].partitions[0].error_code, 3);
+
+    common::create_topic_with_configs(&b.bootstrap, "z", &["compression.type=zstd"]);
+    let p = producer(&b.bootstrap, &[]);
+    p.send(BaseRecord::<(), _>::to("z").payload("zz").partition(0))
+        .expect("send");
+    p.flush(Duration::from_secs(10)).expect("flush");
+    let (_, old) = fetch(&b.bootstrap, "z", 0, 9);
+    let part = &old.responses[0].partitions[0];
+    assert_eq!((part.error_code, part.high_watermark), (76, -1));
+    assert!(part.records.as_ref().is_none_or(|r| r.is_empty()));
+    let (_, new) = fetch(&b.bootstrap, "z", 0, 10);
+    let part = &new.responses[0].partitions[0];
+    assert_eq!((part.error_code, part.high_watermark), (0, 1));
+    assert!(part.records.as_ref().is_some_and(|r| !r.is_empty()));
+}
+
 /// A topic's compression.type other than `producer`: the broker recompresses each batch
 /// to it (as Kafka), and every record reads back exactly; idempotence still holds.
 #[test]

@@ -120,12 +120,19 @@ impl LogManager {
             .filter(|(_, i)| **i == index)
             .map(|(tp, _)| tp.clone())
             .collect();
+        let mut removed = Vec::with_capacity(taken.len());
         for tp in taken {
-            logs.remove(&tp);
+            removed.extend(logs.remove(&tp));
             placement.remove(&tp);
             offline.insert(tp);
         }
-        tracing::error!(dir = %self.log_dirs[index].display(), partitions = offline.len(), "stopped serving the partitions of an offline log dir");
+        let count = offline.len();
+        drop((logs, placement, offline));
+        // Their waiting fetches answer now, with KAFKA_STORAGE_ERROR.
+        for log in removed {
+            log.wake_fetch_waiters();
+        }
+        tracing::error!(dir = %self.log_dirs[index].display(), partitions = count, "stopped serving the partitions of an offline log dir");
         index != 0 && self.failure.online_count() > 0
     }
 

@@ -545,13 +545,20 @@ impl UnifiedLog {
             (moved, inner.high_watermark)
         };
         if moved {
-            let waiters = std::mem::take(&mut *crate::sync::lock(&self.fetch_waiters));
-            for w in waiters.iter().filter_map(|w| w.upgrade()) {
-                // notify_one keeps a permit: a fetch between its read and its wait still wakes.
-                w.notify_one();
-            }
+            self.wake_fetch_waiters();
         }
         hw
+    }
+
+    /// Wakes the fetches waiting on this log: its high watermark moved, or it left
+    /// service (deleted, its dir offline), which they answer at once, as Kafka's
+    /// `DelayedFetch` completes on an unknown partition or a storage error.
+    pub fn wake_fetch_waiters(&self) {
+        let waiters = std::mem::take(&mut *crate::sync::lock(&self.fetch_waiters));
+        for w in waiters.iter().filter_map(|w| w.upgrade()) {
+            // notify_one keeps a permit: a fetch between its read and its wait still wakes.
+            w.notify_one();
+        }
     }
 
     /// Forgets idempotent producers idle for `expiration_ms` (Kafka's
@@ -955,6 +962,12 @@ impl UnifiedLog {
     /// until they are done, and freeing waits for them (`log::deletion`).
     /// A rename that fails leaves the log whole, as it was.
     pub fn delete(&self) -> Result<(PathBuf, Vec<Arc<fs::File>>), LogError> {
+        let deleted = self.take_out_of_service();
+        self.wake_fetch_waiters();
+        deleted
+    }
+
+    fn take_out_of_service(&self) -> Result<(PathBuf, Vec<Arc<fs::File>>), LogError> {
         let mut inner = self.lock();
         let name = self
             .dir

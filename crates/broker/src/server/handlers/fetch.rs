@@ -47,8 +47,12 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     // at once (the busy case) never registers.
     let waiter = Arc::new(Notify::new());
     let mut registered = None;
+    let mut known = None;
     loop {
         let (resp, bytes, errored, interesting) = read_all(broker, &req, version, isolation, registered);
+        // A partition that was there at the first pass and is gone now (deleted) ends
+        // the wait, as Kafka's `DelayedFetch` completes on UNKNOWN_TOPIC_OR_PARTITION.
+        let vanished = interesting < *known.get_or_insert(interesting);
         // As Kafka's `KafkaApis`: min_bytes at most the response's limit, so a request
         // asking more than it may get does not wait out max_wait every time; and one with
         // no partition it can read (none named: the Java consumer's session-closing fetch
@@ -56,6 +60,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
         if bytes >= (req.min_bytes.max(0) as u64).min(max_bytes(broker, &req))
             || errored
             || interesting == 0
+            || vanished
             || tokio::time::Instant::now() >= deadline
             || broker.is_shutting_down()
         {
@@ -124,7 +129,13 @@ fn read_all(
                     (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch),
                 ),
             };
-            let read = log.and_then(|log| fill_partition(&mut pd, &log, p, budget, isolation, total == 0, waiter));
+            let read = log.and_then(|log| {
+                let bytes = fill_partition(&mut pd, &log, p, budget, isolation, total == 0, waiter)?;
+                if version < 10 && log.config().compression_type == "zstd" {
+                    refuse_zstd(&mut pd);
+                }
+                Ok(bytes)
+            });
             match read {
                 Ok(bytes) => {
                     total += bytes;
@@ -163,6 +174,23 @@ fn read_all(
         errored,
         interesting,
     )
+}
+
+/// Kafka's `KafkaApis.maybeConvertFetchedData`: a zstd topic read with Fetch before v10
+/// (KIP-110), whose client may not know zstd, is answered UNSUPPORTED_COMPRESSION_TYPE
+/// and no records. The read still counts toward `min_bytes`, as in Kafka, where the
+/// conversion comes after it.
+fn refuse_zstd(pd: &mut FetchPartitionData) {
+    *pd = FetchPartitionData {
+        partition_index: pd.partition_index,
+        error_code: errors::code(ResponseError::UnsupportedCompressionType),
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        aborted_transactions: pd.aborted_transactions.take(),
+        diverging_epoch: None,
+        records: FileRecords::empty(),
+    };
 }
 
 /// A topic or partition this broker does not have (Kafka's `erroneous` partitions).
