@@ -121,3 +121,35 @@ fn lookups_on_a_log_append_time_topic_see_the_append_time() {
         "MAX_TIMESTAMP"
     );
 }
+
+/// A lookup by timestamp whose first candidate batch was cut by DeleteRecords, so that
+/// its records at or after the time lie below the log start, goes on to the next batch
+/// (Kafka's `FileRecords.searchForTimestamp`), instead of answering the log start with
+/// a timestamp that is not its record's.
+#[test]
+fn a_lookup_by_time_skips_the_part_of_a_batch_below_the_log_start() {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::delete_records_response::DeleteRecordsResponse;
+    use kafka_protocol::messages::{ApiKey, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let b = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    common::ensure_topic(&mut c, "cut");
+    let p = common::produce_raw(&mut c, "cut", batch_of(&[1000, 500, 500], -1, -1, Compression::None));
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    let p = common::produce_raw(&mut c, "cut", batch(2000, -1, -1));
+    assert_eq!((p.error_code, p.base_offset), (0, 3));
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("cut")))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(1)])]);
+    let r: DeleteRecordsResponse = c.request(ApiKey::DeleteRecords, 2, &req);
+    assert_eq!(r.topics[0].partitions[0].low_watermark, 1);
+    assert_eq!(common::list_offsets(&mut c, "cut", 900), (0, 3, 2000));
+    assert_eq!(common::list_offsets(&mut c, "cut", 400), (0, 1, 500));
+}

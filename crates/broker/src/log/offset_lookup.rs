@@ -60,8 +60,7 @@ impl LocatedBatch {
     }
 
     /// Decodes the batch to find the first record matching `pred(timestamp, offset)`.
-    /// `None` if none matches, or the batch cannot be decoded within its bound.
-    fn exact_record(&self, pred: impl Fn(i64, i64) -> bool) -> Result<Option<TimestampAndOffset>, LogError> {
+    fn exact_record(&self, pred: impl Fn(i64, i64) -> bool) -> Result<Matched, LogError> {
         let h = &self.header;
         let bytes = segment::read_exact_at(&self.file, self.position, h.size_bytes())?;
         let mut buf = Bytes::from(bytes);
@@ -71,7 +70,7 @@ impl LocatedBatch {
             // Past the limit (or not decodable), the batch's own offsets and timestamp answer.
             Err(e) => {
                 tracing::warn!(segment = %self.segment.display(), offset = h.base_offset, error = %e, "a batch not decoded for a timestamp lookup");
-                return Ok(None);
+                return Ok(Matched::Undecoded);
             }
         };
         // In a LogAppendTime batch every record's timestamp is the batch's (the append
@@ -89,8 +88,19 @@ impl LocatedBatch {
             .records
             .iter()
             .find(|r| pred(timestamp_of(r), r.offset))
-            .map(|r| self.answer(r.offset, timestamp_of(r))))
+            .map_or(Matched::NoRecord, |r| {
+                Matched::Record(self.answer(r.offset, timestamp_of(r)))
+            }))
     }
+}
+
+/// What `LocatedBatch::exact_record` found.
+enum Matched {
+    Record(TimestampAndOffset),
+    /// The batch decoded, and none of its records matched.
+    NoRecord,
+    /// The batch could not be decoded within its bound.
+    Undecoded,
 }
 
 /// A batch's leader epoch, if it has one (-1 is Kafka's NO_PARTITION_LEADER_EPOCH).
@@ -103,26 +113,34 @@ impl UnifiedLog {
     /// watermark.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampAndOffset>, LogError> {
         self.guard(|| {
-            let Some((batch, start)) = self.locate_by_timestamp(timestamp)? else {
-                return Ok(None);
-            };
-            let h = batch.header;
-            let found = batch.exact_record(|ts, off| ts >= timestamp && off >= start)?;
-            Ok(Some(
-                found.unwrap_or(batch.answer(h.base_offset.max(start), h.max_timestamp)),
-            ))
+            // As Kafka's `FileRecords.searchForTimestamp`, batch after batch: a batch
+            // whose matching records all lie below the log start (DeleteRecords cut it
+            // in the middle) holds no answer, and the search goes on after it.
+            let mut from = i64::MIN;
+            loop {
+                let Some((batch, start)) = self.locate_by_timestamp(timestamp, from)? else {
+                    return Ok(None);
+                };
+                let h = batch.header;
+                match batch.exact_record(|ts, off| ts >= timestamp && off >= start)? {
+                    Matched::Record(found) => return Ok(Some(found)),
+                    Matched::NoRecord => from = h.last_offset() + 1,
+                    Matched::Undecoded => return Ok(Some(batch.answer(h.base_offset.max(start), h.max_timestamp))),
+                }
+            }
         })
     }
 
     /// The first batch below the high watermark holding a timestamp at least
-    /// `timestamp`, and the offset the lookup may start from (the log start).
-    fn locate_by_timestamp(&self, timestamp: i64) -> Result<Option<(LocatedBatch, i64)>, LogError> {
+    /// `timestamp` and an offset at least `from`, and the offset the lookup may start
+    /// from (the log start, or `from`).
+    fn locate_by_timestamp(&self, timestamp: i64, from: i64) -> Result<Option<(LocatedBatch, i64)>, LogError> {
         let inner = self.lock();
         for seg in inner.segments.values() {
-            if seg.max_timestamp() < timestamp {
+            if seg.max_timestamp() < timestamp || seg.next_offset() <= from {
                 continue;
             }
-            let start = seg.time_index().lookup(timestamp).max(inner.log_start_offset);
+            let start = seg.time_index().lookup(timestamp).max(inner.log_start_offset).max(from);
             let mut found = None;
             for_each_batch_from(seg, start, &mut |h| {
                 if h.base_offset >= inner.high_watermark {
@@ -177,8 +195,10 @@ impl UnifiedLog {
                     leader_epoch: None,
                 }));
             };
-            let found = batch.exact_record(|t, _| t == ts)?;
-            Ok(Some(found.unwrap_or(batch.answer(last_offset, ts))))
+            Ok(Some(match batch.exact_record(|t, _| t == ts)? {
+                Matched::Record(found) => found,
+                Matched::NoRecord | Matched::Undecoded => batch.answer(last_offset, ts),
+            }))
         })
     }
 
