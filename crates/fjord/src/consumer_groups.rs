@@ -363,11 +363,16 @@ fn parse_assignment(b: &[u8]) -> Vec<(String, i32)> {
 fn describe(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
     let (state, owners, members) = owners(base, group)?;
     if args.state {
-        outln!("{:<24} {:<12} #MEMBERS", "GROUP", "STATE");
-        outln!("{:<24} {:<12} {}", group, state, members.len());
+        if should_print_member_state(group, &state, 1) {
+            outln!("{:<24} {:<12} #MEMBERS", "GROUP", "STATE");
+            outln!("{:<24} {:<12} {}", group, state, members.len());
+        }
         return Ok(());
     }
     if args.members {
+        if !should_print_member_state(group, &state, members.len()) {
+            return Ok(());
+        }
         outln!(
             "{:<24} {:<48} {:<16} {:<24} #PARTITIONS",
             "GROUP",
@@ -381,12 +386,12 @@ fn describe(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         return Ok(());
     }
     let committed = committed(args, group, base, None)?;
-    if committed.is_empty() && owners.is_empty() {
-        bail!("consumer group '{group}' does not exist or has no committed offsets");
-    }
     let mut rows: BTreeMap<(String, i32), Option<i64>> = committed.iter().map(|(k, v)| (k.clone(), Some(*v))).collect();
     for k in owners.keys() {
         rows.entry(k.clone()).or_insert(None);
+    }
+    if !should_print_member_state(group, &state, rows.len()) {
+        return Ok(());
     }
     outln!(
         "{:<24} {:<24} {:<10} {:<15} {:<15} {:<8} {:<48} {:<16} CLIENT-ID",
@@ -412,6 +417,24 @@ fn describe(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         outln!("{group:<24} {topic:<24} {partition:<10} {current:<15} {end:<15} {lag:<8} {id:<48} {host:<16} {client}");
     }
     Ok(())
+}
+
+/// Kafka's `shouldPrintMemberState`: what a describe says of the group's state before
+/// its table, or instead of it (a group that does not exist, one with no rows); whether
+/// the table follows. The same words and streams as Kafka's, and status 0.
+fn should_print_member_state(group: &str, state: &str, rows: usize) -> bool {
+    match state {
+        "Dead" => {
+            outln!("\nError: Consumer group '{group}' does not exist.");
+            return false;
+        }
+        "Empty" => eprintln!("\nConsumer group '{group}' has no active members."),
+        "PreparingRebalance" | "CompletingRebalance" | "Assigning" | "Reconciling" => {
+            eprintln!("\nWarning: Consumer group '{group}' is rebalancing.")
+        }
+        _ => {}
+    }
+    rows > 0
 }
 
 fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
