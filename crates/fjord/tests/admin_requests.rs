@@ -24,6 +24,11 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const INVALID_REQUEST: i16 = 42;
 const UNKNOWN_TOPIC_ID: i16 = 100;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+const INVALID_PARTITIONS: i16 = 37;
+const INVALID_REPLICATION_FACTOR: i16 = 38;
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const INVALID_CONFIG: i16 = 40;
 
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.into()))
@@ -211,8 +216,6 @@ fn create_partitions_checks_its_assignments() {
     };
     use kafka_protocol::messages::create_partitions_response::CreatePartitionsResponse;
     use kafka_protocol::messages::BrokerId;
-    const INVALID_PARTITIONS: i16 = 37;
-    const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
     let b = BrokerProcess::start(&["node.id=1"]);
     common::create_topic_cli(&b.bootstrap, "grow", "1");
     let mut c = RawClient::connect(&b.bootstrap);
@@ -237,11 +240,13 @@ fn create_partitions_checks_its_assignments() {
             r.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default(),
         )
     };
-    let (code, message) = grow(3, Some(vec![vec![1]]));
-    assert_eq!(code, INVALID_REPLICA_ASSIGNMENT);
-    assert!(
-        message.contains("Attempted to add 2 additional partition(s), but only 1 assignment(s)"),
-        "{message}"
+    // Kafka's messages exactly, with nothing of Fjord's before them.
+    assert_eq!(
+        grow(3, Some(vec![vec![1]])),
+        (
+            INVALID_REPLICA_ASSIGNMENT,
+            "Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified.".to_string()
+        )
     );
     assert_eq!(
         grow(3, Some(vec![vec![1], vec![7]])).0,
@@ -254,17 +259,88 @@ fn create_partitions_checks_its_assignments() {
         "a broker twice"
     );
     assert_eq!(grow(3, Some(vec![vec![1], vec![1]])).0, 0);
-    let (code, message) = grow(3, None);
     assert_eq!(
-        (code, message.contains("already has 3 partition(s)")),
-        (INVALID_PARTITIONS, true),
-        "{message}"
+        grow(3, None),
+        (INVALID_PARTITIONS, "Topic already has 3 partition(s).".to_string())
     );
-    let (code, message) = grow(2, None);
     assert_eq!(
-        (code, message.contains("2 would not be an increase")),
-        (INVALID_PARTITIONS, true),
-        "{message}"
+        grow(2, None),
+        (
+            INVALID_PARTITIONS,
+            "The topic grow currently has 3 partition(s); 2 would not be an increase.".to_string()
+        )
+    );
+}
+
+/// CreateTopics checks a topic in the order of Kafka's `ReplicationControlManager`
+/// (name, existence, configs, replication factor, partition count, then whether the
+/// brokers can hold the replicas) and answers with Kafka's messages: a request with
+/// several faults gets the error Kafka gives.
+#[test]
+fn create_topics_checks_in_kafkas_order_with_kafkas_messages() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig, CreateTopicsRequest};
+    use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+    let b = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    let mut create = |topic: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]| {
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(partitions)
+                .with_replication_factor(rf)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                )]);
+        let r: CreateTopicsResponse = c.request(ApiKey::CreateTopics, 7, &req);
+        let t = &r.topics[0];
+        (
+            t.error_code,
+            t.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+        )
+    };
+    assert_eq!(create("taken", 1, 1, &[]).0, 0);
+    assert_eq!(
+        create("taken", 0, 3, &[("retention.ms", "abc")]),
+        (TOPIC_ALREADY_EXISTS, "Topic 'taken' already exists.".to_string())
+    );
+    assert_eq!(
+        create("t", 1, 3, &[("retention.ms", "abc")]).0,
+        INVALID_CONFIG,
+        "configs first"
+    );
+    assert_eq!(
+        create("t", 1, 1, &[("no.such.config", "1")]),
+        (INVALID_CONFIG, "Unknown topic config name: no.such.config".to_string())
+    );
+    assert_eq!(
+        create("t", 0, 2, &[]),
+        (
+            INVALID_PARTITIONS,
+            "Number of partitions was set to an invalid non-positive value.".to_string()
+        ),
+        "the partition count before the brokers"
+    );
+    assert_eq!(
+        create("t", 0, 0, &[]),
+        (
+            INVALID_REPLICATION_FACTOR,
+            "Replication factor must be larger than 0, or -1 to use the default value.".to_string()
+        )
+    );
+    assert_eq!(
+        create("t", 1, 3, &[]),
+        (
+            INVALID_REPLICATION_FACTOR,
+            "Unable to replicate the partition 3 time(s): The target replication factor of 3 cannot be reached because only 1 broker(s) are registered.".to_string()
+        )
     );
 }
 

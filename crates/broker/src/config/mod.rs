@@ -24,6 +24,9 @@ pub enum ConfigError {
     InvalidValue { key: String, value: String, reason: String },
     #[error("missing required config '{0}'")]
     Missing(String),
+    /// Kafka's `LogConfig.validateNames` message.
+    #[error("Unknown topic config name: {0}")]
+    UnknownTopicConfig(String),
     #[error("line {line}: {reason}")]
     Syntax { line: usize, reason: String },
 }

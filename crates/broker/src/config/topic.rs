@@ -235,7 +235,7 @@ impl TopicConfig {
     }
 
     fn apply_as(&mut self, name: &str, value: &str, shown: &str) -> Result<(), ConfigError> {
-        let spec = topic_key(name).ok_or_else(|| invalid(shown, value, "unknown topic config"))?;
+        let spec = topic_key(name).ok_or_else(|| ConfigError::UnknownTopicConfig(shown.to_string()))?;
         let long = |min: i64| parse_num::<i64>(shown, value, min, i64::MAX);
         let int = |min: i64| parse_num::<i32>(shown, value, min, i32::MAX as i64);
         match name {
@@ -315,7 +315,7 @@ impl TopicConfig {
             "segment.jitter.ms" => self.segment_jitter_ms = long(0)?,
             "segment.ms" => self.segment_ms = long(1)?,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = parse_bool(shown, value)?,
-            _ => return Err(invalid(shown, value, "unknown topic config")),
+            _ => return Err(ConfigError::UnknownTopicConfig(shown.to_string())),
         }
         if shown != name {
             self.broker_set.insert(spec.name);

@@ -49,20 +49,21 @@ pub struct TopicMetadata {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    #[error("topic '{0}' already exists")]
+    /// Kafka's words: each variant's message is the one Kafka's controller sends.
+    #[error("Topic '{0}' already exists.")]
     TopicExists(String),
     #[error("unknown topic '{0}'")]
     UnknownTopic(String),
     #[error("invalid topic name '{0}': {1}")]
     InvalidTopic(String, String),
-    #[error("invalid partitions: {0}")]
+    #[error("{0}")]
     InvalidPartitions(String),
-    #[error("invalid replication factor: {0}")]
+    #[error("{0}")]
     InvalidReplicationFactor(String),
-    #[error("invalid replica assignment: {0}")]
+    #[error("{0}")]
     InvalidReplicaAssignment(String),
     /// A request Kafka refuses whole as malformed (INVALID_REQUEST).
-    #[error("invalid request: {0}")]
+    #[error("{0}")]
     InvalidRequest(String),
     /// A topic config without a value, which CreateTopics cannot set.
     #[error("{0}")]
@@ -222,10 +223,14 @@ impl TopicRegistry {
     pub fn create(&self, topic: TopicMetadata, validate_only: bool) -> Result<TopicMetadata, MetadataError> {
         validate_topic_name(&topic.name)?;
         if topic.partitions < 1 || topic.partitions > PARTITIONS_PER_TOPIC_MAX {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "{} is not in 1..={PARTITIONS_PER_TOPIC_MAX}",
-                topic.partitions
-            )));
+            return Err(MetadataError::InvalidPartitions(if topic.partitions < 1 {
+                "Number of partitions was set to an invalid non-positive value.".to_string()
+            } else {
+                format!(
+                    "Number of partitions {} is above this broker's limit of {PARTITIONS_PER_TOPIC_MAX} per topic.",
+                    topic.partitions
+                )
+            }));
         }
         let mut state = self.write();
         if state.image.topics.contains_key(&topic.name) {

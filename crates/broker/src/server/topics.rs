@@ -163,19 +163,27 @@ pub fn create_topic(broker: &Broker, req: NewTopic, validate_only: bool) -> Resu
     } else {
         req.replication_factor
     };
+    // In the order of Kafka's `ReplicationControlManager.createTopics`: the configs,
+    // then the replication factor and the partition count as given, then whether the
+    // brokers can hold that many replicas; with Kafka's messages.
+    let defaults = broker.topic_defaults()?;
+    defaults.with_overrides(&req.configs)?.validate_values()?;
     let brokers = 1;
     if rf < 1 {
         return Err(MetadataError::InvalidReplicationFactor(
             "Replication factor must be larger than 0, or -1 to use the default value.".into(),
         ));
     }
+    if partitions < 1 {
+        return Err(MetadataError::InvalidPartitions(
+            "Number of partitions was set to an invalid non-positive value.".into(),
+        ));
+    }
     if rf as i32 > brokers {
         return Err(MetadataError::InvalidReplicationFactor(format!(
-            "replication factor {rf} is larger than the {brokers} available broker(s)"
+            "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered."
         )));
     }
-    let defaults = broker.topic_defaults()?;
-    defaults.with_overrides(&req.configs)?.validate_values()?;
     let topic = TopicMetadata {
         name: req.name,
         topic_id: uuid::Uuid::new_v4(),

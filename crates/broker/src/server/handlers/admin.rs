@@ -147,11 +147,9 @@ fn new_topic(broker: &Broker, t: &CreatableTopic) -> Result<NewTopic, MetadataEr
             .iter()
             .all(|k| k.name != c.name.as_str())
         {
-            return Err(MetadataError::Config(crate::config::ConfigError::InvalidValue {
-                key: c.name.to_string(),
-                value: v,
-                reason: "unknown topic config".into(),
-            }));
+            return Err(MetadataError::Config(crate::config::ConfigError::UnknownTopicConfig(
+                c.name.to_string(),
+            )));
         }
         configs.insert(c.name.to_string(), v);
     }
