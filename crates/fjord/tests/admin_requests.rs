@@ -369,3 +369,38 @@ fn absent_names_and_messages_are_null() {
     let r: CreateTopicsResponse = c.request(ApiKey::CreateTopics, 7, &req);
     assert_eq!((r.topics[0].error_code, r.topics[0].error_message.is_none()), (0, true));
 }
+
+/// DescribeCluster for a controller endpoint, or one of no known type, is refused as
+/// Kafka's `AuthHelper.computeDescribeClusterResponse` refuses it; DescribeLogDirs names
+/// a relative `log.dirs` by its absolute path, as Kafka's `ReplicaManager` does.
+#[test]
+fn endpoint_types_and_log_dir_paths_as_kafka() {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribeLogDirsRequest;
+    use kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsResponse;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let cwd = tmp.path().display().to_string();
+    let b = BrokerProcess::start_launched(&["env", "-C", &cwd], &data, &["log.dirs=data"]);
+    let mut c = RawClient::connect(&b.bootstrap);
+    let describe = |c: &mut RawClient, endpoint_type: i8| {
+        let req = DescribeClusterRequest::default().with_endpoint_type(endpoint_type);
+        let r: DescribeClusterResponse = c.request(ApiKey::DescribeCluster, 1, &req);
+        (
+            r.error_code,
+            r.error_message.map(|m| m.to_string()).unwrap_or_default(),
+            r.brokers.len(),
+        )
+    };
+    assert_eq!(describe(&mut c, 1), (0, String::new(), 1));
+    assert_eq!(
+        describe(&mut c, 2),
+        (
+            114,
+            "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".into(),
+            0
+        )
+    );
+    assert_eq!(describe(&mut c, 7), (115, "Unsupported endpoint type 7".into(), 0));
+    let r: DescribeLogDirsResponse = c.request(ApiKey::DescribeLogDirs, 4, &DescribeLogDirsRequest::default());
+    assert_eq!(r.results[0].log_dir.as_str(), data.display().to_string());
+}

@@ -18,7 +18,44 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Lists this broker at the address advertised for `listener` (none if it is not
 /// advertised, as Kafka lists only brokers reachable through the request's listener).
-pub fn describe_cluster(broker: &Broker, req: DescribeClusterRequest, listener: &str) -> DescribeClusterResponse {
+/// A request for another kind of endpoint is refused as Kafka's
+/// `AuthHelper.computeDescribeClusterResponse` refuses it: Fjord's listeners are
+/// brokers' (endpoint type 1), so an admin client told to bootstrap from controllers
+/// learns it was pointed at a broker.
+pub fn describe_cluster(
+    broker: &Broker,
+    req: DescribeClusterRequest,
+    version: i16,
+    listener: &str,
+) -> DescribeClusterResponse {
+    const BROKER_ENDPOINT: i8 = 1;
+    const CONTROLLER_ENDPOINT: i8 = 2;
+    let refused = |error: ResponseError, message: String| {
+        let code = if version == 0 {
+            ResponseError::InvalidRequest
+        } else {
+            error
+        };
+        DescribeClusterResponse::default()
+            .with_error_code(errors::code(code))
+            .with_error_message(Some(s(message)))
+    };
+    match req.endpoint_type {
+        BROKER_ENDPOINT => {}
+        CONTROLLER_ENDPOINT => {
+            return refused(
+                ResponseError::MismatchedEndpointType,
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER"
+                    .into(),
+            )
+        }
+        other => {
+            return refused(
+                ResponseError::UnsupportedEndpointType,
+                format!("Unsupported endpoint type {other}"),
+            )
+        }
+    }
     let brokers = broker
         .advertised(listener)
         .into_iter()
@@ -62,7 +99,7 @@ pub fn describe_log_dirs(broker: &Broker, req: DescribeLogDirsRequest) -> Descri
             results.push(
                 DescribeLogDirsResult::default()
                     .with_error_code(errors::code(ResponseError::KafkaStorageError))
-                    .with_log_dir(s(dir.display().to_string()))
+                    .with_log_dir(s(absolute(dir)))
                     .with_total_bytes(-1)
                     .with_usable_bytes(-1),
             );
@@ -98,13 +135,22 @@ pub fn describe_log_dirs(broker: &Broker, req: DescribeLogDirsRequest) -> Descri
             .unwrap_or((-1, -1));
         results.push(
             DescribeLogDirsResult::default()
-                .with_log_dir(s(dir.display().to_string()))
+                .with_log_dir(s(absolute(dir)))
                 .with_topics(topics)
                 .with_total_bytes(total)
                 .with_usable_bytes(usable),
         );
     }
     DescribeLogDirsResponse::default().with_results(results)
+}
+
+/// A log dir as Kafka's `ReplicaManager.describeLogDirs` names it: its absolute path
+/// (`log.dirs` may be relative, as the default `data` is).
+fn absolute(dir: &std::path::Path) -> String {
+    std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string()
 }
 
 pub fn init_producer_id(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResponse {

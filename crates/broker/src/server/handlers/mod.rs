@@ -107,6 +107,7 @@ pub async fn dispatch(
         ApiKey::DescribeCluster => ResponseKind::DescribeCluster(cluster::describe_cluster(
             broker,
             protocol::decode_body(&mut raw)?,
+            version,
             &client.listener,
         )),
         ApiKey::DescribeLogDirs => {
