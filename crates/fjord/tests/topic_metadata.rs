@@ -493,6 +493,10 @@ fn broker_configs_have_a_cluster_default_and_a_per_broker_level() {
         defaults.into_iter().collect::<Vec<_>>(),
         [("log.retention.ms".to_string(), ("1000".to_string(), 3))]
     );
+    // A broker config set by the properties (here an --override) is STATIC_BROKER_CONFIG
+    // (4), one left at its default DEFAULT_CONFIG (5), as Kafka's DescribeConfigs.
+    assert_eq!(entry(&mut c, BROKER, "1", "listeners").map(|e| e.1), Some(4));
+    assert_eq!(entry(&mut c, BROKER, "1", "num.partitions"), Some(("1".into(), 5)));
     // APPEND to a list, at the per-broker level: to the default value (delete), once
     // (Fjord prints the policy in one order whatever order it was given in).
     assert_eq!(

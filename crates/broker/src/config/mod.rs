@@ -34,6 +34,9 @@ pub enum ConfigError {
 /// The broker's validated configuration. Field names follow Kafka's keys, units last.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
+    /// The keys the properties file and `--override`s gave: DescribeConfigs tells a
+    /// value set there (STATIC_BROKER_CONFIG) from a default (DEFAULT_CONFIG).
+    pub given_keys: std::collections::BTreeSet<String>,
     pub node_id: i32,
     pub cluster_id: Option<String>,
     /// `listeners`, `advertised.listeners` and the keys that qualify them.
@@ -173,6 +176,7 @@ impl BrokerConfig {
             }
         }
         Ok(BrokerConfig {
+            given_keys: props.keys().cloned().collect(),
             node_id,
             cluster_id: get("cluster.id"),
             listeners,

@@ -183,6 +183,18 @@ fn cluster_default_entries(broker: &Broker) -> Vec<Entry> {
         .collect()
 }
 
+/// Whether the broker's properties set `name`, or a key Fjord reads it from.
+fn given(c: &crate::config::BrokerConfig, name: &str) -> bool {
+    let synonyms: &[&str] = match name {
+        "node.id" | "broker.id" => &["node.id", "broker.id"],
+        "listeners" => &["listeners", "port", "host.name"],
+        "advertised.listeners" => &["advertised.listeners", "advertised.host.name", "advertised.port"],
+        "log.dirs" => &["log.dirs", "log.dir"],
+        other => return c.given_keys.contains(other),
+    };
+    synonyms.iter().any(|k| c.given_keys.contains(*k))
+}
+
 fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String)> {
     check_broker_name(broker, name, true)?;
     if name.is_empty() {
@@ -289,6 +301,14 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, Strin
             3,
         ),
     ];
+    // Kafka's source for a broker config: STATIC_BROKER_CONFIG when server.properties
+    // (or an override) set it, under its name or a synonym Fjord reads it from;
+    // DEFAULT_CONFIG otherwise.
+    for entry in &mut out {
+        if !given(c, &entry.0) {
+            entry.2 = SOURCE_DEFAULT;
+        }
+    }
     let defaults = broker
         .topic_defaults()
         .map_err(|e| (errors::code(ResponseError::InvalidConfig), e.to_string()))?;
