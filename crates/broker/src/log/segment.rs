@@ -490,7 +490,6 @@ impl LogSegment {
         self.dir.join(file_name(self.base_offset, suffix))
     }
 
-    /// Whether `flush` has anything to do.
     /// Starts the writeback of the next step of `writeback_pending`, at least
     /// `appended` bytes, without waiting for it: `fadvise(DONTNEED)` hands a range's dirty
     /// pages to writeback (WB_SYNC_NONE) and drops the clean ones; pages still under
@@ -518,6 +517,7 @@ impl LogSegment {
         self.writeback_pending.as_ref().map(|r| r.start)
     }
 
+    /// Whether `flush` has anything to do.
     pub fn is_dirty(&self) -> bool {
         self.data_dirty || self.indexes_dirty
     }
