@@ -438,9 +438,13 @@ fn should_print_member_state(group: &str, state: &str, rows: usize) -> bool {
 }
 
 fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
-    let (state, _, members) = owners(base, group)?;
-    if !members.is_empty() && args.execute {
-        bail!("Assignments can only be reset if the group '{group}' is inactive, but the current state is {state}.");
+    let (state, _, _) = owners(base, group)?;
+    // As Kafka's `resetOffsets`: only an Empty (or unknown) group's offsets are reset,
+    // and an active group's refusal is printed whatever the mode, with the empty plan.
+    if state != "Empty" && state != "Dead" {
+        outln!("\nError: Assignments can only be reset if the group '{group}' is inactive, but the current state is {state}.");
+        outln!("{:<24} {:<24} {:<10} NEW-OFFSET", "GROUP", "TOPIC", "PARTITION");
+        return Ok(());
     }
     let committed = committed(args, group, base, None)?;
     let mut targets: Vec<(String, i32)> = Vec::new();
@@ -473,12 +477,23 @@ fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         } else if let Some(o) = args.to_offset {
             o
         } else if let Some(n) = args.shift_by {
-            current.unwrap_or(low) + n
+            let Some(current) = current else {
+                bail!(
+                    "Cannot shift offset for partition {topic}-{partition} since there is no current committed offset"
+                );
+            };
+            current + n
         } else if let Some(ts) = by_time {
             offset_for_time(base, topic, *partition, ts)?.unwrap_or(high)
         } else {
             unreachable!("check_args requires a scenario");
         };
+        // Kafka's tool takes an offset out of range to the nearest end, and says so.
+        if target > high {
+            eprintln!("WARN: New offset ({target}) is higher than latest offset for topic partition {topic}-{partition}. Value will be set to {high}");
+        } else if target < low {
+            eprintln!("WARN: New offset ({target}) is lower than earliest offset for topic partition {topic}-{partition}. Value will be set to {low}");
+        }
         new_offsets.push((topic.clone(), *partition, target.clamp(low, high)));
     }
     outln!("{:<24} {:<24} {:<10} NEW-OFFSET", "GROUP", "TOPIC", "PARTITION");

@@ -254,6 +254,49 @@ fn offset_checker_lag_and_every_reset_option() {
     );
     assert!(ok);
     assert_eq!(current(&b), "0", "--dry-run changes nothing");
+    // As Kafka's tool: past the log end is the log end, with a warning; a shift with
+    // no committed offset to shift from is refused; an active group's offsets are not
+    // reset, which it says on stdout (status 0).
+    let reset_args = |group: &'static str, how: &[&'static str]| {
+        let mut args = vec![
+            "consumer-groups",
+            "--bootstrap-server",
+            b.bootstrap.as_str(),
+            "--reset-offsets",
+            "--group",
+            group,
+            "--topic",
+            "lagged",
+            "--execute",
+        ];
+        args.extend_from_slice(how);
+        common::fjord(&args, None)
+    };
+    let (ok, _, err) = reset_args("checker", &["--to-offset", "99"]);
+    assert!(
+        ok && err.contains(
+            "New offset (99) is higher than latest offset for topic partition lagged-0. Value will be set to 15"
+        ),
+        "{err}"
+    );
+    assert_eq!(current(&b), "15");
+    let (ok, _, err) = reset_args("fresh", &["--shift-by", "1"]);
+    assert!(
+        !ok && err.contains("Cannot shift offset for partition lagged-0 since there is no current committed offset"),
+        "{err}"
+    );
+    let mut member = common::RawClient::connect(&b.bootstrap);
+    let required = join(&mut member, "active", "");
+    let joined = join(&mut member, "active", &required.member_id);
+    assert_eq!(sync(&mut member, "active", joined.generation_id, &joined.member_id), 0);
+    let (ok, out, err) = reset_args("active", &["--to-earliest"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("\nError: Assignments can only be reset if the group 'active' is inactive, but the current state is Stable.\n"),
+        "{out}"
+    );
+    assert_eq!(current(&b), "15");
+    reset(&b.bootstrap, "checker", &["--to-earliest"]);
 
     // --delete-offsets: the committed offset goes, the group's other state stays.
     let cg = |args: &[&str]| {
