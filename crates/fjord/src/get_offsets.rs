@@ -48,6 +48,9 @@ pub fn run(args: Args) -> Result<()> {
         .filter(|id| wanted.as_ref().is_none_or(|w| w.contains(id)))
         .collect();
     ids.sort_unstable();
+    if ids.is_empty() {
+        bail!("Could not match any topic-partitions with the specified filters");
+    }
     let time = match args.time.as_str() {
         "latest" => -1,
         "earliest" => -2,
@@ -68,12 +71,12 @@ pub fn run(args: Args) -> Result<()> {
             tpl.add_partition_offset(&args.topic, *id, Offset::Offset(time))?;
         }
         let result = consumer.offsets_for_times(tpl, timeout)?;
+        // As Kafka's GetOffsetShell: a partition with no record at or after the time
+        // (UNKNOWN_OFFSET) prints no line.
         for e in result.elements() {
-            let offset = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => -1,
-            };
-            outln!("{}:{}:{}", e.topic(), e.partition(), offset);
+            if let Offset::Offset(offset) = e.offset() {
+                outln!("{}:{}:{}", e.topic(), e.partition(), offset);
+            }
         }
         return Ok(());
     }
@@ -111,7 +114,9 @@ fn max_timestamp_offsets(bootstrap: &str, topic: &str, ids: &[i32]) -> Result<()
             if p.error_code != 0 {
                 bail!("{}:{}: error code {}", t.name.as_str(), p.partition_index, p.error_code);
             }
-            outln!("{}:{}:{}", t.name.as_str(), p.partition_index, p.offset);
+            if p.offset >= 0 {
+                outln!("{}:{}:{}", t.name.as_str(), p.partition_index, p.offset);
+            }
         }
     }
     Ok(())

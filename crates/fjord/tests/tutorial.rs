@@ -160,6 +160,26 @@ fn tutorial_walkthrough_with_the_tutorials_config_keys() {
     );
     assert!(ok, "{err}");
     assert!(["testTopic:0:0", "testTopic:0:1"].contains(&out.trim()), "{out}");
+    // As Kafka's GetOffsetShell: a time after every record prints no line; filters that
+    // match no partition are an error.
+    let get_offsets = |extra: &[&str]| {
+        let mut args = vec![
+            "get-offsets",
+            "--bootstrap-server",
+            addr.as_str(),
+            "--topic",
+            "testTopic",
+        ];
+        args.extend_from_slice(extra);
+        fjord(&args, None)
+    };
+    let (ok, out, err) = get_offsets(&["--time", "99999999999999"]);
+    assert!(ok && out.is_empty(), "{out}{err}");
+    let (ok, _, err) = get_offsets(&["--partitions", "7"]);
+    assert!(
+        !ok && err.contains("Could not match any topic-partitions with the specified filters"),
+        "{err}"
+    );
 
     let (ok, _, err) = fjord(&["topics", "--zookeeper", "127.0.0.1:2181", "--list"], None);
     assert!(!ok);
