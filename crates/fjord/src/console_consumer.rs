@@ -2,7 +2,7 @@
 //! group it reads every partition (or `--partition N`) from `--offset` or, with
 //! `--from-beginning`, from the earliest offset. Ctrl-C stops it cleanly.
 
-use crate::client::{parse_bool, parse_pairs, unescape, Connect};
+use crate::client::{parse_pairs, unescape, Connect};
 use anyhow::{bail, Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -34,8 +34,9 @@ pub struct Args {
     /// Exit when no message arrives for this long.
     #[arg(long = "timeout-ms")]
     pub timeout_ms: Option<u64>,
-    /// print.key, print.timestamp, print.partition, print.offset, print.headers,
-    /// key.separator, line.separator (KEY=VALUE, repeatable).
+    /// print.key, print.value, print.timestamp, print.partition, print.offset,
+    /// print.headers, key.separator, line.separator, headers.separator, null.literal
+    /// (KEY=VALUE, repeatable).
     #[arg(long = "property")]
     pub properties: Vec<String>,
     /// librdkafka consumer properties (KEY=VALUE, repeatable).
@@ -43,27 +44,36 @@ pub struct Args {
     pub consumer_properties: Vec<String>,
 }
 
+/// Kafka's `DefaultMessageFormatter` properties.
 struct Format {
-    key: bool,
     timestamp: bool,
     partition: bool,
     offset: bool,
     headers: bool,
+    key: bool,
+    value: bool,
     key_separator: String,
     line_separator: String,
+    headers_separator: String,
+    null_literal: String,
 }
 
-fn format(props: &std::collections::BTreeMap<String, String>) -> Result<Format> {
-    let flag = |k: &str| props.get(k).map(|v| parse_bool(k, v)).unwrap_or(Ok(false));
-    Ok(Format {
-        key: flag("print.key")?,
-        timestamp: flag("print.timestamp")?,
-        partition: flag("print.partition")?,
-        offset: flag("print.offset")?,
-        headers: flag("print.headers")?,
-        key_separator: unescape(props.get("key.separator").map(String::as_str).unwrap_or("\t")),
-        line_separator: unescape(props.get("line.separator").map(String::as_str).unwrap_or("\n")),
-    })
+fn format(props: &std::collections::BTreeMap<String, String>) -> Format {
+    // As Kafka's `getBoolProperty`: "true" in any case is true, anything else false.
+    let flag = |k: &str, default: bool| props.get(k).map_or(default, |v| v.trim().eq_ignore_ascii_case("true"));
+    let text = |k: &str, default: &str| unescape(props.get(k).map(String::as_str).unwrap_or(default));
+    Format {
+        timestamp: flag("print.timestamp", false),
+        partition: flag("print.partition", false),
+        offset: flag("print.offset", false),
+        headers: flag("print.headers", false),
+        key: flag("print.key", false),
+        value: flag("print.value", true),
+        key_separator: text("key.separator", "\t"),
+        line_separator: text("line.separator", "\n"),
+        headers_separator: text("headers.separator", ","),
+        null_literal: text("null.literal", "null"),
+    }
 }
 
 /// Kafka's `ConsoleConsumerOptions` checks, with its messages. Returns the group to
@@ -92,7 +102,7 @@ fn check_args(args: &Args, consumer_properties: &std::collections::BTreeMap<Stri
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let fmt = format(&parse_pairs(&args.properties, "--property")?)?;
+    let fmt = format(&parse_pairs(&args.properties, "--property")?);
     let consumer_properties = parse_pairs(&args.consumer_properties, "--consumer-property")?;
     let group = check_args(&args, &consumer_properties)?;
     let start = start_offset(&args)?;
@@ -246,47 +256,62 @@ fn closed_stdout(written: std::io::Result<()>) -> Result<bool> {
     }
 }
 
+/// One record as Kafka's `DefaultMessageFormatter.writeTo` writes it: each column
+/// followed by `key.separator` when another follows, by `line.separator` when it is
+/// the last; `null.literal` for a null key, value or header value.
 fn write_message(out: &mut impl Write, m: &rdkafka::message::BorrowedMessage<'_>, fmt: &Format) -> std::io::Result<()> {
-    let sep = fmt.key_separator.as_bytes();
+    let null = fmt.null_literal.as_bytes();
+    let columns = [
+        fmt.timestamp,
+        fmt.partition,
+        fmt.offset,
+        fmt.headers,
+        fmt.key,
+        fmt.value,
+    ];
+    let separator = |out: &mut dyn Write, column: usize| {
+        let more = columns[column + 1..].iter().any(|c| *c);
+        out.write_all(if more { &fmt.key_separator } else { &fmt.line_separator }.as_bytes())
+    };
     if fmt.timestamp {
         match m.timestamp() {
             rdkafka::Timestamp::CreateTime(t) => write!(out, "CreateTime:{t}")?,
             rdkafka::Timestamp::LogAppendTime(t) => write!(out, "LogAppendTime:{t}")?,
             rdkafka::Timestamp::NotAvailable => write!(out, "NO_TIMESTAMP")?,
         }
-        out.write_all(sep)?;
+        separator(out, 0)?;
     }
     if fmt.partition {
         write!(out, "Partition:{}", m.partition())?;
-        out.write_all(sep)?;
+        separator(out, 1)?;
     }
     if fmt.offset {
         write!(out, "Offset:{}", m.offset())?;
-        out.write_all(sep)?;
+        separator(out, 2)?;
     }
     if fmt.headers {
         let mut first = true;
-        if let Some(h) = m.headers() {
-            for hdr in h.iter() {
-                if !first {
-                    out.write_all(b",")?;
-                }
-                first = false;
-                write!(out, "{}:", hdr.key)?;
-                out.write_all(hdr.value.unwrap_or(b"null"))?;
+        for hdr in m.headers().iter().flat_map(|h| h.iter()) {
+            if !first {
+                out.write_all(fmt.headers_separator.as_bytes())?;
             }
+            first = false;
+            write!(out, "{}:", hdr.key)?;
+            out.write_all(hdr.value.unwrap_or(null))?;
         }
         if first {
             out.write_all(b"NO_HEADERS")?;
         }
-        out.write_all(sep)?;
+        separator(out, 3)?;
     }
     if fmt.key {
-        out.write_all(m.key().unwrap_or(b"null"))?;
-        out.write_all(sep)?;
+        out.write_all(m.key().unwrap_or(null))?;
+        separator(out, 4)?;
     }
-    out.write_all(m.payload().unwrap_or(b"null"))?;
-    out.write_all(fmt.line_separator.as_bytes())?;
+    if fmt.value {
+        out.write_all(m.payload().unwrap_or(null))?;
+        out.write_all(fmt.line_separator.as_bytes())?;
+    }
     Ok(())
 }
 

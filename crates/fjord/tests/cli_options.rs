@@ -490,20 +490,37 @@ fn console_tools_keep_what_they_were_given() {
         args
     };
     let consume = |extra: &[&'static str]| run(&consumer_args(extra));
-    let (code, out, err) = consume(&[
-        "--from-beginning",
-        "--max-messages",
-        "3",
-        "--property",
-        "print.key=true",
-        "--property",
-        "print.headers=true",
-    ]);
+    // All three, keys and headers printed.
+    let formatted = |extra: &[&'static str]| {
+        let mut args = vec![
+            "--from-beginning",
+            "--max-messages",
+            "3",
+            "--property",
+            "print.key=true",
+            "--property",
+            "print.headers=true",
+        ];
+        args.extend_from_slice(extra);
+        consume(&args)
+    };
+    let (code, out, err) = formatted(&[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
         "NO_HEADERS\tk1\tv1\nh1:x,h2:y\tk2\tv2\nNO_HEADERS\tnull\twhole line\n"
     );
+    // The formatter's other properties, as Kafka's `DefaultMessageFormatter`.
+    let (code, out, err) = formatted(&[
+        "--property",
+        "print.value=false",
+        "--property",
+        "headers.separator=|",
+        "--property",
+        "null.literal=<none>",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "NO_HEADERS\tk1\nh1:x|h2:y\tk2\nNO_HEADERS\t<none>\n");
     // Each of five new groups prints one message and commits exactly that one.
     for g in ["g1", "g2", "g3", "g4", "g5"] {
         let (code, out, err) = consume(&["--group", g, "--from-beginning", "--max-messages", "1"]);
