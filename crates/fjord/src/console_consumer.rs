@@ -1,6 +1,10 @@
-//! `fjord console-consumer`: prints messages (kafka-console-consumer.sh). Without a
-//! group it reads every partition (or `--partition N`) from `--offset` or, with
-//! `--from-beginning`, from the earliest offset. Ctrl-C stops it cleanly.
+//! `fjord console-consumer`: prints messages (kafka-console-consumer.sh). As Kafka's
+//! tool, it subscribes to `--topic` (or the topics `--include` matches) in a group:
+//! `--group`, or without one a made-up `console-consumer-<n>` that commits nothing;
+//! a topic that does not exist yet is created as the Java consumer's metadata request
+//! creates it (`allow.auto.create.topics`), where the broker allows that. With
+//! `--partition N` it reads that one partition from `--offset` (or, with
+//! `--from-beginning`, the earliest), outside any group. Ctrl-C stops it cleanly.
 
 use crate::client::{parse_pairs, unescape, Connect};
 use anyhow::{bail, Context, Result};
@@ -17,7 +21,11 @@ pub struct Args {
     #[command(flatten)]
     pub connect: Connect,
     #[arg(long)]
-    pub topic: String,
+    pub topic: Option<String>,
+    /// A regular expression: subscribe to every topic whose whole name it matches
+    /// (librdkafka's POSIX regular expressions, where Kafka's tool takes Java's).
+    #[arg(long)]
+    pub include: Option<String>,
     #[arg(long = "from-beginning")]
     pub from_beginning: bool,
     #[arg(long)]
@@ -79,7 +87,13 @@ fn format(props: &std::collections::BTreeMap<String, String>) -> Format {
 /// Kafka's `ConsoleConsumerOptions` checks, with its messages. Returns the group to
 /// join: `--group`, or `group.id` given with `--consumer-property` (which must agree).
 fn check_args(args: &Args, consumer_properties: &std::collections::BTreeMap<String, String>) -> Result<Option<String>> {
+    if args.topic.is_some() == args.include.is_some() {
+        bail!("Exactly one of --include/--topic is required. ");
+    }
     if args.partition.is_some() {
+        if args.topic.is_none() {
+            bail!("The topic is required when partition is specified.");
+        }
         if args.from_beginning && args.offset.is_some() {
             bail!("Options from-beginning and offset cannot be specified together.");
         }
@@ -107,58 +121,64 @@ pub fn run(args: Args) -> Result<()> {
     let group = check_args(&args, &consumer_properties)?;
     let start = start_offset(&args)?;
     let config = consumer_config(&args, group.as_deref(), &consumer_properties)?;
-    if group.is_some() {
-        let consumer: BaseConsumer = config.create().context("creating consumer")?;
-        consumer.subscribe(&[&args.topic]).context("subscribing")?;
-        let stop = Arc::new(AtomicBool::new(false));
-        signal_stop(stop.clone());
-        let count = consume(&consumer, &args, &fmt, &stop)?;
-        // Commit what was printed before leaving the group (only that: offsets are
-        // stored message by message as they are printed, as Kafka's tool resets the
-        // position of what it fetched and did not print).
-        if config.get("enable.auto.commit") != Some("false") {
-            let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
-        }
-        eprintln!("Processed a total of {count} messages");
-        return Ok(());
-    }
     let consumer: BaseConsumer = config.create().context("creating consumer")?;
-    let md = consumer
-        .fetch_metadata(Some(&args.topic), Duration::from_secs(30))
-        .context("fetching metadata")?;
-    let topic = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == args.topic)
-        .filter(|t| t.error().is_none());
-    let Some(topic) = topic else {
-        bail!("topic '{}' does not exist", args.topic)
-    };
-    let mut tpl = TopicPartitionList::new();
-    for p in topic.partitions() {
-        if args.partition.is_none_or(|want| want == p.id()) {
-            tpl.add_partition_offset(&args.topic, p.id(), start)?;
+    match (&args.topic, args.partition) {
+        (Some(topic), Some(partition)) => assign(&consumer, topic, partition, start)?,
+        (Some(topic), None) => {
+            // The Java consumer's metadata request for its subscription may create the
+            // topic; librdkafka's subscription never asks for that when no other topic
+            // is known locally, so ask once with allow.auto.create.topics before it.
+            // Its error (a topic the broker will not create) is the subscription's too.
+            let _ = consumer.fetch_metadata(Some(topic), Duration::from_secs(30));
+            consumer.subscribe(&[topic]).context("subscribing")?
+        }
+        (None, _) => {
+            // librdkafka reads a name starting with '^' as a regular expression; Java's
+            // `Pattern.matcher(topic).matches()` matches the whole name.
+            let pattern = format!("^({})$", args.include.as_deref().unwrap_or_default());
+            consumer.subscribe(&[&pattern]).context("subscribing")?
         }
     }
-    if tpl.count() == 0 {
-        bail!(
-            "topic '{}' has no partition {}",
-            args.topic,
-            args.partition.unwrap_or(-1)
-        );
-    }
-    consumer.assign(&tpl)?;
     let stop = Arc::new(AtomicBool::new(false));
     signal_stop(stop.clone());
     let count = consume(&consumer, &args, &fmt, &stop)?;
+    // Commit what was printed before leaving the group (only that: offsets are stored
+    // message by message as they are printed, as Kafka's tool resets the position of
+    // what it fetched and did not print). The made-up group commits nothing.
+    if args.partition.is_none() && config.get("enable.auto.commit") != Some("false") {
+        let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+    }
     eprintln!("Processed a total of {count} messages");
+    Ok(())
+}
+
+/// `--partition N`: that partition alone, outside any group, from `start`.
+fn assign(consumer: &BaseConsumer, topic: &str, partition: i32, start: Offset) -> Result<()> {
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .context("fetching metadata")?;
+    let found = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .filter(|t| t.error().is_none());
+    let Some(found) = found else {
+        bail!("topic '{topic}' does not exist")
+    };
+    if !found.partitions().iter().any(|p| p.id() == partition) {
+        bail!("topic '{topic}' has no partition {partition}");
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, start)?;
+    consumer.assign(&tpl)?;
     Ok(())
 }
 
 /// The consumer's config as Kafka's `ConsoleConsumerOptions.buildConsumerProps`:
 /// `client.id` console-consumer, a made-up group (not committing) without `--group`,
-/// the user's `--consumer-property` values over the tool's own, and `auto.offset.reset`
-/// from `--from-beginning` unless given, a conflicting one refused.
+/// topics created on subscription as the Java consumer does, the user's
+/// `--consumer-property` values over the tool's own, and `auto.offset.reset` from
+/// `--from-beginning` unless given, a conflicting one refused.
 fn consumer_config(
     args: &Args,
     group: Option<&str>,
@@ -168,14 +188,17 @@ fn consumer_config(
     config
         .set("client.id", "console-consumer")
         .set("enable.partition.eof", "false")
+        // The Java consumer's default (librdkafka's is false): subscribing to a topic
+        // that does not exist creates it where auto.create.topics.enable allows.
+        .set("allow.auto.create.topics", "true")
         // Offsets are stored as messages are printed (`consume`): an auto-commit, or
         // the commit at exit, never covers a message fetched and not printed.
         .set("enable.auto.offset.store", "false");
     match group {
         Some(g) => config.set("group.id", g).set("enable.auto.commit", "true"),
-        // librdkafka's assign() needs a group id too; Kafka's tool makes one up.
+        // Kafka's tool makes one up: "console-consumer-" + a random number below 100000.
         None => config
-            .set("group.id", format!("console-consumer-{}", std::process::id() % 100_000))
+            .set("group.id", format!("console-consumer-{}", random_below(100_000)))
             .set("enable.auto.commit", "false"),
     };
     for (k, v) in consumer_properties {
@@ -194,6 +217,15 @@ fn consumer_config(
         }
     }
     Ok(config)
+}
+
+/// A number in `0..n` that differs run to run: the clock's nanoseconds mixed with the
+/// process id (a tool's made-up group name needs no better randomness).
+fn random_below(n: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64 ^ d.as_secs());
+    (nanos ^ (u64::from(std::process::id()) << 17)).wrapping_mul(0x9E37_79B9_7F4A_7C15) % n
 }
 
 fn start_offset(args: &Args) -> Result<Offset> {
@@ -225,7 +257,16 @@ fn consume(consumer: &BaseConsumer, args: &Args, fmt: &Format, stop: &AtomicBool
                 }
                 written
             }
-            Some(Err(e)) => bail!("consume failed: {e}"),
+            // As the Java consumer, whose tool logs such errors and goes on: a topic
+            // not created yet, a partition moving. Only a fatal error (a static member
+            // fenced by another with its group.instance.id) ends the run.
+            Some(Err(e)) => match consumer.client().fatal_error() {
+                Some((_, reason)) => bail!("consume failed: {e}: {reason}"),
+                None => {
+                    tracing::warn!(error = %e, "consuming");
+                    Ok(())
+                }
+            },
             None if args
                 .timeout_ms
                 .is_some_and(|t| last.elapsed() >= Duration::from_millis(t)) =>

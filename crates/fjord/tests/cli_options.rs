@@ -215,6 +215,34 @@ fn option_checks_refuse_what_kafkas_tools_refuse() {
             ],
             "Options group and partition cannot be specified together.",
         ),
+        (
+            vec!["console-consumer", "--bootstrap-server", b],
+            "Exactly one of --include/--topic is required.",
+        ),
+        (
+            vec![
+                "console-consumer",
+                "--bootstrap-server",
+                b,
+                "--topic",
+                "t",
+                "--include",
+                "t.*",
+            ],
+            "Exactly one of --include/--topic is required.",
+        ),
+        (
+            vec![
+                "console-consumer",
+                "--bootstrap-server",
+                b,
+                "--include",
+                "t.*",
+                "--partition",
+                "0",
+            ],
+            "The topic is required when partition is specified.",
+        ),
         // clap's own usage errors exit 1 too (clap's code is 2).
         (
             vec!["topics", "--bootstrap-server", b, "--list", "--describe"],
@@ -569,4 +597,99 @@ fn console_tools_keep_what_they_were_given() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success() && !err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+/// Without `--group`, Kafka's console consumer subscribes under a made-up group
+/// `console-consumer-<n>` that commits nothing (so it shows in `--list` while it runs),
+/// and a topic that does not exist yet is created by its subscription and read once
+/// records arrive; `--include` subscribes to every topic whose whole name matches.
+#[test]
+fn console_consumer_without_a_group_subscribes_and_waits_for_its_topic() {
+    use std::io::{BufRead, BufReader};
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let bs = b.bootstrap.clone();
+    let mut child = std::process::Command::new(FJORD)
+        .args([
+            "console-consumer",
+            "--bootstrap-server",
+            &bs,
+            "--topic",
+            "not-yet",
+            "--from-beginning",
+            "--max-messages",
+            "2",
+            "--timeout-ms",
+            "60000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let list = |args: &[&str]| ok(args).lines().map(str::to_string).collect::<Vec<_>>();
+    common::wait_for("the subscription to create the topic", || {
+        list(&["topics", "--bootstrap-server", &bs, "--list"]).contains(&"not-yet".to_string())
+    });
+    let groups = |bs: &str| -> Vec<String> {
+        list(&["consumer-groups", "--bootstrap-server", bs, "--list"])
+            .into_iter()
+            .filter(|g| g.starts_with("console-consumer-"))
+            .collect()
+    };
+    common::wait_for("the made-up group to have formed", || groups(&bs).len() == 1);
+    let group = groups(&bs).remove(0);
+    let number = group.strip_prefix("console-consumer-").unwrap_or_default();
+    assert!(
+        number.parse::<u32>().is_ok_and(|n| n < 100_000),
+        "Kafka's form: console-consumer-<0..100000>: {group}"
+    );
+    let (good, _, err) = fjord(
+        &["console-producer", "--bootstrap-server", &bs, "--topic", "not-yet"],
+        Some("first\nsecond\n"),
+    );
+    assert!(good, "{err}");
+    let mut out = String::new();
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+        out.push_str(&(line.expect("line") + "\n"));
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(out, "first\nsecond\n");
+    // Nothing was committed under the made-up group.
+    let described = ok(&[
+        "consumer-groups",
+        "--bootstrap-server",
+        &bs,
+        "--describe",
+        "--group",
+        &group,
+    ]);
+    assert!(!described.contains("not-yet"), "no committed offsets: {described}");
+
+    // --include: both topics it matches, not the one it does not.
+    for (topic, line) in [
+        ("inc-a", "a\n"),
+        ("inc-b", "b\n"),
+        ("inc-not", "x\n"),
+        ("xinc-a", "y\n"),
+    ] {
+        let (good, _, err) = fjord(
+            &["console-producer", "--bootstrap-server", &bs, "--topic", topic],
+            Some(line),
+        );
+        assert!(good, "{err}");
+    }
+    let out = ok(&[
+        "console-consumer",
+        "--bootstrap-server",
+        &bs,
+        "--include",
+        "inc-[ab]",
+        "--from-beginning",
+        // Ends 5 s after the last record: a topic matched wrongly would print too.
+        "--timeout-ms",
+        "5000",
+    ]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["a", "b"]);
 }

@@ -139,6 +139,7 @@ fn retention_by_time_and_by_size_deletes_old_segments() {
 
 #[test]
 fn console_consumer_exits_cleanly_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
     let b = BrokerProcess::start(&[]);
     produce(&b.bootstrap, "ctrlc", 3, None);
     let mut child = Command::new(FJORD)
@@ -154,16 +155,16 @@ fn console_consumer_exits_cleanly_on_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_secs(3));
+    // Ctrl-C once the three records are printed (after the group's initial rebalance
+    // delay: it subscribes, as Kafka's tool does).
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut out = Vec::new();
+    while out.len() < 3 {
+        out.push(lines.next().expect("a line before stdout closes").expect("line"));
+    }
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let status = child.wait().expect("wait");
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("read");
+    out.extend(lines.map(|l| l.expect("line")));
     let mut err = String::new();
     child
         .stderr
@@ -172,7 +173,7 @@ fn console_consumer_exits_cleanly_on_ctrl_c() {
         .read_to_string(&mut err)
         .expect("read");
     assert!(status.success(), "exit status {status}: {err}");
-    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(out.len(), 3, "{out:?}");
     assert!(err.contains("Processed a total of 3 messages"), "{err}");
 }
 

@@ -20,22 +20,9 @@ fn tutorial_walkthrough_with_the_tutorials_config_keys() {
         ),
     )
     .unwrap();
-    let mut server = Command::new(FJORD)
-        .arg("server")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("fjord: listening on ")
-        .expect("listening line")
-        .to_string();
+    let mut server = Command::new(FJORD);
+    server.arg("server").arg(&config).stderr(Stdio::piped());
+    let (mut server, addr) = listening(server);
 
     let (ok, out, err) = fjord(
         &[
@@ -288,4 +275,83 @@ fn console_producer_reports_messages_the_broker_refuses() {
         Some("a\nb\n"),
     );
     assert!(ok, "nothing refused: {err}");
+}
+
+/// The shipped `config/server.properties` starts a broker with no warning (every key in
+/// it is one Fjord knows), and its console consumer starts at once: the file sets
+/// `group.initial.rebalance.delay.ms=0` as Kafka's shipped file does.
+#[test]
+fn the_shipped_server_properties_starts_a_broker_without_warnings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/server.properties");
+    let stderr_path = tmp.path().join("stderr");
+    let mut server = Command::new(FJORD);
+    server
+        .arg("server")
+        .arg(&config)
+        .args(["--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override"])
+        .arg(format!("log.dirs={}", tmp.path().join("data").display()))
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    let (mut server, addr) = listening(server);
+    let (ok, _, err) = fjord(
+        &["console-producer", "--bootstrap-server", &addr, "--topic", "shipped"],
+        Some("one\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = fjord(
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            &addr,
+            "--topic",
+            "shipped",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+        ],
+        None,
+    );
+    let delay = broker_config(&addr, "group.initial.rebalance.delay.ms");
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let status = server.wait().unwrap();
+    assert!(ok, "{err}");
+    assert_eq!(out, "one\n");
+    assert_eq!(delay, ("0".to_string(), 4), "set by the file: STATIC_BROKER_CONFIG");
+    assert!(status.success(), "clean shutdown: {status}");
+    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(!log.contains("WARN"), "no warnings from the shipped file:\n{log}");
+}
+
+/// A broker config's (value, source) through DescribeConfigs, as kafka-configs reads it.
+fn broker_config(addr: &str, key: &str) -> (String, i8) {
+    use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
+    use kafka_protocol::messages::describe_configs_response::DescribeConfigsResponse;
+    use kafka_protocol::messages::ApiKey;
+    use kafka_protocol::protocol::StrBytes;
+    let mut c = common::RawClient::connect(addr);
+    let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(StrBytes::from_static_str("1"))
+        .with_configuration_keys(Some(vec![StrBytes::from_string(key.to_string())]))]);
+    let r: DescribeConfigsResponse = c.request(ApiKey::DescribeConfigs, 4, &req);
+    let result = &r.results[0];
+    assert_eq!(result.error_code, 0, "{r:?}");
+    let config = &result.configs[0];
+    (config.value.as_deref().unwrap_or("").to_string(), config.config_source)
+}
+
+/// Starts `server` with its stdout piped; returns it and the address of its first
+/// "listening on" line.
+fn listening(mut server: Command) -> (std::process::Child, String) {
+    let mut server = server.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("fjord: listening on ")
+        .expect("listening line")
+        .to_string();
+    (server, addr)
 }

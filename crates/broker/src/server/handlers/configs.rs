@@ -183,6 +183,152 @@ fn cluster_default_entries(broker: &Broker) -> Vec<Entry> {
         .collect()
 }
 
+/// Kafka's `ConfigType` ids, as DescribeConfigs v3+ sends them.
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
+const TYPE_LIST: i8 = 7;
+
+/// Every broker config Fjord has beside the topic defaults (`log.*`, listed from
+/// `TOPIC_CONFIG_KEYS`): (key, value as Kafka prints it, type). Read-only: they change
+/// with a restart, as Kafka's static broker configs.
+fn static_broker_values(c: &crate::config::BrokerConfig) -> Vec<(&'static str, String, i8)> {
+    let listeners = |ls: &[crate::config::Listener]| ls.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",");
+    let log_dirs = c.log_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>();
+    let assignors = c
+        .group_consumer_assignors
+        .iter()
+        .map(|a| match a.as_str() {
+            "uniform" => "org.apache.kafka.coordinator.group.assignor.UniformAssignor",
+            _ => "org.apache.kafka.coordinator.group.assignor.RangeAssignor",
+        })
+        .collect::<Vec<_>>();
+    let n = |v: &dyn ToString| v.to_string();
+    vec![
+        ("node.id", n(&c.node_id), TYPE_INT),
+        ("broker.id", n(&c.node_id), TYPE_INT),
+        ("listeners", listeners(&c.listeners.all), TYPE_STRING),
+        ("advertised.listeners", listeners(&c.listeners.advertised), TYPE_STRING),
+        ("log.dirs", log_dirs.join(","), TYPE_STRING),
+        ("num.partitions", n(&c.num_partitions), TYPE_INT),
+        ("default.replication.factor", n(&c.default_replication_factor), TYPE_INT),
+        (
+            "auto.create.topics.enable",
+            n(&c.auto_create_topics_enable),
+            TYPE_BOOLEAN,
+        ),
+        ("delete.topic.enable", n(&c.delete_topic_enable), TYPE_BOOLEAN),
+        ("socket.request.max.bytes", n(&c.socket_request_max_bytes), TYPE_INT),
+        ("fetch.max.bytes", n(&c.fetch_max_bytes), TYPE_INT),
+        ("max.connections", n(&c.max_connections), TYPE_INT),
+        ("connections.max.idle.ms", n(&c.connections_max_idle_ms), TYPE_LONG),
+        ("num.network.threads", n(&c.num_network_threads), TYPE_INT),
+        (
+            "log.retention.check.interval.ms",
+            n(&c.log_retention_check_interval_ms),
+            TYPE_LONG,
+        ),
+        (
+            "log.flush.scheduler.interval.ms",
+            n(&c.log_flush_scheduler_interval_ms),
+            TYPE_LONG,
+        ),
+        (
+            "log.flush.offset.checkpoint.interval.ms",
+            n(&c.log_flush_offset_checkpoint_interval_ms),
+            TYPE_INT,
+        ),
+        ("log.cleaner.enable", n(&c.log_cleaner_enable), TYPE_BOOLEAN),
+        ("log.cleaner.backoff.ms", n(&c.log_cleaner_backoff_ms), TYPE_LONG),
+        (
+            "log.cleaner.dedupe.buffer.size",
+            n(&c.log_cleaner_dedupe_buffer_size),
+            TYPE_LONG,
+        ),
+        (
+            "log.cleaner.io.max.bytes.per.second",
+            java_double(c.log_cleaner_io_max_bytes_per_second),
+            TYPE_DOUBLE,
+        ),
+        (
+            "group.initial.rebalance.delay.ms",
+            n(&c.group_initial_rebalance_delay_ms),
+            TYPE_INT,
+        ),
+        (
+            "group.min.session.timeout.ms",
+            n(&c.group_min_session_timeout_ms),
+            TYPE_INT,
+        ),
+        (
+            "group.max.session.timeout.ms",
+            n(&c.group_max_session_timeout_ms),
+            TYPE_INT,
+        ),
+        ("group.max.size", n(&c.group_max_size), TYPE_INT),
+        (
+            "group.consumer.session.timeout.ms",
+            n(&c.group_consumer_session_timeout_ms),
+            TYPE_INT,
+        ),
+        (
+            "group.consumer.heartbeat.interval.ms",
+            n(&c.group_consumer_heartbeat_interval_ms),
+            TYPE_INT,
+        ),
+        ("group.consumer.max.size", n(&c.group_consumer_max_size), TYPE_INT),
+        ("group.consumer.assignors", assignors.join(","), TYPE_LIST),
+        (
+            "offsets.topic.num.partitions",
+            n(&c.offsets_topic_num_partitions),
+            TYPE_INT,
+        ),
+        ("offset.metadata.max.bytes", n(&c.offset_metadata_max_bytes), TYPE_INT),
+        (
+            "offsets.retention.minutes",
+            n(&(c.offsets_retention_ms / 60_000)),
+            TYPE_INT,
+        ),
+        (
+            "offsets.retention.check.interval.ms",
+            n(&c.offsets_retention_check_interval_ms),
+            TYPE_LONG,
+        ),
+        ("producer.id.expiration.ms", n(&c.producer_id_expiration_ms), TYPE_INT),
+        (
+            "producer.id.expiration.check.interval.ms",
+            n(&c.producer_id_expiration_check_interval_ms),
+            TYPE_INT,
+        ),
+        (
+            "fjord.log.page.cache.retain.bytes",
+            n(&c.log_page_cache_retain_bytes),
+            TYPE_LONG,
+        ),
+        ("fjord.log.direct.io", n(&c.log_direct_io), TYPE_BOOLEAN),
+    ]
+}
+
+/// A double as Java's `Double.toString` prints it: "1.0E8", "1.7976931348623157E308",
+/// "0.5", "100.0".
+fn java_double(v: f64) -> String {
+    let magnitude = v.abs();
+    if magnitude != 0.0 && !(1e-3..1e7).contains(&magnitude) {
+        let sci = format!("{v:e}");
+        match sci.split_once('e') {
+            Some((mantissa, exponent)) if mantissa.contains('.') => format!("{mantissa}E{exponent}"),
+            Some((mantissa, exponent)) => format!("{mantissa}.0E{exponent}"),
+            None => sci,
+        }
+    } else if v.fract() == 0.0 {
+        format!("{v:.1}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// Whether the broker's properties set `name`, or a key Fjord reads it from.
 fn given(c: &crate::config::BrokerConfig, name: &str) -> bool {
     let synonyms: &[&str] = match name {
@@ -201,106 +347,10 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, Strin
         return Ok(cluster_default_entries(broker));
     }
     let c = &broker.config;
-    let listeners = |ls: &[crate::config::Listener]| ls.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",");
-    let mut out: Vec<Entry> = vec![
-        ("node.id".into(), c.node_id.to_string(), SOURCE_STATIC_BROKER, true, 3),
-        ("broker.id".into(), c.node_id.to_string(), SOURCE_STATIC_BROKER, true, 3),
-        (
-            "listeners".into(),
-            listeners(&c.listeners.all),
-            SOURCE_STATIC_BROKER,
-            true,
-            2,
-        ),
-        (
-            "advertised.listeners".into(),
-            listeners(&c.listeners.advertised),
-            SOURCE_STATIC_BROKER,
-            true,
-            2,
-        ),
-        (
-            "log.dirs".into(),
-            c.log_dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-            SOURCE_STATIC_BROKER,
-            true,
-            2,
-        ),
-        (
-            "num.partitions".into(),
-            c.num_partitions.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            3,
-        ),
-        (
-            "default.replication.factor".into(),
-            c.default_replication_factor.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            3,
-        ),
-        (
-            "auto.create.topics.enable".into(),
-            c.auto_create_topics_enable.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            1,
-        ),
-        (
-            "delete.topic.enable".into(),
-            c.delete_topic_enable.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            1,
-        ),
-        (
-            "socket.request.max.bytes".into(),
-            c.socket_request_max_bytes.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            3,
-        ),
-        (
-            "max.connections".into(),
-            c.max_connections.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            3,
-        ),
-        (
-            "connections.max.idle.ms".into(),
-            c.connections_max_idle_ms.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            5,
-        ),
-        (
-            "num.network.threads".into(),
-            c.num_network_threads.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            3,
-        ),
-        (
-            "log.retention.check.interval.ms".into(),
-            c.log_retention_check_interval_ms.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            5,
-        ),
-        (
-            "producer.id.expiration.ms".into(),
-            c.producer_id_expiration_ms.to_string(),
-            SOURCE_STATIC_BROKER,
-            true,
-            3,
-        ),
-    ];
+    let mut out: Vec<Entry> = static_broker_values(c)
+        .into_iter()
+        .map(|(key, value, config_type)| (key.to_string(), value, SOURCE_STATIC_BROKER, true, config_type))
+        .collect();
     // Kafka's source for a broker config: STATIC_BROKER_CONFIG when server.properties
     // (or an override) set it, under its name or a synonym Fjord reads it from;
     // DEFAULT_CONFIG otherwise.
@@ -591,4 +641,20 @@ pub fn incremental_alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -
         })
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::java_double;
+
+    #[test]
+    fn doubles_print_as_java_prints_them() {
+        assert_eq!(java_double(f64::MAX), "1.7976931348623157E308");
+        assert_eq!(java_double(1e8), "1.0E8");
+        assert_eq!(java_double(1.5e7), "1.5E7");
+        assert_eq!(java_double(100.0), "100.0");
+        assert_eq!(java_double(0.5), "0.5");
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(1e-4), "1.0E-4");
+    }
 }
