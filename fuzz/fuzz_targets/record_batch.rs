@@ -18,6 +18,8 @@ fn check(data: &[u8], rules: &ValidationRules) {
 
 fuzz_target!(|data: &[u8]| {
     let rules = ValidationRules {
+        topic: "fuzz",
+        partition: 0,
         max_message_bytes: 1 << 20,
         now_ms: 1_700_000_000_000,
         timestamp_before_max_ms: i64::MAX,

@@ -680,3 +680,136 @@ fn compressed_inner_offsets_out_of_order_are_rewritten() {
         assert_eq!(stored, expected, "{compression:?}");
     }
 }
+
+/// One partition's Produce answer, with the request's version, acks and transactional
+/// id chosen.
+fn produce_answer(
+    c: &mut RawClient,
+    version: i16,
+    acks: i16,
+    transactional_id: Option<&str>,
+    topic: &str,
+    records: Bytes,
+) -> kafka_protocol::messages::produce_response::PartitionProduceResponse {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
+    use kafka_protocol::messages::produce_response::ProduceResponse;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+    let req = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_transactional_id(transactional_id.map(|t| StrBytes::from_string(t.into()).into()))
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let mut r: ProduceResponse = c.request(ApiKey::Produce, version, &req);
+    r.responses.remove(0).partition_responses.remove(0)
+}
+
+/// Produce answers as Kafka's `KafkaApis.handleProduceRequest` and
+/// `ReplicaManager.appendToLocalLog` give them: records refused one by one come back as
+/// record errors with Kafka's message; internal topics take no client's records; acks
+/// is checked after the topic exists; a transactional id beside plain batches is
+/// ignored; acks=all meets min.insync.replicas with the one replica there is; a batch
+/// larger than segment.bytes is RECORD_LIST_TOO_LARGE; error_message is null but for
+/// record errors, and log_start_offset is the log's for errors Kafka reports it with.
+#[test]
+fn produce_answers_are_kafkas() {
+    const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    const RECORD_LIST_TOO_LARGE: i16 = 18;
+    const INVALID_REQUIRED_ACKS: i16 = 21;
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    const INVALID_RECORD: i16 = 87;
+    const INVALID_TIMESTAMP: i16 = 32;
+    let broker = BrokerProcess::start(&[]);
+    let bs = &broker.bootstrap;
+    let mut c = RawClient::connect(bs);
+    common::create_topic_with_configs(bs, "compacted", &["cleanup.policy=compact"]);
+    common::create_topic_with_configs(bs, "min-isr", &["min.insync.replicas=2"]);
+    common::create_topic_with_configs(bs, "small-segments", &["segment.bytes=1000"]);
+    common::ensure_topic(&mut c, "plain");
+    common::ensure_topic(&mut c, "__consumer_offsets");
+
+    // Two of three records without a key on a compacted topic.
+    let mut records: Vec<Record> = (0..3)
+        // One batch: the encoder splits where offset - sequence changes.
+        .map(|i| record(i, (-1, -1, i as i32 - 1), 1_700_000_000_000, format!("v{i}")))
+        .collect();
+    records[1].key = Some(Bytes::from_static(b"k"));
+    let p = produce_answer(
+        &mut c,
+        9,
+        -1,
+        None,
+        "compacted",
+        encode(&records, Compression::None).freeze(),
+    );
+    let no_key = "Compacted topic cannot accept message without key in topic partition compacted-0";
+    assert_eq!(p.error_code, INVALID_RECORD, "{p:?}");
+    assert_eq!(
+        p.error_message.as_deref(),
+        Some(format!("One or more records have been rejected due to 2 record errors in total, and only showing the first three errors at most: [RecordError(batchIndex=0, message='{no_key}'), RecordError(batchIndex=2, message='{no_key}')]").as_str())
+    );
+    let indexed: Vec<(i32, Option<&str>)> = p
+        .record_errors
+        .iter()
+        .map(|e| (e.batch_index, e.batch_index_error_message.as_deref()))
+        .collect();
+    assert_eq!(indexed, [(0, Some(no_key)), (2, Some(no_key))]);
+    assert_eq!((p.base_offset, p.log_start_offset), (-1, 0), "the log's start offset");
+
+    // A timestamp an hour and more ahead: INVALID_TIMESTAMP, the record named.
+    let ahead = encoded_batch(1, None, Compression::Lz4, i64::MAX / 2);
+    let p = produce_answer(&mut c, 9, -1, None, "plain", ahead.freeze());
+    assert_eq!(p.error_code, INVALID_TIMESTAMP);
+    assert_eq!(
+        p.error_message.as_deref(),
+        Some("One or more records have been rejected due to invalid timestamp")
+    );
+    assert_eq!(p.record_errors.len(), 1);
+    assert!(p.record_errors[0]
+        .batch_index_error_message
+        .as_deref()
+        .is_some_and(|m| m.starts_with(&format!(
+            "Timestamp {} of message with offset 0 is out of range. The timestamp should be within [",
+            i64::MAX / 2
+        ))));
+
+    // Internal topics: refused to clients, with no message.
+    let p = produce_answer(&mut c, 9, -1, None, "__consumer_offsets", batch(1, None).freeze());
+    assert_eq!(
+        (p.error_code, p.error_message.as_deref(), p.log_start_offset),
+        (INVALID_TOPIC_EXCEPTION, None, -1)
+    );
+    assert_eq!(
+        common::list_offsets(&mut c, "__consumer_offsets", -1).1,
+        0,
+        "nothing written"
+    );
+
+    // acks=2: an unknown topic is named first.
+    let p = produce_answer(&mut c, 9, 2, None, "no-such-topic", batch(1, None).freeze());
+    assert_eq!(p.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    let p = produce_answer(&mut c, 9, 2, None, "plain", batch(1, None).freeze());
+    assert_eq!(p.error_code, INVALID_REQUIRED_ACKS);
+
+    // A transactional id beside a plain batch is ignored.
+    let p = produce_answer(&mut c, 9, -1, Some("tx"), "plain", batch(2, None).freeze());
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+
+    // min.insync.replicas=2 with one replica: acks=all is met.
+    let p = produce_answer(&mut c, 9, -1, None, "min-isr", batch(2, None).freeze());
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+
+    // A batch larger than the topic's segment.bytes.
+    let p = produce_answer(&mut c, 9, -1, None, "small-segments", batch(100, None).freeze());
+    assert_eq!(
+        (p.error_code, p.error_message.as_deref()),
+        (RECORD_LIST_TOO_LARGE, None)
+    );
+    let p = produce_answer(&mut c, 9, -1, None, "small-segments", batch(2, None).freeze());
+    assert_eq!((p.error_code, p.base_offset), (0, 0), "a batch that fits");
+    assert_serving(&broker);
+}

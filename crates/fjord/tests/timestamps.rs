@@ -91,6 +91,19 @@ fn a_retried_batch_is_answered_with_its_append_time() {
         (retried.error_code, retried.base_offset, retried.log_append_time_ms),
         (0, 0, p.log_append_time_ms)
     );
+    // On a CreateTime topic the first answer's time is -1, a retry's the stored batch's
+    // max timestamp: Kafka's `UnifiedLog.append` answers a duplicate with it whatever
+    // the topic's timestamp type.
+    common::ensure_topic(&mut c, "created");
+    let pid = common::init_producer_id(&mut c);
+    let first = batch_of(&[5_000, 9_000, 7_000], pid, 0, Compression::None);
+    let p = common::produce_raw(&mut c, "created", first.clone());
+    assert_eq!((p.error_code, p.base_offset, p.log_append_time_ms), (0, 0, -1));
+    let retried = common::produce_raw(&mut c, "created", first);
+    assert_eq!(
+        (retried.error_code, retried.base_offset, retried.log_append_time_ms),
+        (0, 0, 9_000)
+    );
 }
 
 /// On a LogAppendTime topic every record's timestamp is the batch's append time, as

@@ -176,7 +176,11 @@ pub const PRODUCE_EXPANDED_BYTES_MAX: u64 = 256 << 20;
 /// every produced batch: a stream that does not decompress is CORRUPT_MESSAGE, one that
 /// expands past `PRODUCE_EXPANDED_BYTES_MAX` INVALID_RECORD. Snappy, whose expansion is
 /// at most about 21 times, is decompressed whole within `expanded_bytes_max`.
-pub fn walk_compressed_records(batch: &[u8], header: &BatchHeader) -> Result<RecordsSummary, BatchError> {
+pub fn walk_compressed_records(
+    batch: &[u8],
+    header: &BatchHeader,
+    visit: impl FnMut(log_validator::RecordFields),
+) -> Result<RecordsSummary, BatchError> {
     let data = &batch[record_batch::BATCH_HEADER_BYTES..];
     let corrupt = |e: std::io::Error| BatchError::Corrupt(format!("decompressing: {e}"));
     let stream: Box<dyn Read + '_> = match batch_codec(batch) {
@@ -186,13 +190,13 @@ pub fn walk_compressed_records(batch: &[u8], header: &BatchHeader) -> Result<Rec
         Some(Compression::Snappy) => {
             let records = snappy_bounded(data, expanded_bytes_max(batch.len()))
                 .map_err(|e| BatchError::Corrupt(format!("decompressing: {e}")))?;
-            return log_validator::walk_records(header, &records[..]);
+            return log_validator::walk_records_visiting(header, &records[..], visit);
         }
-        Some(Compression::None) => return log_validator::walk_records(header, data),
+        Some(Compression::None) => return log_validator::walk_records_visiting(header, data, visit),
         None => return Err(BatchError::Invalid("unknown compression codec".into())),
     };
     let mut reader = std::io::BufReader::new(stream.take(PRODUCE_EXPANDED_BYTES_MAX));
-    let walked = log_validator::walk_record_stream(header, &mut reader);
+    let walked = log_validator::walk_record_stream(header, &mut reader, visit);
     if walked.is_err() && reader.get_ref().limit() == 0 {
         return Err(BatchError::Invalid(format!(
             "the batch's records expand past {PRODUCE_EXPANDED_BYTES_MAX} bytes"

@@ -14,10 +14,14 @@
 //!    (INVALID_RECORD).
 //! 4. Records: each whole, none left over (INVALID_RECORD); timestamps in range and no
 //!    LogAppendTime from a producer (INVALID_TIMESTAMP); keys on a compacted topic
-//!    (INVALID_RECORD).
+//!    (INVALID_RECORD). These are checked on the walk's summary; only a batch that fails
+//!    is walked again record by record, for Kafka's record errors (index and message).
 
 use super::compression;
-use super::record_batch::{self, BatchError, BatchHeader, ATTR_LOG_APPEND_TIME, BATCH_HEADER_BYTES, LOG_OVERHEAD};
+use super::record_batch::{
+    self, BatchError, BatchHeader, RecordError, ATTR_LOG_APPEND_TIME, BATCH_HEADER_BYTES, LOG_OVERHEAD,
+    RECORD_ERRORS_MAX,
+};
 use std::io::BufRead;
 
 /// Kafka's RecordBatch.NO_TIMESTAMP.
@@ -30,9 +34,11 @@ const RECORD_OVERHEAD_V0: i32 = 14;
 const HEADER_BYTES_UP_TO_MAGIC: usize = 17;
 
 /// Limits and clock a produce request's batch is validated against (the topic's
-/// configs, and the broker's time).
+/// configs, and the broker's time), and the partition it is for (named in messages).
 #[derive(Debug, Clone, Copy)]
-pub struct ValidationRules {
+pub struct ValidationRules<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
     pub max_message_bytes: usize,
     pub now_ms: i64,
     pub timestamp_before_max_ms: i64,
@@ -66,29 +72,39 @@ pub struct ValidatedBatch {
     pub records: RecordsSummary,
 }
 
-/// Validates a produce request's `records` field for one partition (steps 1-4 above).
-pub fn validate_produce_records(records: &[u8], rules: &ValidationRules) -> Result<ValidatedBatch, BatchError> {
+/// Kafka's `ProduceRequest.validateRecords` (step 1 above), which Kafka's request
+/// handler makes before the log sees the records: one whole batch, of magic 2, not
+/// zstd before Produce v7 (KIP-110), and no second whole batch. Returns the batch's
+/// size.
+pub fn check_request_records(records: &[u8], produce_version: i16) -> Result<usize, BatchError> {
     let Some(size) = next_batch_size(records)? else {
         return Err(BatchError::Invalid(
             "a produce request needs one whole record batch per partition".into(),
         ));
     };
+    if records[16] as i8 != record_batch::MAGIC_V2 {
+        return Err(BatchError::UnsupportedMagic(records[16] as i8));
+    }
+    if produce_version < 7 && compression::batch_codec(records) == Some(kafka_protocol::records::Compression::Zstd) {
+        return Err(BatchError::UnsupportedCompressionType(produce_version));
+    }
     if next_batch_size(&records[size..])?.is_some() {
         return Err(BatchError::Invalid(
             "a produce request may carry exactly one record batch per partition".into(),
         ));
     }
+    Ok(size)
+}
+
+/// Validates a produce request's `records` field for one partition (steps 1-4 above).
+pub fn validate_produce_records(records: &[u8], rules: &ValidationRules<'_>) -> Result<ValidatedBatch, BatchError> {
+    let size = check_request_records(records, i16::MAX)?;
     let batch = &records[..size];
-    if batch[16] as i8 != record_batch::MAGIC_V2 {
-        return Err(BatchError::UnsupportedMagic(batch[16] as i8));
-    }
     let header = check_header(batch, rules)?;
-    let summary = if header.compression() == 0 {
-        walk_records(&header, &batch[BATCH_HEADER_BYTES..])?
-    } else {
-        compression::walk_compressed_records(batch, &header)?
-    };
-    check_records(&header, &summary, rules)?;
+    let summary = walk_batch(batch, &header, |_| {})?;
+    if !records_pass(&header, &summary, rules) {
+        return Err(record_errors(batch, &header, rules)?);
+    }
     Ok(ValidatedBatch {
         position: 0,
         header,
@@ -119,7 +135,7 @@ fn next_batch_size(buf: &[u8]) -> Result<Option<usize>, BatchError> {
 }
 
 /// Step 2 and 3: the header of the whole batch `batch`.
-fn check_header(batch: &[u8], rules: &ValidationRules) -> Result<BatchHeader, BatchError> {
+fn check_header(batch: &[u8], rules: &ValidationRules<'_>) -> Result<BatchHeader, BatchError> {
     let base_offset = i64::from_be_bytes(
         batch[0..8]
             .try_into()
@@ -178,43 +194,109 @@ fn check_client_batch(header: &BatchHeader) -> Result<(), BatchError> {
     Ok(())
 }
 
-/// Step 4 on a walk's findings, as Kafka's `validateTimestamp` and `validateKey`: on a
-/// CreateTime topic every timestamp but NO_TIMESTAMP within the configured bounds; a
-/// producer's LogAppendTime batch only on a CreateTime topic, with a timestamp.
-fn check_records(header: &BatchHeader, records: &RecordsSummary, rules: &ValidationRules) -> Result<(), BatchError> {
+/// Walks a whole batch's records, decompressing them as they are read if it is
+/// compressed, calling `visit` with each.
+fn walk_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    visit: impl FnMut(RecordFields),
+) -> Result<RecordsSummary, BatchError> {
+    if header.compression() == 0 {
+        walk_records_visiting(header, &batch[BATCH_HEADER_BYTES..], visit)
+    } else {
+        compression::walk_compressed_records(batch, header, visit)
+    }
+}
+
+/// Step 4 on a walk's summary: whether no record has an error `record_error` would
+/// find. On a CreateTime topic every timestamp but NO_TIMESTAMP is within the bounds
+/// (checking the smallest and largest checks all); a producer's LogAppendTime batch
+/// passes only on a CreateTime topic, with a timestamp; a compacted topic's records
+/// all have keys.
+fn records_pass(header: &BatchHeader, records: &RecordsSummary, rules: &ValidationRules<'_>) -> bool {
     let producer_append_time = header.attributes & ATTR_LOG_APPEND_TIME != 0;
     if producer_append_time && (rules.log_append_time || header.max_timestamp == NO_TIMESTAMP) {
-        return Err(BatchError::LogAppendTimeFromProducer);
+        return false;
     }
-    if !rules.log_append_time {
-        for ts in [records.min_timestamp, Some(records.max_timestamp)]
-            .into_iter()
+    let in_range = |ts: &i64| !timestamp_out_of_range(*ts, rules);
+    let timestamps_pass = rules.log_append_time
+        || [records.min_timestamp, Some(records.max_timestamp)]
+            .iter()
             .flatten()
-        {
-            check_timestamp(ts, rules)?;
-        }
-    }
-    if rules.compacted && !records.all_keyed {
-        return Err(BatchError::Invalid(
-            "Compacted topic cannot accept message without key".into(),
-        ));
-    }
-    Ok(())
+            .all(in_range);
+    timestamps_pass && (!rules.compacted || records.all_keyed)
 }
 
 /// Kafka's `recordHasInvalidTimestamp`, in its (wrapping) long arithmetic, so a
 /// timestamp near i64::MIN is refused as Kafka refuses it.
-fn check_timestamp(ts: i64, rules: &ValidationRules) -> Result<(), BatchError> {
+fn timestamp_out_of_range(ts: i64, rules: &ValidationRules<'_>) -> bool {
     let diff = rules.now_ms.wrapping_sub(ts);
-    if ts != NO_TIMESTAMP
-        && (diff > rules.timestamp_before_max_ms || diff.wrapping_neg() > rules.timestamp_after_max_ms)
-    {
-        return Err(BatchError::InvalidTimestamp {
-            timestamp: ts,
-            now: rules.now_ms,
+    ts != NO_TIMESTAMP && (diff > rules.timestamp_before_max_ms || diff.wrapping_neg() > rules.timestamp_after_max_ms)
+}
+
+/// The batch walked again, record by record, for Kafka's record errors: called only
+/// once `records_pass` refused it (the walk found it whole the first time).
+fn record_errors(batch: &[u8], header: &BatchHeader, rules: &ValidationRules<'_>) -> Result<BatchError, BatchError> {
+    let mut errors = Vec::new();
+    let mut total = 0;
+    let mut invalid_timestamp = false;
+    walk_batch(batch, header, |record| {
+        if let Some((timestamp, message)) = record_error(header, &record, rules) {
+            total += 1;
+            invalid_timestamp |= timestamp;
+            if errors.len() < RECORD_ERRORS_MAX {
+                errors.push(RecordError {
+                    batch_index: record.index,
+                    message,
+                });
+            }
+        }
+    })?;
+    Ok(BatchError::RecordErrors {
+        invalid_timestamp,
+        total,
+        errors,
+    })
+}
+
+/// Kafka's `LogValidator.validateRecord` for a v2 record: its key (on a compacted
+/// topic), then its timestamp. `Some((is a timestamp's, message))` if it is refused.
+fn record_error(header: &BatchHeader, r: &RecordFields, rules: &ValidationRules<'_>) -> Option<(bool, String)> {
+    if rules.compacted && r.key_bytes < 0 {
+        return Some((
+            false,
+            format!(
+                "Compacted topic cannot accept message without key in topic partition {}-{}",
+                rules.topic, rules.partition
+            ),
+        ));
+    }
+    if !rules.log_append_time && r.timestamp != NO_TIMESTAMP {
+        return timestamp_out_of_range(r.timestamp, rules).then(|| {
+            (
+                true,
+                format!(
+                    "Timestamp {} of message with offset {} is out of range. The timestamp should be within [{}, {}]",
+                    r.timestamp,
+                    r.offset_delta,
+                    rules.now_ms.wrapping_sub(rules.timestamp_before_max_ms),
+                    rules.now_ms.wrapping_add(rules.timestamp_after_max_ms)
+                ),
+            )
         });
     }
-    Ok(())
+    (header.attributes & ATTR_LOG_APPEND_TIME != 0).then(|| {
+        (
+            true,
+            format!(
+                "Invalid timestamp type in message DefaultRecord(offset={}, timestamp={}, key={} bytes, value={} bytes). Producer should not set timestamp type to LogAppendTime.",
+                r.offset_delta,
+                r.timestamp,
+                r.key_bytes.max(0),
+                r.value_bytes.max(0)
+            ),
+        )
+    })
 }
 
 /// Walks the `records_count` records of a batch whose header is `header`, in
@@ -228,17 +310,30 @@ fn check_timestamp(ts: i64, rules: &ValidationRules) -> Result<(), BatchError> {
 /// (profiled: through `BufRead` one byte at a time it took 10% of the broker's CPU at
 /// peak produce).
 pub fn walk_records(header: &BatchHeader, records: &[u8]) -> Result<RecordsSummary, BatchError> {
-    walk(header, &mut SliceSource { buf: records, pos: 0 })
+    walk(header, &mut SliceSource { buf: records, pos: 0 }, |_| {})
 }
 
-/// `walk_records` over a stream of records (a decompressor's output).
-pub fn walk_record_stream(header: &BatchHeader, r: impl BufRead) -> Result<RecordsSummary, BatchError> {
+/// `walk_records`, calling `visit` with each record.
+pub fn walk_records_visiting(
+    header: &BatchHeader,
+    records: &[u8],
+    visit: impl FnMut(RecordFields),
+) -> Result<RecordsSummary, BatchError> {
+    walk(header, &mut SliceSource { buf: records, pos: 0 }, visit)
+}
+
+/// `walk_records_visiting` over a stream of records (a decompressor's output).
+pub fn walk_record_stream(
+    header: &BatchHeader,
+    r: impl BufRead,
+    visit: impl FnMut(RecordFields),
+) -> Result<RecordsSummary, BatchError> {
     let mut source = StreamSource {
         r,
         consumed: 0,
         error: None,
     };
-    let walked = walk(header, &mut source);
+    let walked = walk(header, &mut source, visit);
     match source.error {
         Some(e) => Err(BatchError::Corrupt(format!("reading records: {e}"))),
         None => walked,
@@ -325,7 +420,25 @@ impl<R: BufRead> Source for StreamSource<R> {
     }
 }
 
-fn walk(header: &BatchHeader, source: &mut impl Source) -> Result<RecordsSummary, BatchError> {
+/// One record as a walk reads it: what the checks made record by record need.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordFields {
+    /// Its index in the batch.
+    pub index: i32,
+    pub offset_delta: i64,
+    /// Its timestamp: the batch's base timestamp plus its delta, or in a LogAppendTime
+    /// batch the batch's `max_timestamp`.
+    pub timestamp: i64,
+    /// Key and value lengths, -1 for null.
+    pub key_bytes: i64,
+    pub value_bytes: i64,
+}
+
+fn walk(
+    header: &BatchHeader,
+    source: &mut impl Source,
+    mut visit: impl FnMut(RecordFields),
+) -> Result<RecordsSummary, BatchError> {
     let log_append_time = header.attributes & ATTR_LOG_APPEND_TIME != 0;
     let mut summary = RecordsSummary {
         max_timestamp: NO_TIMESTAMP,
@@ -338,7 +451,8 @@ fn walk(header: &BatchHeader, source: &mut impl Source) -> Result<RecordsSummary
         let Some(WalkedRecord {
             timestamp_delta,
             offset_delta,
-            has_key,
+            key_bytes,
+            value_bytes,
         }) = walk_record(source)
         else {
             // Kafka's `DefaultRecord.readFrom` answers any of these alike.
@@ -358,8 +472,15 @@ fn walk(header: &BatchHeader, source: &mut impl Source) -> Result<RecordsSummary
         if ts != NO_TIMESTAMP {
             summary.min_timestamp = Some(summary.min_timestamp.map_or(ts, |m| m.min(ts)));
         }
-        summary.all_keyed &= has_key;
+        summary.all_keyed &= key_bytes >= 0;
         summary.offsets_in_order &= offset_delta == i64::from(i);
+        visit(RecordFields {
+            index: i,
+            offset_delta,
+            timestamp: ts,
+            key_bytes,
+            value_bytes,
+        });
     }
     if source.next().is_some() {
         return Err(BatchError::Invalid(format!(
@@ -373,7 +494,8 @@ fn walk(header: &BatchHeader, source: &mut impl Source) -> Result<RecordsSummary
 struct WalkedRecord {
     timestamp_delta: i64,
     offset_delta: i64,
-    has_key: bool,
+    key_bytes: i64,
+    value_bytes: i64,
 }
 
 /// One record's fields the walk keeps, or `None` if its structure is invalid.
@@ -409,7 +531,8 @@ fn walk_record(source: &mut impl Source) -> Option<WalkedRecord> {
     (source.position() - start == len).then_some(WalkedRecord {
         timestamp_delta,
         offset_delta,
-        has_key: key_len >= 0,
+        key_bytes: key_len,
+        value_bytes: value_len,
     })
 }
 
@@ -442,8 +565,10 @@ mod tests {
     use crate::log::record_batch::tests::make_batch;
     use crate::log::record_batch::{compute_crc, encode_keyed_batch, ATTR_CONTROL};
 
-    fn rules() -> ValidationRules {
+    fn rules() -> ValidationRules<'static> {
         ValidationRules {
+            topic: "t",
+            partition: 0,
             max_message_bytes: 1 << 20,
             now_ms: 1000,
             timestamp_before_max_ms: i64::MAX,
@@ -625,10 +750,33 @@ mod tests {
             ..rules()
         };
         let oldest = batch_with_deltas(i64::MIN, &[0], i64::MIN);
-        assert!(matches!(
-            validate_produce_records(&oldest, &lenient),
-            Err(BatchError::InvalidTimestamp { .. })
-        ));
+        assert_eq!(
+            record_errors_of(validate_produce_records(&oldest, &lenient)),
+            (true, vec![(0, format!("Timestamp {} of message with offset 0 is out of range. The timestamp should be within [-9223372036854774807, 3601000]", i64::MIN))])
+        );
+    }
+
+    /// A refusal's record errors: (whether INVALID_TIMESTAMP, [(batch index, message)]).
+    fn record_errors_of(r: Result<ValidatedBatch, BatchError>) -> (bool, Vec<(i32, String)>) {
+        match r {
+            Err(BatchError::RecordErrors {
+                invalid_timestamp,
+                total,
+                errors,
+            }) => {
+                assert_eq!(total, errors.len());
+                (
+                    invalid_timestamp,
+                    errors.into_iter().map(|e| (e.batch_index, e.message)).collect(),
+                )
+            }
+            other => panic!("expected record errors: {other:?}"),
+        }
+    }
+
+    /// Kafka's message for a timestamp out of [now - before, now + after].
+    fn out_of_range(ts: i64, offset: i64, low: i64, high: i64) -> String {
+        format!("Timestamp {ts} of message with offset {offset} is out of range. The timestamp should be within [{low}, {high}]")
     }
 
     /// Every record's timestamp is checked, not the header's claim: a batch whose
@@ -636,22 +784,28 @@ mod tests {
     /// and the walk reports the records' true extremes.
     #[test]
     fn record_timestamps_are_read_from_the_records() {
-        let future = make_batch(1, 5, 1000 + 3_600_001);
-        assert!(matches!(
-            validate_produce_records(&future, &rules()),
-            Err(BatchError::InvalidTimestamp { .. })
-        ));
+        let low = 1000i64.wrapping_sub(i64::MAX);
+        let future = make_batch(2, 5, 1000 + 3_600_001);
+        assert_eq!(
+            record_errors_of(validate_produce_records(&future, &rules())),
+            (
+                true,
+                vec![
+                    (0, out_of_range(3_601_001, 0, low, 3_601_000)),
+                    (1, out_of_range(3_601_001, 1, low, 3_601_000))
+                ]
+            )
+        );
+        // Only the second record is out of range: it alone is named.
         let lying = batch_with_deltas(1000, &[0, 3_600_001, -400], 1000);
         let refused = validate_produce_records(&lying, &rules());
-        assert!(
-            matches!(
-                refused,
-                Err(BatchError::InvalidTimestamp {
-                    timestamp: 3_601_001,
-                    ..
-                })
-            ),
-            "{refused:?}"
+        assert_eq!(
+            refused.as_ref().map_err(ToString::to_string).err().as_deref(),
+            Some("One or more records have been rejected due to invalid timestamp")
+        );
+        assert_eq!(
+            record_errors_of(refused),
+            (true, vec![(1, out_of_range(3_601_001, 1, low, 3_601_000))])
         );
         let lenient = ValidationRules {
             timestamp_after_max_ms: i64::MAX,
@@ -668,10 +822,10 @@ mod tests {
             timestamp_before_max_ms: 300,
             ..lenient
         };
-        assert!(matches!(
-            validate_produce_records(&lying, &old),
-            Err(BatchError::InvalidTimestamp { timestamp: 600, .. })
-        ));
+        assert_eq!(
+            record_errors_of(validate_produce_records(&lying, &old)),
+            (true, vec![(2, out_of_range(600, 2, 700, i64::MAX.wrapping_add(1000)))])
+        );
     }
 
     /// A producer's LogAppendTime batch: refused on a LogAppendTime topic, and on a
@@ -686,15 +840,20 @@ mod tests {
             log_append_time: true,
             ..rules()
         };
+        let message = |ts: i64| {
+            format!(
+                "Invalid timestamp type in message DefaultRecord(offset=0, timestamp={ts}, key=0 bytes, value=5 bytes). Producer should not set timestamp type to LogAppendTime."
+            )
+        };
         assert_eq!(
-            validate_produce_records(&b, &topic_append_time),
-            Err(BatchError::LogAppendTimeFromProducer)
+            record_errors_of(validate_produce_records(&b, &topic_append_time)),
+            (true, vec![(0, message(1000))])
         );
         b[35..43].copy_from_slice(&NO_TIMESTAMP.to_be_bytes());
         resign(&mut b);
         assert_eq!(
-            validate_produce_records(&b, &rules()),
-            Err(BatchError::LogAppendTimeFromProducer)
+            record_errors_of(validate_produce_records(&b, &rules())),
+            (true, vec![(0, message(NO_TIMESTAMP))])
         );
     }
 
@@ -710,8 +869,27 @@ mod tests {
             ..rules()
         };
         assert!(validate_produce_records(&batch, &compacted).is_ok());
-        let refused = validate_produce_records(&make_batch(3, 10, 1_000), &compacted);
-        assert!(matches!(refused, Err(BatchError::Invalid(m)) if m.contains("key")));
+        let refused = validate_produce_records(&make_batch(4, 10, 1_000), &compacted);
+        let no_key = "Compacted topic cannot accept message without key in topic partition t-0";
+        assert_eq!(
+            refused.as_ref().map_err(ToString::to_string).err(),
+            Some(format!(
+                "One or more records have been rejected due to 4 record errors in total, and only showing the first three errors at most: [RecordError(batchIndex=0, message='{no_key}'), RecordError(batchIndex=1, message='{no_key}'), RecordError(batchIndex=2, message='{no_key}')]"
+            ))
+        );
+        let (timestamp, errors) = record_errors_of(refused);
+        assert!(!timestamp);
+        assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        // At most RECORD_ERRORS_MAX are kept; the count is of all.
+        let many = validate_produce_records(
+            &batch_with_deltas(1_000, &[0; RECORD_ERRORS_MAX + 20], 1_000),
+            &compacted,
+        );
+        assert!(matches!(
+            many,
+            Err(BatchError::RecordErrors { total, ref errors, .. })
+                if total == RECORD_ERRORS_MAX + 20 && errors.len() == RECORD_ERRORS_MAX
+        ));
         let header = BatchHeader::parse(&batch).expect("header");
         let mut records = batch[BATCH_HEADER_BYTES..].to_vec();
         records.push(0);

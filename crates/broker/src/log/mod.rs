@@ -104,6 +104,13 @@ pub enum LogError {
     /// The request's leader epoch is newer than the partition's: this broker is behind.
     #[error("leader epoch {requested} is newer than the current leader epoch {current}")]
     UnknownLeaderEpoch { requested: i32, current: i32 },
+    /// Kafka's `RecordBatchTooLargeException` (RECORD_LIST_TOO_LARGE).
+    #[error("Message batch size is {size} bytes in append to partition {partition} which exceeds the maximum configured segment size of {segment_bytes}.")]
+    RecordBatchTooLarge {
+        size: usize,
+        partition: String,
+        segment_bytes: i32,
+    },
     #[error("corrupt log: {0}")]
     Corrupt(String),
     #[error("the log was deleted")]

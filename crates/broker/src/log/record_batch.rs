@@ -42,12 +42,56 @@ pub enum BatchError {
     /// batch shorter than its header, records that do not decompress.
     #[error("corrupt record batch: {0}")]
     Corrupt(String),
-    #[error("a producer may not set the LogAppendTime timestamp type")]
-    LogAppendTimeFromProducer,
     #[error("record batch of {size} bytes exceeds the limit of {max} bytes")]
     TooLarge { size: usize, max: usize },
-    #[error("timestamp {timestamp} is out of range (now {now})")]
-    InvalidTimestamp { timestamp: i64, now: i64 },
+    /// zstd in a Produce request older than v7 (KIP-110).
+    #[error("Produce requests with version {0} are not allowed to use ZStandard compression")]
+    UnsupportedCompressionType(i16),
+    /// Kafka's `RecordValidationException`: records refused one by one (a timestamp out
+    /// of range, a LogAppendTime timestamp type from a producer, no key on a compacted
+    /// topic); INVALID_TIMESTAMP when any is a timestamp's, else INVALID_RECORD. `total`
+    /// counts them all; `errors` keeps the first `RECORD_ERRORS_MAX`.
+    #[error("{}", record_errors_message(*invalid_timestamp, *total, errors))]
+    RecordErrors {
+        invalid_timestamp: bool,
+        total: usize,
+        errors: Vec<RecordError>,
+    },
+}
+
+/// Limit: record errors kept for one batch (a batch of a million records, each
+/// refused, would otherwise hold a million messages).
+pub const RECORD_ERRORS_MAX: usize = 100;
+
+/// One refused record: its index in the batch and why, as Kafka's
+/// `ProduceResponse.RecordError`, which a Java producer reports for that record alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for RecordError {
+    /// Kafka's `RecordError.toString`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RecordError(batchIndex={}, message='{}')",
+            self.batch_index, self.message
+        )
+    }
+}
+
+/// Kafka's `LogValidator.processRecordErrors` messages.
+fn record_errors_message(invalid_timestamp: bool, total: usize, errors: &[RecordError]) -> String {
+    if invalid_timestamp {
+        return "One or more records have been rejected due to invalid timestamp".into();
+    }
+    let first: Vec<String> = errors.iter().take(3).map(RecordError::to_string).collect();
+    format!(
+        "One or more records have been rejected due to {total} record errors in total, and only showing the first three errors at most: [{}]",
+        first.join(", ")
+    )
 }
 
 /// One uncompressed v2 batch of keyed records, no producer id, offsets from 0: what the

@@ -42,10 +42,13 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 /// append: produce v3+ carries exactly one per partition.
 fn validate_for_leader(
     records: &[u8],
+    tp: &TopicPartition,
     config: &TopicConfig,
     now_ms: i64,
 ) -> Result<(Option<Bytes>, ValidatedBatch), LogError> {
     let rules = ValidationRules {
+        topic: &tp.topic,
+        partition: tp.partition,
         max_message_bytes: config.max_message_bytes.max(0) as usize,
         now_ms,
         timestamp_before_max_ms: config.message_timestamp_before_max_ms,
@@ -262,8 +265,18 @@ impl UnifiedLog {
 
     fn leader_append(&self, records: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
         let config = self.config();
-        let (recompressed, b) = validate_for_leader(records, &config, now_ms)?;
+        let (recompressed, b) = validate_for_leader(records, &self.topic_partition, &config, now_ms)?;
         let records = recompressed.as_deref().unwrap_or(records);
+        // Kafka's `UnifiedLog.append`: a batch no segment can hold (max.message.bytes
+        // above segment.bytes) is refused, not written to an oversized segment.
+        let size = b.header.size_bytes();
+        if size > config.segment_bytes.max(0) as usize {
+            return Err(LogError::RecordBatchTooLarge {
+                size,
+                partition: self.topic_partition.to_string(),
+                segment_bytes: config.segment_bytes,
+            });
+        }
         let mut guard = self.lock();
         let inner = &mut *guard;
         if inner.deleted {
@@ -275,13 +288,9 @@ impl UnifiedLog {
                 return Ok(AppendInfo {
                     base_offset: m.first_offset(),
                     last_offset: m.last_offset,
-                    // The stored batch's append time, as Kafka answers a retry (which
-                    // answers it for CreateTime topics too, where it means nothing).
-                    log_append_time_ms: if config.message_timestamp_log_append_time {
-                        m.timestamp
-                    } else {
-                        -1
-                    },
+                    // The stored batch's timestamp, as Kafka's `UnifiedLog.append`
+                    // answers a retry, on CreateTime topics too (its max timestamp).
+                    log_append_time_ms: m.timestamp,
                     log_start_offset: inner.log_start_offset,
                     records: 0,
                 });

@@ -23,6 +23,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::UnknownLeaderEpoch { .. } => code(ResponseError::UnknownLeaderEpoch),
         LogError::Io(_) | LogError::NoLogDir | LogError::LogDirOffline => code(ResponseError::KafkaStorageError),
         LogError::Corrupt(_) => code(ResponseError::CorruptMessage),
+        LogError::RecordBatchTooLarge { .. } => code(ResponseError::RecordListTooLarge),
     }
 }
 
@@ -52,9 +53,12 @@ pub fn batch_error_code(e: &BatchError) -> i16 {
         // Kafka's ProduceRequest.validateRecords: magic < 2 and batch counts are InvalidRecord.
         BatchError::UnsupportedMagic(_) | BatchError::Invalid(_) => code(ResponseError::InvalidRecord),
         BatchError::TooLarge { .. } => code(ResponseError::MessageTooLarge),
-        BatchError::InvalidTimestamp { .. } | BatchError::LogAppendTimeFromProducer => {
-            code(ResponseError::InvalidTimestamp)
-        }
+        BatchError::UnsupportedCompressionType(_) => code(ResponseError::UnsupportedCompressionType),
+        BatchError::RecordErrors {
+            invalid_timestamp: true,
+            ..
+        } => code(ResponseError::InvalidTimestamp),
+        BatchError::RecordErrors { .. } => code(ResponseError::InvalidRecord),
     }
 }
 

@@ -169,6 +169,8 @@ fn wait_listening(child: &mut Child) -> (String, std::sync::Arc<std::sync::Mutex
 pub struct RawClient {
     pub stream: TcpStream,
     correlation_id: i32,
+    /// The request headers' client id ("fjord-test" unless set).
+    pub client_id: &'static str,
 }
 
 impl RawClient {
@@ -178,6 +180,7 @@ impl RawClient {
         RawClient {
             stream,
             correlation_id: 0,
+            client_id: "fjord-test",
         }
     }
 
@@ -192,7 +195,7 @@ impl RawClient {
             .with_request_api_key(key as i16)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("fjord-test")));
+            .with_client_id(Some(StrBytes::from_static_str(self.client_id)));
         let mut buf = BytesMut::new();
         buf.put_i32(0);
         header

@@ -59,7 +59,12 @@ pub async fn dispatch(
                 off_network_thread(broker, move |b| metadata::handle(b, req, version, &listener)).await?,
             )
         }
-        ApiKey::Produce => match produce::handle(broker, protocol::decode_body(&mut raw)?, version)? {
+        ApiKey::Produce => match produce::handle(
+            broker,
+            protocol::decode_body(&mut raw)?,
+            version,
+            raw.header.client_id.as_deref().unwrap_or_default(),
+        )? {
             Some(r) => ResponseKind::Produce(r),
             None => return Ok(None),
         },

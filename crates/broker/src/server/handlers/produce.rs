@@ -2,10 +2,10 @@
 //! decoded record by record), then answer with base offsets. acks=0 gets no response.
 
 use super::{s, HandlerError};
-use crate::log::compression;
 use crate::log::direct_io::DIRECT_IO_BLOCK_BYTES;
-use crate::log::record_batch::{self, BatchHeader};
-use crate::log::TopicPartition;
+use crate::log::log_validator;
+use crate::log::record_batch::{self, BatchError, BatchHeader};
+use crate::log::{LogError, TopicPartition};
 use crate::protocol::errors;
 use crate::protocol::frame::Placement;
 use crate::protocol::produce_prefix;
@@ -13,14 +13,25 @@ use crate::server::topics;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::ProduceRequest;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
-use kafka_protocol::records::Compression;
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
 
-pub fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Result<Option<ProduceResponse>, HandlerError> {
+/// Kafka's `KafkaApis.handleProduceRequest` and `ReplicaManager.appendRecords`. The
+/// checks run in Kafka's order, per partition: the topic exists, the request's records
+/// are one v2 batch (`check_request_records`), acks is valid, the topic is not internal
+/// (only Kafka's own `__admin_client` may write there), then the log's own checks.
+pub fn handle(
+    broker: &Broker,
+    req: ProduceRequest,
+    version: i16,
+    client_id: &str,
+) -> Result<Option<ProduceResponse>, HandlerError> {
     let acks = req.acks;
-    // Kafka's `KafkaApis.handleProduceRequest`: transactional records need a
-    // transactional id, and without one the whole request is refused.
-    let unauthorized_transactional = req.transactional_id.is_none() && has_transactional_records(&req);
+    // Transactional records need a transactional id, and without one the whole request
+    // is refused. Fjord has no transaction coordinator yet, so with one they are
+    // refused too; an id beside plain batches is ignored, as Kafka ignores it.
+    let transactional = has_transactional_records(&req);
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let mut first_error = None;
     for topic in req.topic_data {
@@ -33,21 +44,18 @@ pub fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Result<Opti
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
             let records = p.records.as_deref().unwrap_or(&[]);
-            let code = if unauthorized_transactional {
+            let code = if transactional && req.transactional_id.is_none() {
                 errors::code(ResponseError::TransactionalIdAuthorizationFailed)
-            } else if req.transactional_id.is_some() {
+            } else if transactional {
                 resp.error_message = Some(s("transactions are not supported by this broker yet"));
                 errors::code(ResponseError::InvalidRequest)
-            } else if !(-1..=1).contains(&acks) {
-                errors::code(ResponseError::InvalidRequiredAcks)
-            } else if version < 7 && is_zstd(records) {
-                // Kafka's `ProduceRequest.validateRecords`: zstd needs Produce v7 (KIP-110).
-                resp.error_message = Some(s(format!(
-                    "Produce requests with version {version} are not allowed to use ZStandard compression"
-                )));
-                errors::code(ResponseError::UnsupportedCompressionType)
             } else {
-                append_partition(broker, &name, p.index, records, acks, &mut resp)
+                let partition = Partition {
+                    topic: &name,
+                    index: p.index,
+                    records,
+                };
+                append_partition(broker, &partition, version, acks, client_id, &mut resp)
             };
             resp.error_code = code;
             if code != errors::NONE && first_error.is_none() {
@@ -71,17 +79,19 @@ pub fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Result<Opti
     Ok(Some(ProduceResponse::default().with_responses(responses)))
 }
 
+/// One partition's part of a Produce request.
+struct Partition<'a> {
+    topic: &'a str,
+    index: i32,
+    records: &'a [u8],
+}
+
 /// Whether any partition's batch has the transactional attribute, read in place.
 fn has_transactional_records(req: &ProduceRequest) -> bool {
     req.topic_data.iter().flat_map(|t| &t.partition_data).any(|p| {
         let records = p.records.as_deref().unwrap_or(&[]);
         is_v2_batch(records) && BatchHeader::parse(records).is_ok_and(|h| h.is_transactional())
     })
-}
-
-/// Whether the batch at the front of `records` is a v2 batch compressed with zstd.
-fn is_zstd(records: &[u8]) -> bool {
-    is_v2_batch(records) && compression::batch_codec(records) == Some(Compression::Zstd)
 }
 
 fn is_v2_batch(records: &[u8]) -> bool {
@@ -105,23 +115,35 @@ pub fn placement(broker: &Broker, prefix: &[u8]) -> Option<Placement> {
     })
 }
 
+/// Kafka's client id for its own admin writes (`AdminUtils.ADMIN_CLIENT_ID`): the only
+/// one allowed to append to an internal topic.
+const ADMIN_CLIENT_ID: &str = "__admin_client";
+
 fn append_partition(
     broker: &Broker,
-    topic: &str,
-    partition: i32,
-    records: &[u8],
+    p: &Partition<'_>,
+    version: i16,
     acks: i16,
+    client_id: &str,
     resp: &mut PartitionProduceResponse,
 ) -> i16 {
-    let log = match topics::partition_log(broker, topic, partition) {
+    let log = match topics::partition_log(broker, p.topic, p.index) {
         Ok(l) => l,
         Err(code) => return code,
     };
-    // A single node is the whole ISR: acks=all fails only if min.insync.replicas > 1.
-    if acks == -1 && log.config().min_insync_replicas > 1 {
-        return errors::code(ResponseError::NotEnoughReplicas);
+    if let Err(e) = log_validator::check_request_records(p.records, version) {
+        return errors::batch_error_code(&e);
     }
-    match log.append_as_leader(records, topics::LEADER_EPOCH, broker.time.now_ms()) {
+    if !(-1..=1).contains(&acks) {
+        return errors::code(ResponseError::InvalidRequiredAcks);
+    }
+    if crate::metadata::is_internal_topic(p.topic) && client_id != ADMIN_CLIENT_ID {
+        return errors::code(ResponseError::InvalidTopicException);
+    }
+    // acks=all needs min.insync.replicas of the ISR, but at most as many as there are
+    // replicas (Kafka's `Partition.effectiveMinIsr`): a single replica, the leader,
+    // always meets it.
+    match log.append_as_leader(p.records, topics::LEADER_EPOCH, broker.time.now_ms()) {
         Ok(info) => {
             if info.records > 0 {
                 // Also wakes the fetches waiting on this partition.
@@ -133,9 +155,42 @@ fn append_partition(
             errors::NONE
         }
         Err(e) => {
-            tracing::debug!(topic, partition, error = %e, "produce refused");
-            resp.error_message = Some(s(e.to_string()));
-            errors::log_error_code(&e)
+            tracing::debug!(topic = p.topic, partition = p.index, error = %e, "produce refused");
+            let code = errors::log_error_code(&e);
+            if reports_log_start_offset(code) {
+                resp.log_start_offset = log.log_start_offset();
+            }
+            if let LogError::Batch(BatchError::RecordErrors { errors, .. }) = &e {
+                // Kafka's only error with a message of its own (`hasCustomErrorMessage`).
+                resp.error_message = Some(s(e.to_string()));
+                resp.record_errors = errors
+                    .iter()
+                    .map(|r| {
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(r.batch_index)
+                            .with_batch_index_error_message(Some(s(r.message.clone())))
+                    })
+                    .collect();
+            }
+            code
         }
     }
+}
+
+/// Whether a refused append still reports the partition's log start offset: Kafka's
+/// `appendToLocalLog` leaves it -1 only for the errors it expects of a client
+/// (unknown partition, not leader, too large, corrupt) and a storage error.
+fn reports_log_start_offset(code: i16) -> bool {
+    use ResponseError as E;
+    !matches!(
+        ResponseError::try_from_code(code),
+        Some(
+            E::UnknownTopicOrPartition
+                | E::NotLeaderOrFollower
+                | E::MessageTooLarge
+                | E::RecordListTooLarge
+                | E::CorruptMessage
+                | E::KafkaStorageError
+        )
+    )
 }
