@@ -472,21 +472,7 @@ fn a_compressed_bomb_is_not_expanded() {
 /// Produce v`version` (acks=all) of `records` to partition 0 of `topic`, in a request
 /// with `transactional_id`: the partition's error code.
 fn produce_with(c: &mut RawClient, version: i16, transactional_id: Option<&str>, topic: &str, records: Bytes) -> i16 {
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
-    use kafka_protocol::messages::produce_response::ProduceResponse;
-    use kafka_protocol::messages::TopicName;
-    use kafka_protocol::protocol::StrBytes;
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_transactional_id(transactional_id.map(|t| StrBytes::from_string(t.into()).into()))
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.into())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])]);
-    let r: ProduceResponse = c.request(ApiKey::Produce, version, &req);
-    r.responses[0].partition_responses[0].error_code
+    produce_answer(c, version, -1, transactional_id, topic, records).error_code
 }
 
 fn compressed_batch(n: usize, compression: Compression) -> BytesMut {
