@@ -66,8 +66,21 @@ pub fn to_any_broker<Q: Encodable, R: Decodable>(bootstrap: &str, key: ApiKey, v
     Err(last)
 }
 
-/// Sends `body` to the coordinator of `group`, found through the first bootstrap broker
-/// that answers.
+/// The coordinator of `group` (node id, host, port), found through the first bootstrap
+/// broker that answers.
+pub fn find_coordinator(bootstrap: &str, group: &str) -> Result<(i32, String, i32)> {
+    let find = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
+    let found: FindCoordinatorResponse = to_any_broker(bootstrap, ApiKey::FindCoordinator, 2, &find)?;
+    if found.error_code != 0 {
+        bail!(
+            "finding the coordinator of group '{group}' failed: error code {}",
+            found.error_code
+        );
+    }
+    Ok((found.node_id.0, found.host.to_string(), found.port))
+}
+
+/// Sends `body` to the coordinator of `group`.
 pub fn to_group_coordinator<Q: Encodable, R: Decodable>(
     bootstrap: &str,
     group: &str,
@@ -75,24 +88,6 @@ pub fn to_group_coordinator<Q: Encodable, R: Decodable>(
     version: i16,
     body: &Q,
 ) -> Result<R> {
-    let mut last = anyhow!("no bootstrap server given");
-    for addr in bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        let find = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
-        let found: FindCoordinatorResponse = match request(addr, ApiKey::FindCoordinator, 2, &find) {
-            Ok(r) => r,
-            Err(e) => {
-                last = e;
-                continue;
-            }
-        };
-        if found.error_code != 0 {
-            bail!(
-                "finding the coordinator of group '{group}' failed: error code {}",
-                found.error_code
-            );
-        }
-        let coordinator = format!("{}:{}", found.host.as_str(), found.port);
-        return request(&coordinator, key, version, body);
-    }
-    Err(last)
+    let (_, host, port) = find_coordinator(bootstrap, group)?;
+    request(&format!("{host}:{port}"), key, version, body)
 }

@@ -41,6 +41,9 @@ pub struct Args {
     /// With --describe: offsets and lag (the default).
     #[arg(long)]
     pub offsets: bool,
+    /// With --describe --members: each member's partitions too (ASSIGNMENT).
+    #[arg(long)]
+    pub verbose: bool,
     /// With --reset-offsets or --delete-offsets: T or T:P,P,...; may be given more
     /// than once.
     #[arg(long)]
@@ -291,41 +294,82 @@ fn committed(
 
 /// `(member id, host, client id)` per owned partition.
 type Owners = BTreeMap<(String, i32), (String, String, String)>;
-/// `(member id, host, client id, partition count)` per member.
-type Members = Vec<(String, String, String, usize)>;
 
-/// The group's state, and the partitions each member owns (from the consumer
-/// protocol's assignment bytes).
-fn owners(base: &BaseConsumer, group: &str) -> Result<(String, Owners, Members)> {
-    let list = base
-        .fetch_group_list(Some(group), TIMEOUT)
-        .context("describing group")?;
+/// A group as DescribeGroups (v5) and FindCoordinator tell it.
+struct Group {
+    state: String,
+    /// The assignment strategy its members agreed on ("range"), or its assignor.
+    protocol: String,
+    /// (node id, host, port).
+    coordinator: (i32, String, i32),
+    members: Vec<Member>,
+}
+
+struct Member {
+    id: String,
+    instance_id: String,
+    host: String,
+    client_id: String,
+    /// From the consumer protocol's assignment bytes.
+    partitions: Vec<(String, i32)>,
+}
+
+/// The group from its coordinator. A group the coordinator does not know is Dead, as
+/// Kafka's describe reports it.
+fn describe_group(args: &Args, group: &str) -> Result<Group> {
+    use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+    use kafka_protocol::messages::describe_groups_response::DescribeGroupsResponse;
+    use kafka_protocol::messages::{ApiKey, GroupId};
+    use kafka_protocol::protocol::StrBytes;
+    const GROUP_ID_NOT_FOUND: i16 = 69;
+    let bootstrap = &args.connect.bootstrap()?;
+    let coordinator = crate::admin_request::find_coordinator(bootstrap, group)?;
+    let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_string(group.to_string()))]);
+    let mut r: DescribeGroupsResponse =
+        crate::admin_request::to_group_coordinator(bootstrap, group, ApiKey::DescribeGroups, 5, &req)?;
+    let Some(g) = r.groups.pop() else {
+        bail!("describing group '{group}': no answer for it");
+    };
+    match g.error_code {
+        0 => {}
+        GROUP_ID_NOT_FOUND => {
+            return Ok(Group {
+                state: "Dead".into(),
+                protocol: String::new(),
+                coordinator,
+                members: Vec::new(),
+            })
+        }
+        code => bail!("describing group '{group}' failed: error code {code}"),
+    }
+    let members = g
+        .members
+        .iter()
+        .map(|m| Member {
+            id: m.member_id.to_string(),
+            instance_id: m.group_instance_id.as_deref().unwrap_or_default().to_string(),
+            host: m.client_host.to_string(),
+            client_id: m.client_id.to_string(),
+            partitions: parse_assignment(&m.member_assignment),
+        })
+        .collect();
+    Ok(Group {
+        state: g.group_state.to_string(),
+        protocol: g.protocol_data.to_string(),
+        coordinator,
+        members,
+    })
+}
+
+/// The group's partitions by owner.
+fn owners(group: &Group) -> Owners {
     let mut owners = BTreeMap::new();
-    let mut members = Vec::new();
-    let mut state = "Dead".to_string();
-    for g in list.groups().iter().filter(|g| g.name() == group) {
-        state = g.state().to_string();
-        for m in g.members() {
-            let parts = parse_assignment(m.assignment().unwrap_or_default());
-            members.push((
-                m.id().to_string(),
-                m.client_host().to_string(),
-                m.client_id().to_string(),
-                parts.len(),
-            ));
-            for tp in parts {
-                owners.insert(
-                    tp,
-                    (
-                        m.id().to_string(),
-                        m.client_host().to_string(),
-                        m.client_id().to_string(),
-                    ),
-                );
-            }
+    for m in &group.members {
+        for tp in &m.partitions {
+            owners.insert(tp.clone(), (m.id.clone(), m.host.clone(), m.client_id.clone()));
         }
     }
-    Ok((state, owners, members))
+    owners
 }
 
 /// ConsumerProtocolAssignment: version i16, [topic string, [partition i32]], user data.
@@ -361,40 +405,54 @@ fn parse_assignment(b: &[u8]) -> Vec<(String, i32)> {
 }
 
 fn describe(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
-    let (state, owners, members) = owners(base, group)?;
+    let described = describe_group(args, group)?;
     if args.state {
-        if should_print_member_state(group, &state, 1) {
-            outln!("{:<24} {:<12} #MEMBERS", "GROUP", "STATE");
-            outln!("{:<24} {:<12} {}", group, state, members.len());
-        }
+        print_state(group, &described);
         return Ok(());
     }
     if args.members {
-        if !should_print_member_state(group, &state, members.len()) {
-            return Ok(());
-        }
-        outln!(
-            "{:<24} {:<48} {:<16} {:<24} #PARTITIONS",
-            "GROUP",
-            "CONSUMER-ID",
-            "HOST",
-            "CLIENT-ID"
-        );
-        for (id, host, client, n) in &members {
-            outln!("{group:<24} {id:<48} {host:<16} {client:<24} {n}");
-        }
+        print_members(group, &described, args.verbose);
         return Ok(());
     }
+    let owners = owners(&described);
     let committed = committed(args, group, base, None)?;
     let mut rows: BTreeMap<(String, i32), Option<i64>> = committed.iter().map(|(k, v)| (k.clone(), Some(*v))).collect();
     for k in owners.keys() {
         rows.entry(k.clone()).or_insert(None);
     }
-    if !should_print_member_state(group, &state, rows.len()) {
+    if !should_print_member_state(group, &described.state, rows.len()) {
         return Ok(());
     }
-    outln!(
-        "{:<24} {:<24} {:<10} {:<15} {:<15} {:<8} {:<48} {:<16} CLIENT-ID",
+    let missing = || ("-".to_string(), "-".to_string(), "-".to_string());
+    let mut table = Vec::with_capacity(rows.len());
+    for ((topic, partition), current) in rows {
+        let (_, end) = base.fetch_watermarks(&topic, partition, TIMEOUT)?;
+        let lag = current.map_or_else(|| "-".into(), |c| (end - c).max(0).to_string());
+        let current = current.map_or_else(|| "-".into(), |c| c.to_string());
+        let (id, host, client) = owners.get(&(topic.clone(), partition)).cloned().unwrap_or_else(missing);
+        table.push([
+            group.to_string(),
+            topic,
+            partition.to_string(),
+            current,
+            end.to_string(),
+            lag,
+            id,
+            host,
+            client,
+        ]);
+    }
+    // Kafka's `printOffsetFormat`: group, topic, consumer id and host at least 15 wide,
+    // or as wide as their widest value.
+    let width = |column: usize| table.iter().map(|r| r[column].len()).max().unwrap_or(0).max(15);
+    let (g, t, c, h) = (width(0), width(1), width(6), width(7));
+    let line = |r: &[&str; 9]| {
+        format!(
+            "\n{:<g$} {:<t$} {:<10} {:<15} {:<15} {:<15} {:<c$} {:<h$} {}",
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]
+        )
+    };
+    let mut out = line(&[
         "GROUP",
         "TOPIC",
         "PARTITION",
@@ -402,21 +460,105 @@ fn describe(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         "LOG-END-OFFSET",
         "LAG",
         "CONSUMER-ID",
-        "HOST"
-    );
-    for ((topic, partition), current) in rows {
-        let (_, end) = base.fetch_watermarks(&topic, partition, TIMEOUT)?;
-        let lag = current
-            .map(|c| (end - c).max(0).to_string())
-            .unwrap_or_else(|| "-".into());
-        let current = current.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
-        let (id, host, client) = owners
-            .get(&(topic.clone(), partition))
-            .cloned()
-            .unwrap_or_else(|| ("-".into(), "-".into(), "-".into()));
-        outln!("{group:<24} {topic:<24} {partition:<10} {current:<15} {end:<15} {lag:<8} {id:<48} {host:<16} {client}");
+        "HOST",
+        "CLIENT-ID",
+    ]);
+    for r in &table {
+        out.push_str(&line(&std::array::from_fn(|i| r[i].as_str())));
     }
+    outln!("{out}");
     Ok(())
+}
+
+/// Kafka's `printStates`: the group, its coordinator, assignment strategy, state and
+/// member count.
+fn print_state(group: &str, described: &Group) {
+    if !should_print_member_state(group, &described.state, 1) {
+        return;
+    }
+    let (id, host, port) = &described.coordinator;
+    let coordinator = format!("{host}:{port}  ({id})");
+    let w = coordinator.len().max(25);
+    outln!(
+        "\n{:<w$} {:<25} {:<20} {:<15} #MEMBERS\n{:<w$} {:<25} {:<20} {:<15} {}",
+        "GROUP",
+        "COORDINATOR (ID)",
+        "ASSIGNMENT-STRATEGY",
+        "STATE",
+        group,
+        coordinator,
+        described.protocol,
+        described.state,
+        described.members.len()
+    );
+}
+
+/// Kafka's `printMembers`: a line per member, GROUP-INSTANCE-ID when any member has
+/// one, and with `--verbose` each member's partitions, "(0,1), (2)" a topic each.
+fn print_members(group: &str, described: &Group, verbose: bool) {
+    // Kafka's prints the header whatever this says of the group.
+    let _ = should_print_member_state(group, &described.state, described.members.len());
+    let ms = &described.members;
+    let width = |least: usize, f: &dyn Fn(&Member) -> usize| ms.iter().map(f).fold(least, usize::max);
+    let g = group.len().max(15);
+    let c = width(15, &|m| m.id.len());
+    let i = width(17, &|m| m.instance_id.len());
+    let h = width(15, &|m| m.host.len());
+    let cl = width(15, &|m| m.client_id.len());
+    let with_instance = ms.iter().any(|m| !m.instance_id.is_empty());
+    let row = |cols: [&str; 6]| {
+        let instance = if with_instance {
+            format!("{:<i$} ", cols[2])
+        } else {
+            String::new()
+        };
+        format!(
+            "{:<g$} {:<c$} {instance}{:<h$} {:<cl$} {:<15} ",
+            cols[0], cols[1], cols[3], cols[4], cols[5]
+        )
+    };
+    let mut out = format!(
+        "\n{}{}",
+        row([
+            "GROUP",
+            "CONSUMER-ID",
+            "GROUP-INSTANCE-ID",
+            "HOST",
+            "CLIENT-ID",
+            "#PARTITIONS"
+        ]),
+        if verbose { "ASSIGNMENT" } else { "" }
+    );
+    for m in ms {
+        let n = m.partitions.len().to_string();
+        out.push('\n');
+        out.push_str(&row([group, &m.id, &m.instance_id, &m.host, &m.client_id, &n]));
+        if verbose {
+            out.push_str(&assignment_column(&m.partitions));
+        }
+    }
+    outln!("{out}");
+}
+
+/// Kafka's ASSIGNMENT column: a member's partitions grouped by topic, each group
+/// "(p,p)" with its partitions sorted as strings, the groups sorted; "-" for none.
+fn assignment_column(partitions: &[(String, i32)]) -> String {
+    if partitions.is_empty() {
+        return "-".into();
+    }
+    let mut by_topic: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (topic, p) in partitions {
+        by_topic.entry(topic).or_default().push(p.to_string());
+    }
+    let mut groups: Vec<String> = by_topic
+        .into_values()
+        .map(|mut ps| {
+            ps.sort();
+            format!("({})", ps.join(","))
+        })
+        .collect();
+    groups.sort();
+    groups.join(", ")
 }
 
 /// Kafka's `shouldPrintMemberState`: what a describe says of the group's state before
@@ -438,7 +580,7 @@ fn should_print_member_state(group: &str, state: &str, rows: usize) -> bool {
 }
 
 fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
-    let (state, _, _) = owners(base, group)?;
+    let state = describe_group(args, group)?.state;
     // As Kafka's `resetOffsets`: only an Empty (or unknown) group's offsets are reset,
     // and an active group's refusal is printed whatever the mode, with the empty plan.
     if state != "Empty" && state != "Dead" {

@@ -149,6 +149,7 @@ fn describe_row(bootstrap: &str, group: &str) -> (String, String, String) {
     );
     assert!(ok, "{err}");
     let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(""), "Kafka's table starts on a new line: {out}");
     let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
     assert_eq!(
         header,
@@ -321,8 +322,15 @@ fn offset_checker_lag_and_every_reset_option() {
         args.extend(["--group", "nosuchgroup"]);
         let (ok, out, err) = cg(&args);
         assert!(ok, "{mode:?}: {err}");
+        // Kafka's `printMembers` prints its header whatever the group's state.
+        let header = if mode.contains(&"--members") {
+            "\nGROUP           CONSUMER-ID     HOST            CLIENT-ID       #PARTITIONS     \n"
+        } else {
+            ""
+        };
         assert_eq!(
-            out, "\nError: Consumer group 'nosuchgroup' does not exist.\n",
+            out,
+            format!("\nError: Consumer group 'nosuchgroup' does not exist.\n{header}"),
             "{mode:?}"
         );
     }
@@ -892,4 +900,67 @@ fn empty_groups_without_offsets_are_deleted_by_the_retention_check() {
     b.stop_and_restart("kill -9");
     assert_eq!(listed(&b.bootstrap), ["kept"], "deleted groups stay deleted");
     b.stop();
+}
+
+/// `--describe --state` and `--members [--verbose]` print Kafka's tables to the
+/// character: `printStates` with the coordinator "host:port  (id)" and the assignment
+/// strategy, `printMembers` with GROUP-INSTANCE-ID when a member has one and with
+/// `--verbose` each member's partitions ("(0,1,2)" a topic each).
+#[test]
+fn describe_state_and_members_print_kafkas_tables() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    create(&b.bootstrap, "described", "3");
+    let c: BaseConsumer = rdkafka_config(&b.bootstrap)
+        .set("group.id", "tables")
+        .set("group.instance.id", "static-1")
+        .set("client.id", "table-client")
+        .set("partition.assignment.strategy", "range")
+        .create()
+        .expect("consumer");
+    c.subscribe(&["described"]).expect("subscribe");
+    poll_until(&[&c], |cs, _| assigned(cs[0]) == 3);
+    let cli = |rest: &[&str]| {
+        let mut args = vec![
+            "consumer-groups",
+            "--bootstrap-server",
+            b.bootstrap.as_str(),
+            "--describe",
+            "--group",
+            "tables",
+        ];
+        args.extend_from_slice(rest);
+        let (ok, out, err) = common::fjord(&args, None);
+        assert!(ok, "{err}");
+        out
+    };
+    let port = b.bootstrap.rsplit(':').next().expect("port");
+    let coordinator = format!("127.0.0.1:{port}  (1)");
+    let w = coordinator.len().max(25);
+    assert_eq!(
+        cli(&["--state"]),
+        format!(
+            "\n{:<w$} {:<25} {:<20} {:<15} #MEMBERS\n{:<w$} {:<25} {:<20} {:<15} 1\n",
+            "GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "tables", coordinator, "range", "Stable"
+        )
+    );
+    let out = cli(&["--members", "--verbose"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], "");
+    let member = lines[2].split_whitespace().nth(1).expect("consumer id").to_string();
+    let c_w = member.len().max(15);
+    assert_eq!(
+        lines[1],
+        format!(
+            "{:<15} {:<c_w$} {:<17} {:<15} {:<15} {:<15} ASSIGNMENT",
+            "GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "#PARTITIONS"
+        )
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "{:<15} {:<c_w$} {:<17} {:<15} {:<15} {:<15} (0,1,2)",
+            "tables", member, "static-1", "/127.0.0.1", "table-client", "3"
+        )
+    );
 }
