@@ -73,9 +73,18 @@ fn internal_topics_are_auto_created_only_as_their_owner_makes_them() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("cleanup.policy=compact"), "{out}");
-    for refused in ["__transaction_state", "__share_group_state", "__cluster_metadata"] {
+    for (refused, internal) in [
+        ("__transaction_state", true),
+        ("__share_group_state", true),
+        ("__cluster_metadata", false),
+    ] {
         let r = metadata(&mut c, 12, &[refused], false);
-        assert_eq!(r.topics[0].error_code, UNKNOWN_TOPIC_OR_PARTITION, "{refused}");
+        // Kafka's answer for a missing topic says whether its name is an internal one.
+        assert_eq!(
+            (r.topics[0].error_code, r.topics[0].is_internal),
+            (UNKNOWN_TOPIC_OR_PARTITION, internal),
+            "{refused}"
+        );
     }
     // Its records are the broker's own: DeleteRecords refuses them.
     let req = DeleteRecordsRequest::default()
@@ -139,6 +148,7 @@ fn delete_topics_checks_what_it_names() {
         DeleteTopicState::default(),
         DeleteTopicState::default().with_topic_id(unknown),
         by_name("gone"),
+        by_name("never-was"),
     ]);
     let r: DeleteTopicsResponse = c.request(ApiKey::DeleteTopics, 6, &req);
     let code_of = |n: Option<&str>, id: uuid::Uuid| {
@@ -156,7 +166,17 @@ fn delete_topics_checks_what_it_names() {
     );
     assert_eq!(code_of(None, unknown), Some(UNKNOWN_TOPIC_ID));
     assert_eq!(code_of(Some("gone"), uuid::Uuid::nil()), Some(0));
-    assert_eq!(r.responses.len(), 5, "{:?}", r.responses);
+    assert_eq!(r.responses.len(), 6, "{:?}", r.responses);
+    // An unknown name: Kafka's `UnknownTopicOrPartitionException()`, with no message.
+    let never = r
+        .responses
+        .iter()
+        .find(|t| t.name.as_ref().map(|x| x.as_str()) == Some("never-was"))
+        .expect("answered");
+    assert_eq!(
+        (never.error_code, never.error_message.as_deref()),
+        (UNKNOWN_TOPIC_OR_PARTITION, None)
+    );
     let left = metadata(&mut c, 12, &["twice", "both", "gone"], false);
     let exists = |n: &str| {
         left.topics
@@ -219,7 +239,7 @@ fn create_partitions_checks_its_assignments() {
     let b = BrokerProcess::start(&["node.id=1"]);
     common::create_topic_cli(&b.bootstrap, "grow", "1");
     let mut c = RawClient::connect(&b.bootstrap);
-    let mut grow = |count: i32, assignments: Option<Vec<Vec<i32>>>| {
+    let mut grow_topic = |topic: &str, count: i32, assignments: Option<Vec<Vec<i32>>>| {
         let assignments = assignments.map(|a| {
             a.into_iter()
                 .map(|ids| {
@@ -230,15 +250,18 @@ fn create_partitions_checks_its_assignments() {
         let req = CreatePartitionsRequest::default()
             .with_timeout_ms(5000)
             .with_topics(vec![CreatePartitionsTopic::default()
-                .with_name(name("grow"))
+                .with_name(name(topic))
                 .with_count(count)
                 .with_assignments(assignments)]);
         let r: CreatePartitionsResponse = c.request(ApiKey::CreatePartitions, 3, &req);
         let r = &r.results[0];
-        (
-            r.error_code,
-            r.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default(),
-        )
+        (r.error_code, r.error_message.as_ref().map(|m| m.to_string()))
+    };
+    // An unknown topic: no message, as Kafka's.
+    assert_eq!(grow_topic("never-was", 3, None), (UNKNOWN_TOPIC_OR_PARTITION, None));
+    let mut grow = |count: i32, assignments: Option<Vec<Vec<i32>>>| {
+        let (code, message) = grow_topic("grow", count, assignments);
+        (code, message.unwrap_or_default())
     };
     // Kafka's messages exactly, with nothing of Fjord's before them.
     assert_eq!(

@@ -14,9 +14,17 @@ use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEnc
 /// The broker still answers ApiVersions on a fresh connection.
 fn assert_serving(broker: &BrokerProcess) {
     let mut c = RawClient::connect(&broker.bootstrap);
-    let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &api_versions_request());
     assert_eq!(r.error_code, 0);
     assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16));
+}
+
+/// ApiVersions v3 with a client software name and version, as every client sends.
+fn api_versions_request() -> ApiVersionsRequest {
+    use kafka_protocol::protocol::StrBytes;
+    ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("fjord-test"))
+        .with_client_software_version(StrBytes::from_static_str("1.0"))
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {
@@ -72,7 +80,8 @@ fn unknown_api_key_closes_and_unsupported_api_versions_gets_v0_error() {
     c.send_bytes(&frame(&[0x03, 0xe7, 0, 0, 0, 0, 0, 7, 0xff, 0xff]))
         .unwrap();
     assert!(c.is_closed());
-    // ApiVersions v99: answered in v0 with UNSUPPORTED_VERSION (35) and the list.
+    // ApiVersions v99: answered in v0 with UNSUPPORTED_VERSION (35) and, as Kafka's
+    // `getErrorResponse`, the ApiVersions entry alone: the versions to retry with.
     let mut c = RawClient::connect(&broker.bootstrap);
     c.send_bytes(&frame(&[0, 18, 0, 99, 0, 0, 0, 9, 0xff, 0xff])).unwrap();
     let mut f = c.read_frame().unwrap();
@@ -80,7 +89,42 @@ fn unknown_api_key_closes_and_unsupported_api_versions_gets_v0_error() {
     let _ = bytes::Buf::get_i32(&mut f);
     let r = ApiVersionsResponse::decode(&mut f, 0).unwrap();
     assert_eq!(r.error_code, 35);
-    assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::Fetch as i16));
+    let listed: Vec<(i16, i16, i16)> = r
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, k.min_version, k.max_version))
+        .collect();
+    assert_eq!(listed, [(ApiKey::ApiVersions as i16, 0, 4)]);
+    assert_serving(&broker);
+}
+
+/// ApiVersions v3+ names the client's software; a name or version outside Kafka's
+/// pattern (`[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`) is INVALID_REQUEST with no
+/// list, as Kafka's `ApiVersionsRequest.isValid`.
+#[test]
+fn api_versions_checks_the_client_software_name() {
+    use kafka_protocol::messages::ApiVersionsRequest;
+    use kafka_protocol::protocol::StrBytes;
+    let broker = BrokerProcess::start(&[]);
+    let mut c = RawClient::connect(&broker.bootstrap);
+    let ask = |c: &mut RawClient, name: &'static str, version: &'static str| -> ApiVersionsResponse {
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str(name))
+            .with_client_software_version(StrBytes::from_static_str(version));
+        c.request(ApiKey::ApiVersions, 3, &req)
+    };
+    let good = ask(&mut c, "fjord-test", "1.0.0");
+    assert_eq!(good.error_code, 0);
+    assert!(good.api_keys.iter().any(|k| k.api_key == ApiKey::Fetch as i16));
+    for (name, version) in [
+        ("bad name", "1.0"),
+        ("fjord", "1.0-"),
+        ("", "1"),
+        ("kafka_python", "2.0"),
+    ] {
+        let r = ask(&mut c, name, version);
+        assert_eq!((r.error_code, r.api_keys.len()), (42, 0), "{name:?} {version:?}");
+    }
     assert_serving(&broker);
 }
 
@@ -237,7 +281,7 @@ fn request_larger_than_socket_request_max_bytes_closes() {
 fn extra_and_idle_connections_are_closed() {
     let broker = BrokerProcess::start(&["max.connections=2", "connections.max.idle.ms=1500"]);
     let api_versions = |c: &mut RawClient| {
-        let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &api_versions_request());
         assert_eq!(r.error_code, 0);
     };
     let mut busy = RawClient::connect(&broker.bootstrap);
@@ -298,7 +342,7 @@ fn connections_are_spread_over_the_network_threads() {
     );
     for _ in 0..20 {
         for c in &mut clients {
-            let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+            let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &api_versions_request());
             assert_eq!(r.error_code, 0);
         }
     }
@@ -372,7 +416,7 @@ fn idempotent_producer_duplicates_and_gaps() {
 fn produce_v2_is_advertised_like_kafka_but_refused() {
     let broker = BrokerProcess::start(&[]);
     let mut c = RawClient::connect(&broker.bootstrap);
-    let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let r: ApiVersionsResponse = c.request(ApiKey::ApiVersions, 3, &api_versions_request());
     let produce = r
         .api_keys
         .iter()

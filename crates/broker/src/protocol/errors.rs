@@ -76,6 +76,15 @@ pub fn metadata_error_code(e: &MetadataError) -> i16 {
     }
 }
 
+/// The error message sent with `metadata_error_code`: Kafka's controller's words, or
+/// none where Kafka sends none (an unknown topic: `new UnknownTopicOrPartitionException()`).
+pub fn metadata_error_message(e: &MetadataError) -> Option<String> {
+    match e {
+        MetadataError::UnknownTopic(_) => None,
+        other => Some(other.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,7 +98,7 @@ pub fn create_topics(broker: &Broker, req: CreateTopicsRequest, version: i16) ->
             }
             Err(e) => {
                 r.error_code = errors::metadata_error_code(&e);
-                r.error_message = Some(s(e.to_string()));
+                r.error_message = errors::metadata_error_message(&e).map(s);
             }
         }
         results.push(r);
@@ -236,7 +236,7 @@ pub fn delete_topics(broker: &Broker, req: DeleteTopicsRequest, version: i16) ->
             Ok(t) => r.topic_id = t.topic_id,
             Err(e) => {
                 r.error_code = errors::metadata_error_code(&e);
-                r.error_message = Some(s(e.to_string()));
+                r.error_message = errors::metadata_error_message(&e).map(s);
             }
         }
         r
@@ -370,7 +370,7 @@ pub fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) -> Creat
                 req.validate_only,
             ) {
                 r.error_code = errors::metadata_error_code(&e);
-                r.error_message = Some(s(e.to_string()));
+                r.error_message = errors::metadata_error_message(&e).map(s);
             }
             r
         })

@@ -111,6 +111,7 @@ fn requested_topic(
         MetadataResponseTopic::default()
             .with_name(Some(topic_name(name.clone())))
             .with_error_code(code)
+            .with_is_internal(crate::metadata::is_internal_topic(&name))
     };
     if let Err(e) = crate::metadata::validate_topic_name(&name) {
         return error(errors::metadata_error_code(&e));

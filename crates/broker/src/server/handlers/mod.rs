@@ -49,7 +49,13 @@ pub async fn dispatch(
     let key = raw.api_key;
     let response = match key {
         ApiKey::ApiVersions => {
-            let (resp, v) = api_versions::handle(version);
+            // A version Fjord lacks is answered undecoded (its body may have any shape).
+            let request = if api_versions::is_supported(version) {
+                Some(protocol::decode_body(&mut raw)?)
+            } else {
+                None
+            };
+            let (resp, v) = api_versions::handle(version, request.as_ref());
             version = v;
             ResponseKind::ApiVersions(resp)
         }
