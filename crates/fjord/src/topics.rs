@@ -147,6 +147,18 @@ fn check_args(a: &TopicsArgs) -> Result<()> {
     Ok(())
 }
 
+/// Kafka's `IncludeList`: a regular expression over the whole name, `,` read as `|`,
+/// spaces and surrounding quotes dropped.
+pub fn include_list(raw: &str) -> Result<regex::Regex> {
+    let regex = raw
+        .trim()
+        .replace(',', "|")
+        .replace(' ', "")
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_string();
+    regex::Regex::new(&format!("^(?:{regex})$")).map_err(|_| anyhow!("{regex} is an invalid regex."))
+}
+
 /// The topics `--topic` matches, as Kafka's `IncludeList`: a regular expression over
 /// the whole name, `,` read as `|`, spaces and surrounding quotes dropped; every topic
 /// without `--topic`. Sorted by name.
@@ -155,20 +167,7 @@ fn matching_topics<'a>(
     topic: Option<&str>,
     exclude_internal: bool,
 ) -> Result<Vec<&'a rdkafka::metadata::MetadataTopic>> {
-    let pattern = match topic {
-        Some(raw) => {
-            let regex = raw
-                .trim()
-                .replace(',', "|")
-                .replace(' ', "")
-                .trim_matches(|c| c == '"' || c == '\'')
-                .to_string();
-            let whole =
-                regex::Regex::new(&format!("^(?:{regex})$")).map_err(|_| anyhow!("{regex} is an invalid regex."))?;
-            Some(whole)
-        }
-        None => None,
-    };
+    let pattern = topic.map(include_list).transpose()?;
     let mut out: Vec<_> = md
         .topics()
         .iter()

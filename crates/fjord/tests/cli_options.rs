@@ -693,3 +693,87 @@ fn console_consumer_without_a_group_subscribes_and_waits_for_its_topic() {
     lines.sort();
     assert_eq!(lines, ["a", "b"]);
 }
+
+/// get-offsets selects partitions as Kafka's `GetOffsetShell`: `--topic` a regular
+/// expression over whole names, `--topic-partitions` rules `REGEX[:P | :FIRST-LAST]`
+/// (LAST excluded, `:P` alone for every topic), `--exclude-internal-topics`; lines in
+/// the order of "topic-partition" as a string; Kafka's refusals.
+#[test]
+fn get_offsets_selects_partitions_as_kafkas_get_offset_shell() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let bs = b.bootstrap.as_str();
+    for (topic, partitions) in [("go-a", "3"), ("go-b", "1"), ("other", "1"), ("go-c", "12")] {
+        common::create_topic_cli(bs, topic, partitions);
+    }
+    let (good, _, err) = fjord(
+        &["console-producer", "--bootstrap-server", bs, "--topic", "go-b"],
+        Some("x\ny\n"),
+    );
+    assert!(good, "{err}");
+    let lines = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["get-offsets", "--bootstrap-server", bs];
+        args.extend_from_slice(extra);
+        ok(&args).lines().map(str::to_string).collect()
+    };
+    assert_eq!(
+        lines(&["--topic", "go-[ab]", "--time", "-2"]),
+        ["go-a:0:0", "go-a:1:0", "go-a:2:0", "go-b:0:0"]
+    );
+    assert_eq!(lines(&["--topic", "go-b"]), ["go-b:0:2"], "latest by default");
+    assert_eq!(
+        lines(&["--topic-partitions", "go-a:1-3,other", "--time", "earliest"]),
+        ["go-a:1:0", "go-a:2:0", "other:0:0"]
+    );
+    assert_eq!(
+        lines(&["--topic-partitions", "go-[abc]:-1,other:0", "--time", "-2"]),
+        ["go-a:0:0", "go-b:0:0", "go-c:0:0", "other:0:0"]
+    );
+    // Kafka's order is the string "go-c-10" before "go-c-2".
+    let c = lines(&["--topic", "go-c", "--partitions", "1,2,10", "--time", "-2"]);
+    assert_eq!(c, ["go-c:1:0", "go-c:10:0", "go-c:2:0"]);
+    // Every topic without a filter; internal ones unless excluded.
+    let (good, _, err) = fjord(
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            bs,
+            "--topic",
+            "go-b",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+        ],
+        None,
+    );
+    assert!(good, "{err}");
+    let all = lines(&["--time", "-2"]);
+    assert!(all.iter().any(|l| l.starts_with("__consumer_offsets:")), "{all:?}");
+    assert_eq!(all.len(), 3 + 1 + 1 + 12 + 50);
+    let external = lines(&["--time", "-2", "--exclude-internal-topics"]);
+    assert_eq!(external.len(), 17, "{external:?}");
+    for (args, message) in [
+        (
+            vec!["--topic", "go-a", "--topic-partitions", "go-a:0"],
+            "--topic-partitions cannot be used with --topic or --partitions",
+        ),
+        (
+            vec!["--topic", "go-a", "--time", "soon"],
+            "Malformed time argument soon. Please use -1 or latest / -2 or earliest / -3 or max-timestamp / -4 or earliest-local / -5 or latest-tiered, or a specified long format timestamp",
+        ),
+        (
+            vec!["--topic", "go-a", "--partitions", "0,x"],
+            "--partitions expects a comma separated list of numeric partition ids, but received: 0,x",
+        ),
+        (vec!["--topic-partitions", "go-a:1x"], "Invalid rule specification: go-a:1x"),
+        (
+            vec!["--topic", "nothing-.*"],
+            "Could not match any topic-partitions with the specified filters",
+        ),
+    ] {
+        let mut all = vec!["get-offsets", "--bootstrap-server", bs];
+        all.extend(args);
+        refused(&all, message);
+    }
+}
