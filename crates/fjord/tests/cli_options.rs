@@ -777,3 +777,59 @@ fn get_offsets_selects_partitions_as_kafkas_get_offset_shell() {
         refused(&all, message);
     }
 }
+
+/// dump-log prints as Kafka's `DumpLogSegments`: the "Log starting offset" line, each
+/// batch with deleteHorizonMs, and with --deep-iteration each record's offset,
+/// timestamp, sizes, sequence and header keys, with --print-data-log its key (when
+/// there is one) and payload too.
+#[test]
+fn dump_log_prints_as_kafkas_dump_log_segments() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let b = BrokerProcess::start(&[]);
+    common::create_topic_cli(&b.bootstrap, "dumped", "1");
+    let p: BaseProducer = common::rdkafka_config(&b.bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "100")
+        .create()
+        .expect("producer");
+    let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+        key: "h",
+        value: Some("x"),
+    });
+    p.send(
+        BaseRecord::to("dumped")
+            .key("k0")
+            .payload("v0")
+            .timestamp(1_000)
+            .headers(headers),
+    )
+    .expect("send");
+    p.send(BaseRecord::<(), str>::to("dumped").payload("v1").timestamp(1_001))
+        .expect("send");
+    p.flush(std::time::Duration::from_secs(10)).expect("flush");
+    let segment = b.data_dir.join("dumped-0").join("00000000000000000000.log");
+    let path = segment.to_str().expect("path");
+    let out = ok(&["dump-log", "--files", path, "--print-data-log"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("Dumping {path}"));
+    assert_eq!(lines[1], "Log starting offset: 0");
+    assert!(
+        lines[2].starts_with("baseOffset: 0 ")
+            && lines[2].contains(" isControl: false deleteHorizonMs: OptionalLong.empty position: 0 CreateTime: "),
+        "{out}"
+    );
+    let records: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(
+        records,
+        [
+            "| offset: 0 CreateTime: 1000 keySize: 2 valueSize: 2 sequence: 0 headerKeys: [h] key: k0 payload: v0",
+            "| offset: 1 CreateTime: 1001 keySize: -1 valueSize: 2 sequence: 1 headerKeys: [] payload: v1",
+        ],
+        "{out}"
+    );
+    let deep = ok(&["dump-log", "--files", path, "--deep-iteration"]);
+    assert!(
+        deep.contains("| offset: 1 CreateTime: 1001 keySize: -1 valueSize: 2 sequence: 1 headerKeys: []\n"),
+        "{deep}"
+    );
+}
