@@ -344,6 +344,14 @@ fn create_topics_checks_in_kafkas_order_with_kafkas_messages() {
         (INVALID_CONFIG, "Unknown topic config name: no.such.config".to_string())
     );
     assert_eq!(
+        create("t", 1, 1, &[("remote.storage.enable", "true")]),
+        (
+            INVALID_CONFIG,
+            "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."
+                .to_string()
+        )
+    );
+    assert_eq!(
         create("t", 0, 2, &[]),
         (
             INVALID_PARTITIONS,
@@ -426,4 +434,66 @@ fn endpoint_types_and_log_dir_paths_as_kafka() {
     assert_eq!(describe(&mut c, 7), (115, "Unsupported endpoint type 7".into(), 0));
     let r: DescribeLogDirsResponse = c.request(ApiKey::DescribeLogDirs, 4, &DescribeLogDirsRequest::default());
     assert_eq!(r.results[0].log_dir.as_str(), data.display().to_string());
+}
+
+/// Every topic config Kafka 4 has is known: tiered storage's (accepted, described, and
+/// `remote.storage.enable=true` refused as a Kafka broker without a remote log storage
+/// system refuses it) and the replication throttles (`*` or partition:broker pairs).
+#[test]
+fn tiered_storage_and_throttle_configs_are_kafkas() {
+    let b = BrokerProcess::start(&[]);
+    let create = |topic: &str, configs: &[&str]| {
+        let mut args = vec![
+            "topics",
+            "--bootstrap-server",
+            b.bootstrap.as_str(),
+            "--create",
+            "--topic",
+            topic,
+        ];
+        for c in configs {
+            args.extend(["--config", c]);
+        }
+        common::fjord(&args, None)
+    };
+    let (ok, _, err) = create(
+        "tiered",
+        &[
+            "local.retention.ms=60000",
+            "local.retention.bytes=-2",
+            "remote.log.copy.disable=true",
+            "leader.replication.throttled.replicas=*",
+            "follower.replication.throttled.replicas=0:1",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = common::fjord(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--describe",
+            "--topic",
+            "tiered",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    for shown in [
+        "local.retention.ms=60000",
+        "remote.log.copy.disable=true",
+        "leader.replication.throttled.replicas=*",
+        "follower.replication.throttled.replicas=0:1",
+    ] {
+        assert!(out.contains(shown), "{shown}: {out}");
+    }
+    // Refused (the messages are asserted through CreateTopics in
+    // `create_topics_checks_in_kafkas_order_with_kafkas_messages`).
+    for refused in [
+        "remote.storage.enable=true",
+        "leader.replication.throttled.replicas=0-1",
+    ] {
+        let (ok, _, err) = create("refused", &[refused]);
+        assert!(!ok && err.contains("InvalidConfig"), "{refused}: {err}");
+    }
 }

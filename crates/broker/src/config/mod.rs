@@ -29,6 +29,9 @@ pub enum ConfigError {
     UnknownTopicConfig(String),
     #[error("line {line}: {reason}")]
     Syntax { line: usize, reason: String },
+    /// A value refused for what it asks of the broker; Kafka's message.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The broker's validated configuration. Field names follow Kafka's keys, units last.

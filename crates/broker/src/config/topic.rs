@@ -17,12 +17,20 @@ pub enum ConfigType {
     List,
 }
 
-/// One topic config key: its name, the broker key that sets its default, and its type.
+/// One topic config key: its name, the broker key that sets its default (empty for
+/// the few that have none, as in Kafka's `ServerTopicConfigSynonyms`), and its type.
 #[derive(Debug, Clone, Copy)]
 pub struct TopicConfigKey {
     pub name: &'static str,
     pub broker_key: &'static str,
     pub config_type: ConfigType,
+}
+
+impl TopicConfigKey {
+    /// The broker key that sets this config's default, if there is one.
+    pub fn broker_key(&self) -> Option<&'static str> {
+        (!self.broker_key.is_empty()).then_some(self.broker_key)
+    }
 }
 
 const fn key(name: &'static str, broker_key: &'static str, config_type: ConfigType) -> TopicConfigKey {
@@ -48,7 +56,11 @@ pub const TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
     key("file.delete.delay.ms", "log.segment.delete.delay.ms", ConfigType::Long),
     key("flush.messages", "log.flush.interval.messages", ConfigType::Long),
     key("flush.ms", "log.flush.interval.ms", ConfigType::Long),
+    key("follower.replication.throttled.replicas", "", ConfigType::List),
     key("index.interval.bytes", "log.index.interval.bytes", ConfigType::Int),
+    key("leader.replication.throttled.replicas", "", ConfigType::List),
+    key("local.retention.bytes", "log.local.retention.bytes", ConfigType::Long),
+    key("local.retention.ms", "log.local.retention.ms", ConfigType::Long),
     key(
         "max.compaction.lag.ms",
         "log.cleaner.max.compaction.lag.ms",
@@ -82,6 +94,9 @@ pub const TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
     ),
     key("min.insync.replicas", "min.insync.replicas", ConfigType::Int),
     key("preallocate", "log.preallocate", ConfigType::Boolean),
+    key("remote.log.copy.disable", "", ConfigType::Boolean),
+    key("remote.log.delete.on.disable", "", ConfigType::Boolean),
+    key("remote.storage.enable", "", ConfigType::Boolean),
     key("retention.bytes", "log.retention.bytes", ConfigType::Long),
     key("retention.ms", "log.retention.ms", ConfigType::Long),
     key("segment.bytes", "log.segment.bytes", ConfigType::Int),
@@ -104,7 +119,8 @@ const BROKER_UNIT_SYNONYMS: &[(&str, &str, i64)] = &[
 ];
 
 pub(crate) fn is_broker_topic_key(key: &str) -> bool {
-    TOPIC_CONFIG_KEYS.iter().any(|k| k.broker_key == key) || BROKER_UNIT_SYNONYMS.iter().any(|(b, _, _)| *b == key)
+    TOPIC_CONFIG_KEYS.iter().any(|k| k.broker_key() == Some(key))
+        || BROKER_UNIT_SYNONYMS.iter().any(|(b, _, _)| *b == key)
 }
 
 pub fn topic_key(name: &str) -> Option<&'static TopicConfigKey> {
@@ -142,6 +158,16 @@ pub struct TopicConfig {
     pub segment_jitter_ms: i64,
     pub segment_ms: i64,
     pub unclean_leader_election_enable: bool,
+    /// Tiered storage's configs: accepted and described as Kafka's, with no effect, as
+    /// a Kafka broker without `remote.log.storage.system.enable` has none; enabling
+    /// `remote.storage.enable` is refused as there.
+    pub local_retention_bytes: i64,
+    pub local_retention_ms: i64,
+    pub remote_log_copy_disable: bool,
+    pub remote_log_delete_on_disable: bool,
+    /// Replication throttles ("", "*" or partition:broker pairs): kept for the cluster.
+    pub leader_replication_throttled_replicas: String,
+    pub follower_replication_throttled_replicas: String,
     /// Topic keys whose default was set in the broker's properties (for DescribeConfigs).
     pub broker_set: BTreeSet<&'static str>,
 }
@@ -177,6 +203,12 @@ impl Default for TopicConfig {
             segment_jitter_ms: 0,
             segment_ms: 604_800_000,
             unclean_leader_election_enable: false,
+            local_retention_bytes: -2,
+            local_retention_ms: -2,
+            remote_log_copy_disable: false,
+            remote_log_delete_on_disable: false,
+            leader_replication_throttled_replicas: String::new(),
+            follower_replication_throttled_replicas: String::new(),
             broker_set: BTreeSet::new(),
         }
     }
@@ -197,8 +229,8 @@ impl TopicConfig {
             }
         }
         for k in TOPIC_CONFIG_KEYS {
-            if let Some(v) = props.get(k.broker_key) {
-                config.apply_as(k.name, v, k.broker_key)?;
+            if let Some((broker_key, v)) = k.broker_key().and_then(|b| Some((b, props.get(b)?))) {
+                config.apply_as(k.name, v, broker_key)?;
             }
         }
         Ok(config)
@@ -315,6 +347,25 @@ impl TopicConfig {
             "segment.jitter.ms" => self.segment_jitter_ms = long(0)?,
             "segment.ms" => self.segment_ms = long(1)?,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = parse_bool(shown, value)?,
+            "local.retention.bytes" => self.local_retention_bytes = long(-2)?,
+            "local.retention.ms" => self.local_retention_ms = long(-2)?,
+            "remote.log.copy.disable" => self.remote_log_copy_disable = parse_bool(shown, value)?,
+            "remote.log.delete.on.disable" => self.remote_log_delete_on_disable = parse_bool(shown, value)?,
+            "remote.storage.enable" => {
+                if parse_bool(shown, value)? {
+                    // Kafka's `validateRemoteStorageOnlyIfSystemEnabled`: Fjord has no
+                    // remote log storage system.
+                    return Err(ConfigError::Refused(
+                        "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.".into(),
+                    ));
+                }
+            }
+            "leader.replication.throttled.replicas" => {
+                self.leader_replication_throttled_replicas = throttled_replicas(shown, value)?;
+            }
+            "follower.replication.throttled.replicas" => {
+                self.follower_replication_throttled_replicas = throttled_replicas(shown, value)?;
+            }
             _ => return Err(ConfigError::UnknownTopicConfig(shown.to_string())),
         }
         if shown != name {
@@ -363,9 +414,36 @@ impl TopicConfig {
             "segment.jitter.ms" => self.segment_jitter_ms.to_string(),
             "segment.ms" => self.segment_ms.to_string(),
             "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
+            "local.retention.bytes" => self.local_retention_bytes.to_string(),
+            "local.retention.ms" => self.local_retention_ms.to_string(),
+            "remote.log.copy.disable" => self.remote_log_copy_disable.to_string(),
+            "remote.log.delete.on.disable" => self.remote_log_delete_on_disable.to_string(),
+            "remote.storage.enable" => "false".into(),
+            "leader.replication.throttled.replicas" => self.leader_replication_throttled_replicas.clone(),
+            "follower.replication.throttled.replicas" => self.follower_replication_throttled_replicas.clone(),
             _ => return None,
         })
     }
+}
+
+/// Kafka's `ThrottledReplicaListValidator`: the literal `*`, or a list of
+/// `partition:broker` pairs (empty items allowed). Returned as Kafka lists it.
+fn throttled_replicas(key: &str, value: &str) -> Result<String, ConfigError> {
+    let items: Vec<&str> = value.split(',').map(str::trim).collect();
+    let pair = |s: &str| {
+        s.is_empty()
+            || s.split_once(':').is_some_and(|(p, b)| {
+                !p.is_empty() && !b.is_empty() && p.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+            })
+    };
+    if items.concat() == "*" || items.iter().all(|s| pair(s)) {
+        return Ok(super::split_list(value).join(","));
+    }
+    Err(invalid(
+        key,
+        value,
+        &format!("{key} must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."),
+    ))
 }
 
 #[cfg(test)]
@@ -434,5 +512,39 @@ mod tests {
             .unwrap()
             .validate_values()
             .is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tiered_and_throttle_tests {
+    use super::*;
+
+    #[test]
+    fn tiered_storage_configs_are_kafkas_and_remote_storage_is_refused() {
+        let mut c = TopicConfig::default();
+        assert_eq!(c.get("local.retention.ms").as_deref(), Some("-2"));
+        c.apply("local.retention.bytes", "1000").expect("a size");
+        assert!(c.apply("local.retention.ms", "-3").is_err(), "at least -2");
+        c.apply("remote.storage.enable", "false").expect("false is the default");
+        let refused = c.apply("remote.storage.enable", "true").unwrap_err().to_string();
+        assert_eq!(
+            refused,
+            "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."
+        );
+    }
+
+    #[test]
+    fn throttled_replicas_are_star_or_pairs() {
+        let mut c = TopicConfig::default();
+        c.apply("leader.replication.throttled.replicas", "0:1, 1:2")
+            .expect("pairs");
+        assert_eq!(
+            c.get("leader.replication.throttled.replicas").as_deref(),
+            Some("0:1,1:2")
+        );
+        c.apply("follower.replication.throttled.replicas", "*").expect("star");
+        for bad in ["0:x", "1", "*,0:1", ":1"] {
+            assert!(c.apply("leader.replication.throttled.replicas", bad).is_err(), "{bad}");
+        }
     }
 }

@@ -150,7 +150,10 @@ impl Broker {
         let dynamic = crate::sync::read(&self.dynamic_configs).effective();
         let mut defaults = self.config.topic_defaults.clone();
         for (k, v) in &dynamic {
-            if let Some(spec) = crate::config::TOPIC_CONFIG_KEYS.iter().find(|s| s.broker_key == k) {
+            if let Some(spec) = crate::config::TOPIC_CONFIG_KEYS
+                .iter()
+                .find(|s| s.broker_key() == Some(k.as_str()))
+            {
                 defaults.apply(spec.name, v)?;
             }
         }

@@ -130,7 +130,7 @@ pub(super) fn topic_config_source(
 ) -> i8 {
     if overrides.contains_key(key.name) {
         SOURCE_DYNAMIC_TOPIC
-    } else if let Some((_, level)) = dynamic.get(key.broker_key) {
+    } else if let Some((_, level)) = key.broker_key().and_then(|b| dynamic.get(b)) {
         dynamic_source(level)
     } else if config.broker_set.contains(key.name) {
         SOURCE_STATIC_BROKER
@@ -171,7 +171,7 @@ fn cluster_default_entries(broker: &Broker) -> Vec<Entry> {
     TOPIC_CONFIG_KEYS
         .iter()
         .filter_map(|k| {
-            let value = dynamic.cluster_default.get(k.broker_key)?;
+            let value = dynamic.cluster_default.get(k.broker_key()?)?;
             Some((
                 k.broker_key.to_string(),
                 value.clone(),
@@ -363,7 +363,9 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, Strin
         .topic_defaults()
         .map_err(|e| (errors::code(ResponseError::InvalidConfig), e.to_string()))?;
     let dynamic = read_lock(&broker.dynamic_configs).clone();
-    for k in TOPIC_CONFIG_KEYS {
+    // The topic defaults, under their broker keys (a topic config with no broker key
+    // has no broker default to list).
+    for k in TOPIC_CONFIG_KEYS.iter().filter(|k| k.broker_key().is_some()) {
         let source = if let Some((_, level)) = dynamic.get(k.broker_key) {
             dynamic_source(level)
         } else if defaults.broker_set.contains(k.name) {
@@ -419,7 +421,7 @@ fn apply_broker(
     for (k, v) in &next.effective() {
         let spec = TOPIC_CONFIG_KEYS
             .iter()
-            .find(|s| s.broker_key == k)
+            .find(|s| s.broker_key() == Some(k.as_str()))
             .ok_or_else(|| refused(format!("Cannot update these configs dynamically: Set({k})")))?;
         // Named by the broker key that was set, not the topic key it defaults.
         trial.apply(spec.name, v).map_err(|e: ConfigError| match e {
@@ -549,7 +551,7 @@ fn append_or_subtract(
     let verb = if append { "APPEND" } else { "SUBTRACT" };
     let spec = TOPIC_CONFIG_KEYS.iter().find(|s| {
         if resource_type == BROKER {
-            s.broker_key == key
+            s.broker_key() == Some(key)
         } else {
             s.name == key
         }
