@@ -96,6 +96,43 @@ fn internal_topics_are_auto_created_only_as_their_owner_makes_them() {
                 .with_offset(-1)])]);
     let r: DeleteRecordsResponse = c.request(ApiKey::DeleteRecords, 2, &req);
     assert_eq!(r.topics[0].partitions[0].error_code, INVALID_TOPIC_EXCEPTION);
+    // An internal topic that does not exist is unknown first, as Kafka checks.
+    let missing = DeleteRecordsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(name("__transaction_state"))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(-1)])]);
+    let r: DeleteRecordsResponse = c.request(ApiKey::DeleteRecords, 2, &missing);
+    assert_eq!(r.topics[0].partitions[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+}
+
+/// DeleteRecords naming a partition twice acts on its last offset and answers once, as
+/// Kafka's request handler, which collects the partitions into a map.
+#[test]
+fn delete_records_takes_a_partitions_last_offset() {
+    let b = BrokerProcess::start(&[]);
+    common::create_topic_cli(&b.bootstrap, "trimmed", "1");
+    common::produce_round_robin(&b.bootstrap, "trimmed", 10, 1);
+    let mut c = RawClient::connect(&b.bootstrap);
+    let at = |offset: i64| {
+        DeleteRecordsPartition::default()
+            .with_partition_index(0)
+            .with_offset(offset)
+    };
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(name("trimmed"))
+            .with_partitions(vec![at(5), at(2)])]);
+    let r: DeleteRecordsResponse = c.request(ApiKey::DeleteRecords, 2, &req);
+    let answers: Vec<(i32, i16, i64)> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code, p.low_watermark))
+        .collect();
+    assert_eq!(answers, [(0, 0, 2)]);
 }
 
 /// With no ACLs, Kafka answers every operation a resource type supports when a request

@@ -841,5 +841,34 @@ fn produce_answers_are_kafkas() {
     );
     let p = produce_answer(&mut c, 9, -1, None, "small-segments", batch(2, None).freeze());
     assert_eq!((p.error_code, p.base_offset), (0, 0), "a batch that fits");
+
+    // A partition named twice: appended once, with its last records, answered once.
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
+    use kafka_protocol::messages::produce_response::ProduceResponse;
+    use kafka_protocol::messages::TopicName;
+    common::ensure_topic(&mut c, "twice");
+    let entry = |n: usize| {
+        PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(batch(n, None).freeze()))
+    };
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_static_str("twice")))
+            .with_partition_data(vec![entry(2), entry(3)])]);
+    let r: ProduceResponse = c.request(ApiKey::Produce, 9, &req);
+    let answers: Vec<(i32, i16, i64)> = r.responses[0]
+        .partition_responses
+        .iter()
+        .map(|p| (p.index, p.error_code, p.base_offset))
+        .collect();
+    assert_eq!(answers, [(0, 0, 0)]);
+    assert_eq!(
+        common::list_offsets(&mut c, "twice", -1).1,
+        3,
+        "the last entry's 3 records alone"
+    );
     assert_serving(&broker);
 }

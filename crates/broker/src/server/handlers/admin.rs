@@ -398,6 +398,14 @@ fn assignments_of(t: &CreatePartitionsTopic) -> Option<Vec<Vec<i32>>> {
 }
 
 pub fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    // Kafka's `handleDeleteRecordsRequest` collects the partitions into a map: a
+    // partition named twice is acted on and answered once, with its last offset.
+    let last = super::last_entries(
+        req.topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| (t.name.as_str(), p.partition_index))),
+    );
+    let mut position = 0usize;
     let topics_out = req
         .topics
         .iter()
@@ -405,35 +413,11 @@ pub fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecor
             let parts = t
                 .partitions
                 .iter()
-                .map(|p| {
-                    let mut r = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index)
-                        .with_low_watermark(-1);
-                    // Kafka's `ReplicaManager.deleteRecordsOnLocalLog`: never an internal
-                    // topic's (its records are the broker's own).
-                    let log = if crate::metadata::is_internal_topic(t.name.as_str()) {
-                        Err(errors::code(ResponseError::InvalidTopicException))
-                    } else {
-                        topics::partition_log(broker, t.name.as_str(), p.partition_index)
-                    };
-                    match log {
-                        Err(code) => r.error_code = code,
-                        // Kafka's `Partition.deleteRecordsOnLeader`: records of a topic
-                        // without the delete policy are only ever removed by compaction.
-                        Ok(log) if !log.config().cleanup_policy_delete => {
-                            r.error_code = errors::code(ResponseError::PolicyViolation);
-                        }
-                        Ok(log) => {
-                            // -1 means "up to the high watermark", as in Kafka.
-                            let offset = if p.offset == -1 { log.high_watermark() } else { p.offset };
-                            match log.delete_records_before(offset) {
-                                Ok(low) => r.low_watermark = low,
-                                Err(e) => r.error_code = errors::log_error_code(&e),
-                            }
-                        }
-                    }
-                    r
+                .filter(|_| {
+                    position += 1;
+                    last[position - 1]
                 })
+                .map(|p| delete_partition_records(broker, t.name.as_str(), p.partition_index, p.offset))
                 .collect();
             DeleteRecordsTopicResult::default()
                 .with_name(t.name.clone())
@@ -441,4 +425,32 @@ pub fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecor
         })
         .collect();
     DeleteRecordsResponse::default().with_topics(topics_out)
+}
+
+/// One partition's DeleteRecords, checked in Kafka's order: the partition exists, then
+/// (`ReplicaManager.deleteRecordsOnLocalLog`) it is not an internal topic's, whose
+/// records are the broker's own, then (`Partition.deleteRecordsOnLeader`) its topic has
+/// the delete policy: compacted records are only ever removed by compaction.
+fn delete_partition_records(broker: &Broker, topic: &str, partition: i32, offset: i64) -> DeleteRecordsPartitionResult {
+    let mut r = DeleteRecordsPartitionResult::default()
+        .with_partition_index(partition)
+        .with_low_watermark(-1);
+    match topics::partition_log(broker, topic, partition) {
+        Err(code) => r.error_code = code,
+        Ok(_) if crate::metadata::is_internal_topic(topic) => {
+            r.error_code = errors::code(ResponseError::InvalidTopicException);
+        }
+        Ok(log) if !log.config().cleanup_policy_delete => {
+            r.error_code = errors::code(ResponseError::PolicyViolation);
+        }
+        Ok(log) => {
+            // -1 means "up to the high watermark", as in Kafka.
+            let offset = if offset == -1 { log.high_watermark() } else { offset };
+            match log.delete_records_before(offset) {
+                Ok(low) => r.low_watermark = low,
+                Err(e) => r.error_code = errors::log_error_code(&e),
+            }
+        }
+    }
+    r
 }

@@ -37,6 +37,22 @@ pub enum HandlerError {
     ShuttingDown,
 }
 
+/// For each (topic, partition) entry of a request, in order, whether it is the last
+/// that names its partition: Kafka's handlers collect a request's partitions into
+/// maps, so one named twice is acted on once, with its last entry, and answered once.
+fn last_entries<'a>(entries: impl Iterator<Item = (&'a str, i32)>) -> Vec<bool> {
+    let entries: Vec<(&str, i32)> = entries.collect();
+    let mut last_at = std::collections::HashMap::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        last_at.insert(*entry, i);
+    }
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| last_at.get(e) == Some(&i))
+        .collect()
+}
+
 /// Handles one request; `None` when no response is sent (acks=0 produce).
 pub async fn dispatch(
     broker: &Arc<Broker>,

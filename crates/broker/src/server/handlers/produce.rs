@@ -32,12 +32,19 @@ pub fn handle(
     // is refused. Fjord has no transaction coordinator yet, so with one they are
     // refused too; an id beside plain batches is ignored, as Kafka ignores it.
     let transactional = has_transactional_records(&req);
+    let last = last_occurrences(&req);
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let mut first_error = None;
+    let mut position = 0usize;
     for topic in req.topic_data {
         let name = topic.name.to_string();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
+            position += 1;
+            // A partition named twice: Kafka keeps the last (its request is a map).
+            if !last[position - 1] {
+                continue;
+            }
             let mut resp = PartitionProduceResponse::default()
                 .with_index(p.index)
                 .with_base_offset(-1)
@@ -77,6 +84,18 @@ pub fn handle(
         };
     }
     Ok(Some(ProduceResponse::default().with_responses(responses)))
+}
+
+/// For each partition entry of the request, in order, whether it is the last that
+/// names its partition. Kafka's `handleProduceRequest` collects the partitions into
+/// maps, so a partition named twice is appended once, with its last records, and
+/// answered once.
+fn last_occurrences(req: &ProduceRequest) -> Vec<bool> {
+    super::last_entries(
+        req.topic_data
+            .iter()
+            .flat_map(|t| t.partition_data.iter().map(|p| (t.name.as_str(), p.index))),
+    )
 }
 
 /// One partition's part of a Produce request.
