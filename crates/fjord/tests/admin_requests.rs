@@ -534,3 +534,66 @@ fn tiered_storage_and_throttle_configs_are_kafkas() {
         assert!(!ok && err.contains("InvalidConfig"), "{refused}: {err}");
     }
 }
+
+/// Metadata by topic id as Kafka's `handleTopicMetadataRequest`: a request naming any
+/// topic by id is answered by id alone (name-only entries dropped, a name beside an id
+/// ignored, an unknown id UNKNOWN_TOPIC_ID), and before v12 a topic id or a missing
+/// name makes the whole request INVALID_REQUEST.
+#[test]
+fn metadata_by_topic_id_is_answered_by_id_alone() {
+    let b = BrokerProcess::start(&[]);
+    for t in ["by-name", "by-id"] {
+        common::create_topic_cli(&b.bootstrap, t, "1");
+    }
+    let mut c = RawClient::connect(&b.bootstrap);
+    let id = metadata(&mut c, 12, &["by-id"], false).topics[0].topic_id;
+    let unknown = uuid::Uuid::new_v4();
+    let ask = |c: &mut RawClient, version: i16, topics: Vec<MetadataRequestTopic>| -> MetadataResponse {
+        let req = MetadataRequest::default()
+            .with_topics(Some(topics))
+            .with_allow_auto_topic_creation(true);
+        c.request(ApiKey::Metadata, version, &req)
+    };
+    let answers = |r: &MetadataResponse| -> Vec<(Option<String>, uuid::Uuid, i16)> {
+        r.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id, t.error_code))
+            .collect()
+    };
+    let r = ask(
+        &mut c,
+        12,
+        vec![
+            MetadataRequestTopic::default().with_name(Some(name("by-name"))),
+            MetadataRequestTopic::default()
+                .with_name(Some(name("by-name")))
+                .with_topic_id(id),
+            MetadataRequestTopic::default()
+                .with_name(Some(name("by-name")))
+                .with_topic_id(unknown),
+        ],
+    );
+    let mut got = answers(&r);
+    got.sort_by_key(|a| a.2);
+    assert_eq!(
+        got,
+        [(Some("by-id".to_string()), id, 0), (None, unknown, UNKNOWN_TOPIC_ID)]
+    );
+    let r = ask(
+        &mut c,
+        11,
+        vec![
+            MetadataRequestTopic::default().with_name(Some(name("by-name"))),
+            MetadataRequestTopic::default()
+                .with_name(Some(name("by-id")))
+                .with_topic_id(id),
+        ],
+    );
+    assert_eq!(
+        answers(&r),
+        [
+            (Some("by-name".to_string()), uuid::Uuid::nil(), INVALID_REQUEST),
+            (Some("by-id".to_string()), id, INVALID_REQUEST)
+        ]
+    );
+}

@@ -17,7 +17,20 @@ use std::collections::BTreeMap;
 /// `listener`: the one the request came through. Its advertised address is the one
 /// listed; a listener that is not advertised lists no broker, and its partitions no
 /// leader (LISTENER_NOT_FOUND), as Kafka answers.
-pub fn handle(broker: &Broker, req: MetadataRequest, version: i16, listener: &str) -> MetadataResponse {
+pub fn handle(broker: &Broker, mut req: MetadataRequest, version: i16, listener: &str) -> MetadataResponse {
+    if let Some(refused) = invalid_topic_ids(&req, version) {
+        return refused;
+    }
+    // Kafka's `handleTopicMetadataRequest`: a request naming any topic by id is answered
+    // by id alone; its entries with a name only are dropped.
+    if let Some(topics) = req.topics.as_mut() {
+        if topics.iter().any(|t| !t.topic_id.is_nil()) {
+            topics.retain(|t| !t.topic_id.is_nil());
+            for t in topics.iter_mut() {
+                t.name = None;
+            }
+        }
+    }
     let node = broker.node_id();
     let advertised = broker.advertised(listener);
     let brokers: Vec<MetadataResponseBroker> = advertised
@@ -84,6 +97,27 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16, listener: &st
         resp.cluster_authorized_operations = super::CLUSTER_AUTHORIZED_OPERATIONS;
     }
     resp
+}
+
+/// Kafka's check before v12, which has no topic ids: a topic without a name, or with
+/// an id, makes the whole request INVALID_REQUEST (`MetadataRequest.getErrorResponse`:
+/// every topic named back with the error, and nothing else).
+fn invalid_topic_ids(req: &MetadataRequest, version: i16) -> Option<MetadataResponse> {
+    let topics = req.topics.as_ref()?;
+    let invalid = version < 12 && topics.iter().any(|t| t.name.is_none() || !t.topic_id.is_nil());
+    if !invalid {
+        return None;
+    }
+    let refused = topics
+        .iter()
+        .map(|t| {
+            MetadataResponseTopic::default()
+                .with_name(Some(t.name.clone().unwrap_or_else(|| topic_name(String::new()))))
+                .with_topic_id(t.topic_id)
+                .with_error_code(errors::code(ResponseError::InvalidRequest))
+        })
+        .collect();
+    Some(MetadataResponse::default().with_topics(refused))
 }
 
 fn requested_topic(
