@@ -89,5 +89,10 @@ pub fn to_group_coordinator<Q: Encodable, R: Decodable>(
     body: &Q,
 ) -> Result<R> {
     let (_, host, port) = find_coordinator(bootstrap, group)?;
+    to_broker(&host, port, key, version, body)
+}
+
+/// Sends `body` to the broker at `host:port`.
+pub fn to_broker<Q: Encodable, R: Decodable>(host: &str, port: i32, key: ApiKey, version: i16, body: &Q) -> Result<R> {
     request(&format!("{host}:{port}"), key, version, body)
 }

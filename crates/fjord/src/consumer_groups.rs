@@ -325,8 +325,8 @@ fn describe_group(args: &Args, group: &str) -> Result<Group> {
     let bootstrap = &args.connect.bootstrap()?;
     let coordinator = crate::admin_request::find_coordinator(bootstrap, group)?;
     let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_string(group.to_string()))]);
-    let mut r: DescribeGroupsResponse =
-        crate::admin_request::to_group_coordinator(bootstrap, group, ApiKey::DescribeGroups, 5, &req)?;
+    let (_, host, port) = &coordinator;
+    let mut r: DescribeGroupsResponse = crate::admin_request::to_broker(host, *port, ApiKey::DescribeGroups, 5, &req)?;
     let Some(g) = r.groups.pop() else {
         bail!("describing group '{group}': no answer for it");
     };
