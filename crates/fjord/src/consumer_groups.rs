@@ -65,6 +65,17 @@ pub struct Args {
     /// ISO-8601 duration back from now, e.g. PT1H or P1DT2H.
     #[arg(long = "by-duration")]
     pub by_duration: Option<String>,
+    /// With --reset-offsets: each partition to its committed offset (the log end
+    /// where there is none), as a plan to --export.
+    #[arg(long = "to-current")]
+    pub to_current: bool,
+    /// With --reset-offsets: the offsets in a CSV file (topic,partition,offset, or
+    /// group,topic,partition,offset), as --export writes them.
+    #[arg(long = "from-file")]
+    pub from_file: Option<std::path::PathBuf>,
+    /// With --reset-offsets: print the plan as CSV instead of a table.
+    #[arg(long)]
+    pub export: bool,
     #[arg(long = "dry-run")]
     pub dry_run: bool,
     #[arg(long)]
@@ -96,8 +107,11 @@ pub fn run(args: Args) -> Result<()> {
     // Each group on its own, as Kafka's tool: one that cannot be described or reset is
     // reported and the others go on; the run then exits non-zero.
     let mut failed = 0;
+    // An exported plan is one CSV: no line between groups, one after it (Kafka's
+    // `println` of the whole).
+    let export = args.reset_offsets && args.export;
     for (i, group) in groups.iter().enumerate() {
-        if i > 0 {
+        if i > 0 && !export {
             outln!();
         }
         let done = if args.reset_offsets {
@@ -109,6 +123,9 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("Error: {e:#}");
             failed += 1;
         }
+    }
+    if export {
+        outln!();
     }
     if failed > 0 {
         bail!("{failed} of {} groups failed", groups.len());
@@ -198,6 +215,8 @@ fn check_args(a: &Args) -> Result<()> {
         ("to-earliest", a.to_earliest),
         ("to-latest", a.to_latest),
         ("shift-by", a.shift_by.is_some()),
+        ("from-file", a.from_file.is_some()),
+        ("to-current", a.to_current),
     ];
     let used: Vec<&str> = scenarios.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
     if a.reset_offsets {
@@ -211,9 +230,9 @@ fn check_args(a: &Args) -> Result<()> {
             bail!("Option \"[{first}]\" can't be used with option \"[{second}]\"");
         }
         if used.is_empty() {
-            bail!("Option '[reset-offsets]' requires one of the following scenarios: [to-offset, to-datetime, by-duration, to-earliest, to-latest, shift-by]");
+            bail!("Option '[reset-offsets]' requires one of the following scenarios: [to-offset, to-datetime, by-duration, to-earliest, to-latest, shift-by, from-file, to-current]");
         }
-        if a.topic.is_empty() && !a.all_topics {
+        if a.topic.is_empty() && !a.all_topics && a.from_file.is_none() {
             bail!("One of the reset scopes should be defined: --all-topics, --topic.");
         }
     } else if let Some(first) = used.first() {
@@ -585,62 +604,61 @@ fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
     // and an active group's refusal is printed whatever the mode, with the empty plan.
     if state != "Empty" && state != "Dead" {
         outln!("\nError: Assignments can only be reset if the group '{group}' is inactive, but the current state is {state}.");
-        outln!("{:<24} {:<24} {:<10} NEW-OFFSET", "GROUP", "TOPIC", "PARTITION");
+        if !args.export {
+            outln!("{:<24} {:<24} {:<10} NEW-OFFSET", "GROUP", "TOPIC", "PARTITION");
+        }
         return Ok(());
     }
     let committed = committed(args, group, base, None)?;
-    let mut targets: Vec<(String, i32)> = Vec::new();
-    // As Kafka's `getPartitionsToReset`: --all-topics, else the --topic list.
-    if args.all_topics {
-        targets.extend(committed.keys().cloned());
-    } else {
-        for spec in &args.topic {
-            let (topic, partitions) = spec_partitions(base, spec)?;
-            targets.extend(partitions.into_iter().map(|p| (topic.clone(), p)));
+    let plan = match &args.from_file {
+        Some(path) => from_file(args, group, path)?,
+        None => {
+            let mut targets: Vec<(String, i32)> = Vec::new();
+            // As Kafka's `getPartitionsToReset`: --all-topics, else the --topic list.
+            if args.all_topics {
+                targets.extend(committed.keys().cloned());
+            } else {
+                for spec in &args.topic {
+                    let (topic, partitions) = spec_partitions(base, spec)?;
+                    targets.extend(partitions.into_iter().map(|p| (topic.clone(), p)));
+                }
+            }
+            targets.sort();
+            targets.dedup();
+            targets
+                .into_iter()
+                .map(|tp| Ok((tp.0.clone(), tp.1, scenario_offset(args, base, &committed, &tp)?)))
+                .collect::<Result<Vec<_>>>()?
         }
-    }
-    targets.sort();
-    targets.dedup();
+    };
     // A group with no committed offsets under --all-topics has an empty plan, as in
     // Kafka's tool: the header alone.
-    let by_time = match (&args.to_datetime, &args.by_duration) {
-        (Some(d), _) => Some(parse_datetime(d)?),
-        (None, Some(d)) => Some(now_ms() - parse_duration(d)?),
-        _ => None,
-    };
-    let mut new_offsets = Vec::new();
-    for (topic, partition) in &targets {
-        let (low, high) = base.fetch_watermarks(topic, *partition, TIMEOUT)?;
-        let current = committed.get(&(topic.clone(), *partition)).copied();
-        let target = if args.to_earliest {
-            low
-        } else if args.to_latest {
-            high
-        } else if let Some(o) = args.to_offset {
-            o
-        } else if let Some(n) = args.shift_by {
-            let Some(current) = current else {
-                bail!(
-                    "Cannot shift offset for partition {topic}-{partition} since there is no current committed offset"
-                );
-            };
-            current + n
-        } else if let Some(ts) = by_time {
-            offset_for_time(base, topic, *partition, ts)?.unwrap_or(high)
+    let mut new_offsets = Vec::with_capacity(plan.len());
+    for (topic, partition, target) in plan {
+        // Kafka's tool takes an offset out of range to the nearest end, and says so;
+        // --to-current keeps the committed offsets as they are.
+        let offset = if args.to_current {
+            target
         } else {
-            unreachable!("check_args requires a scenario");
+            in_range(base, &topic, partition, target)?
         };
-        // Kafka's tool takes an offset out of range to the nearest end, and says so.
-        if target > high {
-            eprintln!("WARN: New offset ({target}) is higher than latest offset for topic partition {topic}-{partition}. Value will be set to {high}");
-        } else if target < low {
-            eprintln!("WARN: New offset ({target}) is lower than earliest offset for topic partition {topic}-{partition}. Value will be set to {low}");
-        }
-        new_offsets.push((topic.clone(), *partition, target.clamp(low, high)));
+        new_offsets.push((topic, partition, offset));
     }
-    outln!("{:<24} {:<24} {:<10} NEW-OFFSET", "GROUP", "TOPIC", "PARTITION");
-    for (t, p, o) in &new_offsets {
-        outln!("{group:<24} {t:<24} {p:<10} {o}");
+    if args.export {
+        // Kafka's `exportOffsetsToCsv`: the group named only when several are.
+        let multi = args.group.len() != 1;
+        for (t, p, o) in &new_offsets {
+            if multi {
+                outln!("{group},{t},{p},{o}");
+            } else {
+                outln!("{t},{p},{o}");
+            }
+        }
+    } else {
+        outln!("{:<24} {:<24} {:<10} NEW-OFFSET", "GROUP", "TOPIC", "PARTITION");
+        for (t, p, o) in &new_offsets {
+            outln!("{group:<24} {t:<24} {p:<10} {o}");
+        }
     }
     if args.execute && !new_offsets.is_empty() {
         let mut tpl = TopicPartitionList::new();
@@ -653,6 +671,81 @@ fn reset(args: &Args, group: &str, base: &BaseConsumer) -> Result<()> {
         eprintln!("WARN: No action will be performed as the --execute option is missing. You should add the --dry-run option explicitly if you are scripting this command.");
     }
     Ok(())
+}
+
+/// The offset a reset scenario gives `tp` (before the range check).
+fn scenario_offset(
+    args: &Args,
+    base: &BaseConsumer,
+    committed: &BTreeMap<(String, i32), i64>,
+    tp: &(String, i32),
+) -> Result<i64> {
+    let (topic, partition) = (tp.0.as_str(), tp.1);
+    let (low, high) = base.fetch_watermarks(topic, partition, TIMEOUT)?;
+    let current = committed.get(tp).copied();
+    let by_time = match (&args.to_datetime, &args.by_duration) {
+        (Some(d), _) => Some(parse_datetime(d)?),
+        (None, Some(d)) => Some(now_ms() - parse_duration(d)?),
+        _ => None,
+    };
+    Ok(if args.to_earliest {
+        low
+    } else if args.to_latest {
+        high
+    } else if let Some(o) = args.to_offset {
+        o
+    } else if let Some(n) = args.shift_by {
+        let Some(current) = current else {
+            bail!("Cannot shift offset for partition {topic}-{partition} since there is no current committed offset");
+        };
+        current + n
+    } else if let Some(ts) = by_time {
+        offset_for_time(base, topic, partition, ts)?.unwrap_or(high)
+    } else if args.to_current {
+        // Kafka's: the committed offset, or the log end where there is none.
+        current.unwrap_or(high)
+    } else {
+        unreachable!("check_args requires a scenario");
+    })
+}
+
+/// Kafka's `checkOffsetsRange`: an offset past either end is set to that end, with a
+/// warning.
+fn in_range(base: &BaseConsumer, topic: &str, partition: i32, target: i64) -> Result<i64> {
+    let (low, high) = base.fetch_watermarks(topic, partition, TIMEOUT)?;
+    if target > high {
+        eprintln!("WARN: New offset ({target}) is higher than latest offset for topic partition {topic}-{partition}. Value will be set to {high}");
+    } else if target < low {
+        eprintln!("WARN: New offset ({target}) is lower than earliest offset for topic partition {topic}-{partition}. Value will be set to {low}");
+    }
+    Ok(target.clamp(low, high))
+}
+
+/// `--from-file`: the plan for `group` in a CSV file, as Kafka's `parseResetPlan` reads
+/// it: `topic,partition,offset` lines when one group is named and the first line has
+/// three fields, else `group,topic,partition,offset` lines (those of `group` taken).
+fn from_file(args: &Args, group: &str, path: &std::path::Path) -> Result<Vec<(String, i32, i64)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let without_group = args.group.len() == 1 && lines.first().is_some_and(|l| l.split(',').count() == 3);
+    let mut plan = Vec::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let (g, rest) = match (without_group, fields.as_slice()) {
+            (true, [t, p, o]) => (group, [*t, *p, *o]),
+            (false, [g, t, p, o]) => (*g, [*t, *p, *o]),
+            _ => bail!("Invalid line in the reset plan {}: {line}", path.display()),
+        };
+        let invalid = || anyhow!("Invalid line in the reset plan {}: {line}", path.display());
+        if g == group {
+            plan.push((
+                rest[0].to_string(),
+                rest[1].parse().map_err(|_| invalid())?,
+                rest[2].parse().map_err(|_| invalid())?,
+            ));
+        }
+    }
+    Ok(plan)
 }
 
 /// OffsetDelete, which the rdkafka crate does not expose: sent by `admin_request`.

@@ -964,3 +964,83 @@ fn describe_state_and_members_print_kafkas_tables() {
         )
     );
 }
+
+/// `--reset-offsets --to-current`, `--export` and `--from-file`, as Kafka's tool: the
+/// current plan (committed offsets, the log end where there is none) exported as CSV
+/// (`topic,partition,offset` for one group, with the group first for several), and a
+/// plan read back from such a file and executed.
+#[test]
+fn reset_plans_export_to_csv_and_execute_from_a_file() {
+    let b = BrokerProcess::start(&[]);
+    let bs = b.bootstrap.as_str();
+    create(bs, "ex", "2");
+    produce(bs, "ex", 10, 2);
+    let cg = |rest: &[&str]| {
+        let mut args = vec!["consumer-groups", "--bootstrap-server", bs, "--reset-offsets"];
+        args.extend_from_slice(rest);
+        let (ok, out, err) = common::fjord(&args, None);
+        assert!(ok, "{args:?}: {err}");
+        out
+    };
+    cg(&["--group", "exp", "--topic", "ex:0", "--to-offset", "2", "--execute"]);
+    // Partition 1 has no committed offset: its log end (5 of the 10 records).
+    assert_eq!(
+        cg(&[
+            "--group",
+            "exp",
+            "--topic",
+            "ex",
+            "--to-current",
+            "--export",
+            "--dry-run"
+        ]),
+        "ex,0,2\nex,1,5\n\n"
+    );
+    let plan = b.data_dir.with_extension("plan.csv");
+    std::fs::write(&plan, "ex,0,1\nex,1,3\n").expect("plan");
+    let path = plan.to_str().expect("path");
+    cg(&["--group", "exp", "--from-file", path, "--execute"]);
+    assert_eq!(
+        cg(&[
+            "--group",
+            "exp",
+            "--topic",
+            "ex",
+            "--to-current",
+            "--export",
+            "--dry-run"
+        ]),
+        "ex,0,1\nex,1,3\n\n"
+    );
+    // Several groups: the group first, one CSV.
+    cg(&["--group", "exp2", "--topic", "ex:1", "--to-offset", "4", "--execute"]);
+    assert_eq!(
+        cg(&[
+            "--group",
+            "exp",
+            "--group",
+            "exp2",
+            "--all-topics",
+            "--to-current",
+            "--export",
+            "--dry-run"
+        ]),
+        "exp,ex,0,1\nexp,ex,1,3\nexp2,ex,1,4\n\n"
+    );
+    // An offset past the log end (5) is set to it, as Kafka's `checkOffsetsRange`.
+    std::fs::write(&plan, "exp,ex,0,5\nexp2,ex,1,9\n").expect("plan");
+    cg(&["--group", "exp", "--group", "exp2", "--from-file", path, "--execute"]);
+    assert_eq!(
+        cg(&[
+            "--group",
+            "exp",
+            "--group",
+            "exp2",
+            "--all-topics",
+            "--to-current",
+            "--export",
+            "--dry-run"
+        ]),
+        "exp,ex,0,5\nexp,ex,1,3\nexp2,ex,1,5\n\n"
+    );
+}
