@@ -825,9 +825,21 @@ fn produce_answers_are_kafkas() {
     let p = produce_answer(&mut c, 9, 2, None, "plain", batch(1, None).freeze());
     assert_eq!(p.error_code, INVALID_REQUIRED_ACKS);
 
+    // A negative producer id other than -1 is no producer id either (Kafka's
+    // `hasProducerId`): a plain batch, without a sequence.
+    let p = produce_answer(
+        &mut c,
+        9,
+        -1,
+        None,
+        "plain",
+        encoded_batch(2, Some((-2, -1, -1)), Compression::None, 1_700_000_000_000).freeze(),
+    );
+    assert_eq!(p.error_code, 0, "{p:?}");
+
     // A transactional id beside a plain batch is ignored.
     let p = produce_answer(&mut c, 9, -1, Some("tx"), "plain", batch(2, None).freeze());
-    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    assert_eq!((p.error_code, p.base_offset), (0, 2));
 
     // min.insync.replicas=2 with one replica: acks=all is met.
     let p = produce_answer(&mut c, 9, -1, None, "min-isr", batch(2, None).freeze());

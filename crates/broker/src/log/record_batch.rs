@@ -214,8 +214,10 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
     }
+    /// Kafka's `hasProducerId` (`NO_PRODUCER_ID < producerId`): any negative id is
+    /// none, so a batch with id -2 is a plain one.
     pub fn has_producer_id(&self) -> bool {
-        self.producer_id != NO_PRODUCER_ID
+        self.producer_id > NO_PRODUCER_ID
     }
     pub fn last_sequence(&self) -> i32 {
         if self.base_sequence < 0 {
